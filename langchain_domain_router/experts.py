@@ -1,0 +1,194 @@
+"""Expert chat models: resolving profiles, the offline expert, and calls with retry/timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeoutError
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import RunnableConfig
+from typing_extensions import override
+
+from langchain_domain_router.config import ExpertProfile
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_MODEL = "offline"
+"""The ``model`` value that asks for the offline expert explicitly."""
+
+
+def resolve_chat_model(profile: ExpertProfile) -> tuple[BaseChatModel | None, str | None]:
+    """Build the chat model of ``profile``.
+
+    Args:
+        profile: The expert profile.
+
+    Returns:
+        ``(model, None)`` when the model is available, or ``(None, why)`` when it is
+        not (``"offline"`` asked for, a missing API key, a missing provider package):
+        the offline expert then answers in its place.
+    """
+    if isinstance(profile.model, BaseChatModel):
+        return profile.model, None
+    if profile.model == OFFLINE_MODEL:
+        return None, "the profile asks for the offline expert"
+    from langchain.chat_models import init_chat_model
+
+    try:
+        return init_chat_model(profile.model, **profile.model_kwargs), None
+    except Exception as exc:  # noqa: BLE001 - any provider failure means "unreachable"
+        first_sentence = str(exc).split(". ")[0].rstrip(".")
+        return None, f"{type(exc).__name__}: {first_sentence}"
+
+
+class OfflineExpert(BaseChatModel):
+    """A stand-in expert that explains where a question would go, instead of answering.
+
+    It is used when an expert's model cannot be reached (no API key, no endpoint), so the
+    routing graph runs end to end offline. Its text always starts with
+    ``[offline expert]``: it never pretends to be an LLM answer.
+
+    Example:
+        ```python
+        expert = OfflineExpert(expert="law", target_model="openai:gpt-4o", reason="...")
+        expert.invoke("근저당권이란?").content
+        ```
+    """
+
+    expert: str
+    """The expert that would answer."""
+    target_model: str
+    """The model that would answer."""
+    reason: str
+    """Why the question went to ``expert``."""
+    unavailable: str | None = None
+    """Why the model could not be used."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "domain-router-offline"
+
+    def _text(self) -> str:
+        lines = [
+            "[offline expert] 답변 모델에 연결되지 않아 라우팅 결과만 알려 드립니다.",
+            f"This question would be answered by expert '{self.expert}' "
+            f"(model: {self.target_model}).",
+            f"Why: {self.reason}.",
+        ]
+        if self.unavailable:
+            lines.append(f"Model not used: {self.unavailable}.")
+        lines.append(
+            "Set OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server) "
+            "or configure the experts to get real answers."
+        )
+        return "\n".join(lines)
+
+    @override
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = AIMessage(content=self._text(), response_metadata={"offline": True})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @override
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for line in self._text().splitlines(keepends=True):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=line))
+            if run_manager:
+                run_manager.on_llm_new_token(line, chunk=chunk)
+            yield chunk
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content="", response_metadata={"offline": True})
+        )
+
+
+class ExpertCallError(RuntimeError):
+    """An expert failed on every attempt."""
+
+
+def _run_with_timeout(
+    model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig, timeout: float
+) -> BaseMessage:
+    # A thread is the only portable way to bound a blocking call; a hung call keeps its
+    # thread until it returns, but the graph moves on to the fallback.
+    executor = ThreadPoolExecutor(max_workers=1)
+    context = contextvars.copy_context()
+    future = executor.submit(context.run, model.invoke, list(messages), config)
+    try:
+        return future.result(timeout=timeout)
+    finally:
+        executor.shutdown(wait=False)
+
+
+def _failure(profile: ExpertProfile, exc: BaseException, timeout: float) -> str:
+    if isinstance(exc, FutureTimeoutError | asyncio.TimeoutError):
+        return f"timed out after {timeout:g}s"
+    return f"{type(exc).__name__}: {exc}"
+
+
+def call_expert(
+    model: BaseChatModel,
+    profile: ExpertProfile,
+    messages: Sequence[BaseMessage],
+    config: RunnableConfig,
+) -> BaseMessage:
+    """Call an expert with the profile's timeout, retrying up to ``max_retries`` times.
+
+    Raises:
+        ExpertCallError: If every attempt failed or timed out.
+    """
+    errors = []
+    for _ in range(profile.max_retries + 1):
+        try:
+            return _run_with_timeout(model, messages, config, profile.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
+            errors.append(_failure(profile, exc, profile.timeout_s))
+            logger.warning("expert %r failed: %s", profile.name, errors[-1])
+    raise ExpertCallError("; ".join(errors))
+
+
+async def acall_expert(
+    model: BaseChatModel,
+    profile: ExpertProfile,
+    messages: Sequence[BaseMessage],
+    config: RunnableConfig,
+) -> BaseMessage:
+    """Async ``call_expert``: the timeout cancels the call.
+
+    Raises:
+        ExpertCallError: If every attempt failed or timed out.
+    """
+    errors = []
+    for _ in range(profile.max_retries + 1):
+        try:
+            return await asyncio.wait_for(
+                model.ainvoke(list(messages), config), timeout=profile.timeout_s
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
+            errors.append(_failure(profile, exc, profile.timeout_s))
+            logger.warning("expert %r failed: %s", profile.name, errors[-1])
+    raise ExpertCallError("; ".join(errors))
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since ``start`` (a ``time.perf_counter()`` value)."""
+    return (time.perf_counter() - start) * 1000
