@@ -14,7 +14,12 @@ from langchain_domain_router._taxonomy import (
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import ClassifierSettings, ExpertProfile, RouterConfig
 from langchain_domain_router.experts import OfflineExpert
-from langchain_domain_router.graph import ROUTING_EVENT, RouterState, build_router_graph
+from langchain_domain_router.graph import (
+    ROUTING_COMPLETE_EVENT,
+    ROUTING_EVENT,
+    RouterState,
+    build_router_graph,
+)
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import (
     DomainPrediction,
@@ -25,6 +30,7 @@ from langchain_domain_router.schema import (
 
 __all__ = [
     "KMMLU_DOMAINS",
+    "ROUTING_COMPLETE_EVENT",
     "ROUTING_EVENT",
     "SUPERCATEGORIES",
     "ClassifierSettings",

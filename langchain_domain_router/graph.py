@@ -38,7 +38,20 @@ from langchain_domain_router.schema import DomainPrediction, RoutingDecision
 logger = logging.getLogger(__name__)
 
 ROUTING_EVENT = "routing_decision"
-"""Name of the custom stream event that carries each routing decision."""
+"""Custom stream event sent when ``classify`` has chosen the expert."""
+ROUTING_COMPLETE_EVENT = "routing_complete"
+"""Custom stream event sent with the final record (latencies, usage, cost) after the
+answer; audit sinks listen for it."""
+
+
+def _emit(name: str, routing: dict[str, Any], config: RunnableConfig) -> None:
+    get_stream_writer()({"event": name, "routing": routing})
+    dispatch_custom_event(name, routing, config=config)
+
+
+async def _aemit(name: str, routing: dict[str, Any], config: RunnableConfig) -> None:
+    get_stream_writer()({"event": name, "routing": routing})
+    await adispatch_custom_event(name, routing, config=config)
 
 
 class RouterInputState(TypedDict, total=False):
@@ -110,7 +123,6 @@ class _ClassifyNode:
             prediction, self.config, self.thresholds, classifier_latency_ms=elapsed_ms(start)
         )
         routing = decision.model_dump(mode="json")
-        get_stream_writer()({"event": ROUTING_EVENT, "routing": routing})
         update = {
             "messages": new,
             "question": str(conversation[-1].text),
@@ -125,7 +137,7 @@ class _ClassifyNode:
         start = time.perf_counter()
         prediction = self.classifier.invoke(conversation, config)
         update, routing = self._update(prediction, start, conversation, new)
-        dispatch_custom_event(ROUTING_EVENT, routing, config=config)
+        _emit(ROUTING_EVENT, routing, config)
         return update
 
     async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
@@ -133,7 +145,7 @@ class _ClassifyNode:
         start = time.perf_counter()
         prediction = await self.classifier.ainvoke(conversation, config)
         update, routing = self._update(prediction, start, conversation, new)
-        await adispatch_custom_event(ROUTING_EVENT, routing, config=config)
+        await _aemit(ROUTING_EVENT, routing, config)
         return update
 
 
@@ -219,7 +231,9 @@ class _ExpertNode:
                 return update
             model = self._offline(decision, str(exc))
             reply = model.invoke(prompt, config)
-        return self._answered(decision, reply, start, isinstance(model, OfflineExpert))
+        update = self._answered(decision, reply, start, isinstance(model, OfflineExpert))
+        _emit(ROUTING_COMPLETE_EVENT, update["routing"], config)
+        return update
 
     async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         decision, prompt, model = self._prepare(state)
@@ -232,7 +246,9 @@ class _ExpertNode:
                 return update
             model = self._offline(decision, str(exc))
             reply = await model.ainvoke(prompt, config)
-        return self._answered(decision, reply, start, isinstance(model, OfflineExpert))
+        update = self._answered(decision, reply, start, isinstance(model, OfflineExpert))
+        await _aemit(ROUTING_COMPLETE_EVENT, update["routing"], config)
+        return update
 
 
 def _after_expert(state: RouterState) -> Literal["general", "__end__"]:

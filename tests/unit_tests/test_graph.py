@@ -9,6 +9,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.message import add_messages
 
 from langchain_domain_router import (
+    ROUTING_COMPLETE_EVENT,
     ROUTING_EVENT,
     DomainClassifier,
     ExpertProfile,
@@ -179,9 +180,11 @@ def test_routing_decision_is_a_custom_stream_event(classifier_for):
     graph = build_router_graph(
         make_config(math=fake_expert("미분은")), classifier=classifier_for({"Math": 10.0})
     )
-    custom = [c for c in graph.stream({"question": "미분"}, stream_mode="custom")]
-    assert custom[0]["event"] == ROUTING_EVENT
+    custom = list(graph.stream({"question": "미분"}, stream_mode="custom"))
+    assert [c["event"] for c in custom] == [ROUTING_EVENT, ROUTING_COMPLETE_EVENT]
     assert custom[0]["routing"]["expert"] == "math"
+    assert custom[0]["routing"]["expert_latency_ms"] is None
+    assert custom[1]["routing"]["expert_latency_ms"] is not None
 
 
 def test_empty_question_is_a_clear_error(classifier_for):
