@@ -18,7 +18,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import RunnableConfig
 from typing_extensions import override
 
-from langchain_domain_router.config import ExpertProfile
+from langchain_domain_router.config import CandidateModel, ExpertProfile
 
 logger = logging.getLogger(__name__)
 
@@ -26,25 +26,25 @@ OFFLINE_MODEL = "offline"
 """The ``model`` value that asks for the offline expert explicitly."""
 
 
-def resolve_chat_model(profile: ExpertProfile) -> tuple[BaseChatModel | None, str | None]:
-    """Build the chat model of ``profile``.
+def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None, str | None]:
+    """Build the chat model of an expert's candidate.
 
     Args:
-        profile: The expert profile.
+        candidate: The candidate model (see ``ExpertProfile.options``).
 
     Returns:
         ``(model, None)`` when the model is available, or ``(None, why)`` when it is
         not (``"offline"`` asked for, a missing API key, a missing provider package):
         the offline expert then answers in its place.
     """
-    if isinstance(profile.model, BaseChatModel):
-        return profile.model, None
-    if profile.model == OFFLINE_MODEL:
+    if isinstance(candidate.model, BaseChatModel):
+        return candidate.model, None
+    if candidate.model == OFFLINE_MODEL:
         return None, "the profile asks for the offline expert"
     from langchain.chat_models import init_chat_model
 
     try:
-        return init_chat_model(profile.model, **profile.model_kwargs), None
+        return init_chat_model(candidate.model, **candidate.model_kwargs), None
     except Exception as exc:  # noqa: BLE001 - any provider failure means "unreachable"
         first_sentence = str(exc).split(". ")[0].rstrip(".")
         return None, f"{type(exc).__name__}: {first_sentence}"

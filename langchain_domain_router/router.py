@@ -13,12 +13,13 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
 from pydantic import ConfigDict
 from typing_extensions import override
 
 from langchain_domain_router._inputs import RouterInput, extract_question
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import CLASSIFY_NODE, RouterConfig
+from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
 from langchain_domain_router.graph import build_router_graph
 
 
@@ -50,6 +51,46 @@ def _final_message(state: Mapping[str, Any]) -> AIMessage:
         msg = "the routing graph ended without an answer"
         raise RuntimeError(msg)
     return message
+
+
+_MODES: list[StreamMode] = ["messages", "values", "custom"]
+
+
+class _AnswerTokens:
+    """Picks the answer's tokens out of the graph's stream.
+
+    Tokens come from the answering expert's model; in a fan-out the two experts answer
+    side by side, so only the merged message is passed on.
+    """
+
+    def __init__(self, answer_nodes: frozenset[str]) -> None:
+        self.answer_nodes = answer_nodes
+        self.fan_out = False
+        self.state: dict[str, Any] | None = None
+
+    def feed(self, mode: str, chunk: Any) -> AIMessageChunk | None:
+        if mode == "values":
+            self.state = chunk
+        elif mode == "custom":
+            self.fan_out |= chunk.get("routing", {}).get("reason") == "fan_out"
+        else:
+            message, metadata = chunk
+            node = metadata.get("langgraph_node")
+            if self.fan_out:
+                if node == FAN_OUT_NODE and isinstance(message, AIMessage):
+                    return AIMessageChunk(content=message.content, id=message.id, name=node)
+            elif isinstance(message, AIMessageChunk) and node in self.answer_nodes:
+                return message
+        return None
+
+    def closing_chunk(self) -> AIMessageChunk:
+        """An empty chunk carrying the routing record, so merged chunks have it."""
+        answer = _final_message(self.state or {"messages": [None]})
+        return AIMessageChunk(
+            content="",
+            id=answer.id,
+            response_metadata={"routing": answer.response_metadata["routing"]},
+        )
 
 
 class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
@@ -115,7 +156,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     @property
     def answer_nodes(self) -> frozenset[str]:
         """The nodes whose model tokens are the answer."""
-        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, "__start__"}
+        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, FAN_OUT_NODE, "__start__"}
 
     def _invoke(
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
@@ -144,23 +185,6 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> AIMessage:
         return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
 
-    def _token(self, chunk: Any) -> AIMessageChunk | None:
-        message, metadata = chunk
-        if isinstance(message, AIMessageChunk) and metadata.get("langgraph_node") in (
-            self.answer_nodes
-        ):
-            return message
-        return None
-
-    @staticmethod
-    def _closing_chunk(state: Any) -> AIMessageChunk:
-        answer = _final_message(state or {"messages": [None]})
-        return AIMessageChunk(
-            content="",
-            id=answer.id,
-            response_metadata={"routing": answer.response_metadata["routing"]},
-        )
-
     def _stream_tokens(
         self,
         inputs: Iterator[RouterInput],
@@ -169,15 +193,11 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> Iterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         for value in inputs:
-            state = None
-            for mode, chunk in self.graph.stream(
-                to_graph_input(value), child, stream_mode=["messages", "values"]
-            ):
-                if mode == "values":
-                    state = chunk
-                elif token := self._token(chunk):
+            tokens = _AnswerTokens(self.answer_nodes)
+            for mode, chunk in self.graph.stream(to_graph_input(value), child, stream_mode=_MODES):
+                if token := tokens.feed(mode, chunk):
                     yield token
-            yield self._closing_chunk(state)
+            yield tokens.closing_chunk()
 
     async def _astream_tokens(
         self,
@@ -187,15 +207,13 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> AsyncIterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         async for value in inputs:
-            state = None
+            tokens = _AnswerTokens(self.answer_nodes)
             async for mode, chunk in self.graph.astream(
-                to_graph_input(value), child, stream_mode=["messages", "values"]
+                to_graph_input(value), child, stream_mode=_MODES
             ):
-                if mode == "values":
-                    state = chunk
-                elif token := self._token(chunk):
+                if token := tokens.feed(mode, chunk):
                     yield token
-            yield self._closing_chunk(state)
+            yield tokens.closing_chunk()
 
     @override
     def stream(

@@ -128,4 +128,6 @@ def test_bad_files_get_clear_errors(tmp_path):
 
 def test_profile_prices_tokens():
     profile = ExpertProfile(name="x", input_cost_per_1m=3.0, output_cost_per_1m=15.0)
-    assert profile.estimate_cost(1_000_000, 100_000) == pytest.approx(4.5)
+    (option,) = profile.options()
+    assert option.estimate_cost(1_000_000, 100_000) == pytest.approx(4.5)
+    assert option.blended_cost_per_1m == 18.0
