@@ -192,7 +192,7 @@ def choose_candidate(profile: ExpertProfile, domain: str) -> tuple[int, str]:
     ``cheapest_above_floor``: the cheapest candidate whose quality on ``domain`` reaches
     ``quality_floor`` (the best one when none does). ``best_under_budget``: the best
     quality among candidates whose blended price fits ``budget_per_1m`` (the cheapest
-    when none fits). Unmeasured quality counts as 0. Ties go to the earlier candidate.
+    when none fits). Unmeasured quality counts as 0; equal quality goes to the cheaper.
 
     Args:
         profile: The expert.
@@ -216,13 +216,13 @@ def choose_candidate(profile: ExpertProfile, domain: str) -> tuple[int, str]:
             chosen = min(passing, key=lambda c: c.blended_cost_per_1m)
             rule = f"the cheapest with {domain} quality >= {floor:.2f}"
         else:
-            chosen = max(options, key=quality)
+            chosen = max(options, key=lambda c: (quality(c), -c.blended_cost_per_1m))
             rule = f"the best on {domain}: none reaches quality {floor:.2f}"
     else:
         budget = float(profile.budget_per_1m or 0.0)
         affordable = [c for c in options if c.blended_cost_per_1m <= budget]
         if affordable:
-            chosen = max(affordable, key=quality)
+            chosen = max(affordable, key=lambda c: (quality(c), -c.blended_cost_per_1m))
             rule = f"the best on {domain} within ${budget:g}/1M tokens"
         else:
             chosen = min(options, key=lambda c: c.blended_cost_per_1m)

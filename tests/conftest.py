@@ -147,10 +147,11 @@ class PromptRecorder(BaseCallbackHandler):
         self.prompts.extend(messages)
 
 
-def make_config(**experts: Any) -> RouterConfig:
+def make_config(settings: Mapping[str, Any] | None = None, **experts: Any) -> RouterConfig:
     """A config with one expert per keyword (name=model) plus fake ``general``.
 
-    Experts ``stem``/``humss`` cover their supercategories, ``law`` covers Law.
+    Experts ``stem``/``humss`` cover their supercategories, ``law`` covers Law and
+    Criminal-Law, ``math`` covers Math. ``settings`` are further ``RouterConfig`` fields.
     """
     coverage = {
         "stem": {"supercategories": ["STEM"]},
@@ -167,4 +168,5 @@ def make_config(**experts: Any) -> RouterConfig:
         fallback=ExpertProfile(name="general", model=fake_expert("일반 답변입니다")),
         min_confidence=0.4,
         min_margin=0.1,
+        **(settings or {}),
     )
