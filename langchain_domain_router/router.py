@@ -14,12 +14,13 @@ from langchain_core.runnables.config import patch_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
-from pydantic import ConfigDict
+from pydantic import ConfigDict, Field
 from typing_extensions import override
 
 from langchain_domain_router._inputs import RouterInput, extract_question
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
+from langchain_domain_router.feedback import FeedbackStore
 from langchain_domain_router.graph import build_router_graph
 
 
@@ -83,9 +84,9 @@ class _AnswerTokens:
                 return message
         return None
 
-    def closing_chunk(self) -> AIMessageChunk:
+    def closing_chunk(self, router: DomainRouter) -> AIMessageChunk:
         """An empty chunk carrying the routing record, so merged chunks have it."""
-        answer = _final_message(self.state or {"messages": [None]})
+        answer = router._answer(self.state or {"messages": [None]})
         return AIMessageChunk(
             content="",
             id=answer.id,
@@ -123,6 +124,8 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     """The router configuration."""
     graph: CompiledStateGraph
     """The compiled routing graph."""
+    feedback: FeedbackStore = Field(default_factory=FeedbackStore)
+    """Where ``record_feedback`` stores corrections (in memory unless given a path)."""
 
     @classmethod
     def from_config(
@@ -131,6 +134,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         *,
         classifier: DomainClassifier | None = None,
         checkpointer: BaseCheckpointSaver | None = None,
+        feedback_path: str | Path | None = None,
     ) -> Self:
         """Build a router from a configuration or a YAML/TOML/JSON file.
 
@@ -140,6 +144,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             classifier: The classifier; by default the one the configuration names.
             checkpointer: Optional checkpointer for multi-turn threads (pass a
                 ``thread_id`` in ``configurable``).
+            feedback_path: A JSONL file for ``record_feedback`` (in memory when ``None``).
 
         Returns:
             The router.
@@ -151,7 +156,34 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         else:
             config = RouterConfig.from_file(config_or_path)
         graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
-        return cls(config=config, graph=graph)
+        return cls(config=config, graph=graph, feedback=FeedbackStore(feedback_path))
+
+    def _answer(self, state: Mapping[str, Any]) -> AIMessage:
+        answer = _final_message(state)
+        routing = answer.response_metadata["routing"]
+        self.feedback.remember(routing["request_id"], str(state["question"]), routing["domain"])
+        return answer
+
+    def record_feedback(
+        self, request_id: str, correct_domain: str, *, question: str | None = None
+    ) -> dict[str, Any]:
+        """Record the correct domain of a question this router routed.
+
+        Misroutes collected this way are a ``text,label`` JSONL file that
+        ``domain-router train --feedback FILE`` folds into the next training run.
+
+        Args:
+            request_id: ``response_metadata["routing"]["request_id"]`` of the answer.
+            correct_domain: The KMMLU domain the question belongs to.
+            question: The question, when this router no longer remembers the request.
+
+        Returns:
+            The stored record (``misroute`` says whether the route was wrong).
+
+        Raises:
+            ValueError: For an unknown domain, or an unknown request without ``question``.
+        """
+        return self.feedback.record(request_id, correct_domain, question=question)
 
     @property
     def answer_nodes(self) -> frozenset[str]:
@@ -162,7 +194,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return _final_message(self.graph.invoke(to_graph_input(value), child))
+        return self._answer(self.graph.invoke(to_graph_input(value), child))
 
     async def _ainvoke(
         self,
@@ -171,7 +203,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return _final_message(await self.graph.ainvoke(to_graph_input(value), child))
+        return self._answer(await self.graph.ainvoke(to_graph_input(value), child))
 
     @override
     def invoke(
@@ -197,7 +229,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             for mode, chunk in self.graph.stream(to_graph_input(value), child, stream_mode=_MODES):
                 if token := tokens.feed(mode, chunk):
                     yield token
-            yield tokens.closing_chunk()
+            yield tokens.closing_chunk(self)
 
     async def _astream_tokens(
         self,
@@ -213,7 +245,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             ):
                 if token := tokens.feed(mode, chunk):
                     yield token
-            yield tokens.closing_chunk()
+            yield tokens.closing_chunk(self)
 
     @override
     def stream(
