@@ -367,6 +367,41 @@ class RouterConfig(BaseModel):
             raise ValueError(msg)
         return cls.model_validate(data)
 
+    def to_file(self, path: str | Path) -> Path:
+        """Write the configuration as ``.yaml``/``.yml`` or ``.json`` (defaults left out).
+
+        Args:
+            path: The file to write.
+
+        Returns:
+            The path written.
+
+        Raises:
+            ValueError: If a model is a Python instance (only ``provider:model`` strings
+                can be written) or the suffix is not YAML or JSON.
+        """
+        path = Path(path)
+        instances = [
+            expert.name
+            for expert in [*self.experts, self.fallback]
+            for option in expert.options()
+            if not isinstance(option.model, str)
+        ]
+        if instances:
+            msg = f"experts {instances} use chat-model instances, which cannot be written to a file"
+            raise ValueError(msg)
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        suffix = path.suffix.lower()
+        if suffix in {".yaml", ".yml"}:
+            text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        elif suffix == ".json":
+            text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        else:
+            msg = f"{str(path)!r}: can only write .yaml, .yml or .json"
+            raise ValueError(msg)
+        path.write_text(text, encoding="utf-8")
+        return path
+
     @classmethod
     def example(cls) -> Self:
         """Load the example configuration shipped with the package (all 45 domains)."""
