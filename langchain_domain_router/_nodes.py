@@ -22,11 +22,10 @@ from langchain_domain_router.config import (
     RouterConfig,
 )
 from langchain_domain_router.experts import (
-    ExpertCallError,
     OfflineExpert,
-    acall_expert,
-    call_expert,
+    describe_failure,
     elapsed_ms,
+    expert_caller,
     resolve_chat_model,
 )
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
@@ -227,31 +226,31 @@ class ExpertNode:
             return {"fan_out_answers": [{"expert": self.node, "message": message}]}
         return {"messages": [message], "answer": str(message.text), "routing": routing}
 
-    def _failed(self, call: _Call, error: ExpertCallError) -> tuple[_Call, dict[str, Any] | None]:
+    def _failed(self, call: _Call, error: str) -> tuple[_Call, dict[str, Any] | None]:
         """Record the failure; return the update that hands over, or ``None`` for general."""
         if call.fan_out:
-            return call, {"fan_out_answers": [{"expert": self.node, "error": str(error)}]}
+            return call, {"fan_out_answers": [{"expert": self.node, "error": error}]}
         failed = call.decision.model_copy(
             update={
                 "reason": "expert_error",
                 "failed_expert": self.node,
-                "error": str(error),
+                "error": error,
                 "explanation": f"{call.decision.explanation}; expert {self.node!r} failed "
                 f"({error}), so the general expert answers",
             }
         )
         if self.node != GENERAL_NODE:
             return call, {"routing": failed.model_dump(mode="json")}
-        offline = self._offline(failed, call.candidate, str(error))
+        offline = self._offline(failed, call.candidate, error)
         return replace(call, decision=failed, model=offline), None
 
     def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         call = self._prepare(state)
         start = time.perf_counter()
         try:
-            reply = call_expert(call.model, self.profile, call.prompt, config)
-        except ExpertCallError as exc:
-            call, handover = self._failed(call, exc)
+            reply = expert_caller(call.model, self.profile).invoke(call.prompt, config)
+        except Exception as exc:  # noqa: BLE001 - any expert failure hands over, never raises
+            call, handover = self._failed(call, describe_failure(exc, self.profile))
             if handover is not None:
                 return handover
             reply = call.model.invoke(call.prompt, config)
@@ -264,9 +263,9 @@ class ExpertNode:
         call = self._prepare(state)
         start = time.perf_counter()
         try:
-            reply = await acall_expert(call.model, self.profile, call.prompt, config)
-        except ExpertCallError as exc:
-            call, handover = self._failed(call, exc)
+            reply = await expert_caller(call.model, self.profile).ainvoke(call.prompt, config)
+        except Exception as exc:  # noqa: BLE001 - any expert failure hands over, never raises
+            call, handover = self._failed(call, describe_failure(exc, self.profile))
             if handover is not None:
                 return handover
             reply = await call.model.ainvoke(call.prompt, config)

@@ -91,6 +91,17 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
     return factory
 
 
+@pytest.fixture
+def classifier_for(make_checkpoint: CheckpointFactory) -> Callable[..., Any]:
+    """Build a classifier over a tiny checkpoint whose logits are ``bias``."""
+    from langchain_domain_router import DomainClassifier
+
+    def build(bias: Mapping[str, float]) -> DomainClassifier:
+        return DomainClassifier.from_pretrained(make_checkpoint(bias=bias))
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def math_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model that is confident every question is about Math."""

@@ -9,7 +9,6 @@ from langgraph.checkpoint.memory import InMemorySaver
 
 from langchain_domain_router import (
     CandidateModel,
-    DomainClassifier,
     DomainRouter,
     ExpertProfile,
     RouterConfig,
@@ -20,14 +19,6 @@ from langchain_domain_router.policy import choose_candidate
 from tests.conftest import FailingChatModel, fake_expert, make_config
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "router_graph_fan_out.mmd"
-
-
-@pytest.fixture
-def classifier_for(make_checkpoint):
-    def build(bias):
-        return DomainClassifier.from_pretrained(make_checkpoint(bias=bias))
-
-    return build
 
 
 def candidates(**quality):
