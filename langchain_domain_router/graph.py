@@ -103,9 +103,12 @@ def build_router_graph(
     classify = ClassifyNode(classifier, config, thresholds)
     experts = [ExpertNode(profile, profile.name) for profile in config.experts]
     general = ExpertNode(config.fallback, GENERAL_NODE)
-    offline = {n.node: n.unavailable for n in [*experts, general] if n.unavailable}
-    if offline:
-        logger.warning("no model reachable for %s: the offline expert answers for them", offline)
+    offline: dict[str, list[str]] = {}
+    for node in [*experts, general]:
+        for model, why in node.unavailable.items():
+            offline.setdefault(why, []).append(f"{node.node} ({model})")
+    for why, where in offline.items():
+        logger.warning("%s for %s: the offline expert answers there", why, ", ".join(where))
 
     graph = StateGraph(RouterState, input_schema=RouterInputState)
     graph.add_node(CLASSIFY_NODE, RunnableLambda(classify.invoke, afunc=classify.ainvoke))
