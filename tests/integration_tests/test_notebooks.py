@@ -1,5 +1,6 @@
 """Every notebook runs top to bottom (on a copy: the committed outputs stay as they are)."""
 
+import os
 from pathlib import Path
 
 import nbformat
@@ -8,14 +9,19 @@ from nbclient import NotebookClient
 
 from langchain_domain_router.classifier import default_model_path
 
-NOTEBOOKS = sorted((Path(__file__).parents[2] / "notebooks").glob("*.ipynb"))
+ROOT = Path(__file__).parents[2]
+NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 
 
 @pytest.mark.skipif(
     not (default_model_path() / "config.json").is_file(), reason="no embedded default model"
 )
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_runs(path: Path, tmp_path: Path) -> None:
+def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The kernel is a fresh process: let it import this checkout even when not installed.
+    monkeypatch.setenv(
+        "PYTHONPATH", os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))
+    )
     notebook = nbformat.read(path, as_version=4)
     NotebookClient(
         notebook,
