@@ -1,0 +1,63 @@
+"""``serve``: run the app under uvicorn, with one or several worker processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
+
+APP_FACTORY = "langchain_domain_router.server:create_app_from_env"
+"""The import string uvicorn workers build the app from."""
+
+
+def serve(
+    config: str | Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    settings: ServerSettings | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve the router over HTTP until interrupted.
+
+    The configuration is validated here first, so a bad file fails before any worker
+    starts. Workers build their app from ``DOMAIN_ROUTER_*`` variables, which is how
+    every worker process gets the same configuration.
+
+    Args:
+        config: A router configuration file; ``None`` for the example configuration.
+        host: The interface to bind (``0.0.0.0`` for every interface).
+        port: The TCP port.
+        workers: Worker processes; each loads its own copy of the classifier.
+        settings: Limits and the audit sink.
+        log_level: uvicorn's log level.
+
+    Raises:
+        ValueError: If the configuration file is missing or invalid.
+
+    Example:
+        ```python
+        from langchain_domain_router.server import serve
+
+        serve("router.yaml", host="0.0.0.0", port=8000, workers=2)
+        ```
+    """
+    import uvicorn
+
+    if config is not None:
+        RouterConfig.from_file(config)
+        os.environ[CONFIG_ENV] = str(Path(config).resolve())
+    else:
+        os.environ.pop(CONFIG_ENV, None)
+    os.environ.update((settings or ServerSettings()).to_env())
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+    )
