@@ -23,7 +23,7 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from typing_extensions import override
 
-from langchain_domain_router.graph import ROUTING_COMPLETE_EVENT
+from langchain_domain_router import ROUTING_COMPLETE_EVENT
 
 logger = logging.getLogger(__name__)
 
