@@ -7,8 +7,8 @@ import logging
 import os
 import re
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any, Self, TypeVar
@@ -16,11 +16,13 @@ from typing import Annotated, Any, Self, TypeVar
 from fastapi import FastAPI, Request, Response
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage, AnyMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableBinding
+from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langserve import add_routes
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import override
 
 from langchain_domain_router._inputs import extract_question
 from langchain_domain_router.audit import AuditCallbackHandler
@@ -78,6 +80,29 @@ ServedInput = (
 ``RouterRequest``; anything without a question is 422 before the graph runs."""
 
 
+THREAD_SPECS = [
+    ConfigurableFieldSpec(id=key, annotation=str | None, name=key, default=None, is_shared=True)
+    for key in ("thread_id", "checkpoint_id")
+]
+"""The checkpointer's ``configurable`` keys, declared so LangServe lets clients send them."""
+
+
+class _Served(RunnableBinding[Any, Any]):
+    """A runnable as served: fixed types and callbacks, plus declared config keys.
+
+    LangServe keeps only the ``configurable`` keys a runnable declares in
+    ``config_specs``; the routing graph declares none, so without this a client's
+    ``thread_id`` would be dropped and multi-turn threads could not work over HTTP.
+    """
+
+    extra_specs: list[ConfigurableFieldSpec] = Field(default_factory=list)
+
+    @property
+    @override
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return get_unique_config_specs([*super().config_specs, *self.extra_specs])
+
+
 @dataclass
 class _Readiness:
     ready: bool = False
@@ -99,6 +124,12 @@ def _tag_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
     """Put the caller's ``X-Request-ID`` (or a fresh one) in the run metadata."""
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     config.setdefault("metadata", {})["http_request_id"] = request_id[:128]
+    # LangServe fills undeclared-by-the-client keys with their ``None`` defaults; a
+    # ``checkpoint_id`` of ``None`` must mean "absent" to the checkpointer.
+    if config.get("configurable"):
+        config["configurable"] = {
+            key: value for key, value in config["configurable"].items() if value is not None
+        }
     return config
 
 
@@ -117,6 +148,7 @@ def create_app(
     settings: ServerSettings | None = None,
     checkpointer: BaseCheckpointSaver | None = None,
     callbacks: Sequence[BaseCallbackHandler] = (),
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
 ) -> FastAPI:
     """Create the FastAPI app that serves the router and the classifier with LangServe.
 
@@ -135,6 +167,8 @@ def create_app(
         checkpointer: Optional checkpointer for multi-turn threads (clients pass
             ``{"configurable": {"thread_id": ...}}``).
         callbacks: More callback handlers to attach to every request.
+        lifespan: An async context manager entered around the app's own start-up and
+            shut-down, e.g. to open and close the checkpointer's database pool.
 
     Returns:
         The app, for ``uvicorn`` or any ASGI server.
@@ -166,40 +200,39 @@ def create_app(
     readiness = _Readiness()
 
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
-        try:
-            # One real forward pass: the first one pays for lazy initialisation.
-            await asyncio.to_thread(classifier.invoke, _WARM_UP_QUESTION)
-            readiness.ready = True
-        except Exception as exc:  # /readyz reports it; /healthz still answers
-            readiness.error = f"{type(exc).__name__}: {exc}"
-            logger.exception("the classifier could not be loaded")
-        yield
-        if audit is not None and hasattr(audit.sink, "close"):
-            audit.sink.close()
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app) if lifespan else nullcontext():
+            try:
+                # One real forward pass: the first one pays for lazy initialisation.
+                await asyncio.to_thread(classifier.invoke, _WARM_UP_QUESTION)
+                readiness.ready = True
+            except Exception as exc:  # /readyz reports it; /healthz still answers
+                readiness.error = f"{type(exc).__name__}: {exc}"
+                logger.exception("the classifier could not be loaded")
+            yield
+            if audit is not None and hasattr(audit.sink, "close"):
+                audit.sink.close()
 
     app = FastAPI(
         title="langchain-domain-router",
         description="Routes questions to KMMLU domain experts (LangServe).",
-        lifespan=lifespan,
+        lifespan=app_lifespan,
     )
     # LangServe derives request validation from these types; the runnables' own input
     # type includes ``PromptValue``, which has no JSON form.
-    served_input: Any = ServedInput
-    served: list[tuple[str, Runnable[Any, Any]]] = [
-        (ROUTER_PATH, router.with_types(input_type=served_input, output_type=AIMessage)),
-        (
-            CLASSIFY_PATH,
-            classifier.with_types(input_type=served_input, output_type=DomainPrediction),
-        ),
+    served: list[tuple[str, Runnable[Any, Any], type, list[ConfigurableFieldSpec]]] = [
+        (ROUTER_PATH, router, AIMessage, THREAD_SPECS if checkpointer else []),
+        (CLASSIFY_PATH, classifier, DomainPrediction, []),
     ]
-    for path, runnable in served:
-        add_routes(
-            app,
-            runnable.with_config(callbacks=handlers, run_name=path.strip("/")),
-            path=path,
-            per_req_config_modifier=_tag_request,
+    for path, runnable, output_type, specs in served:
+        binding = _Served(
+            bound=runnable,
+            config={"callbacks": handlers, "run_name": path.strip("/")},
+            custom_input_type=ServedInput,
+            custom_output_type=output_type,
+            extra_specs=specs,
         )
+        add_routes(app, binding, path=path, per_req_config_modifier=_tag_request)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
