@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.graph import classifier_from_settings
 from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
 
 APP_FACTORY = "langchain_domain_router.server:create_app_from_env"
@@ -23,9 +24,10 @@ def serve(
 ) -> None:
     """Serve the router over HTTP until interrupted.
 
-    The configuration is validated here first, so a bad file fails before any worker
-    starts. Workers build their app from ``DOMAIN_ROUTER_*`` variables, which is how
-    every worker process gets the same configuration.
+    The configuration and the classifier's model directory are checked here first, so a
+    bad file or a missing model fails with a clear error before any worker starts.
+    Workers build their app from ``DOMAIN_ROUTER_*`` variables, which is how every
+    worker process gets the same configuration.
 
     Args:
         config: A router configuration file; ``None`` for the example configuration.
@@ -36,7 +38,8 @@ def serve(
         log_level: uvicorn's log level.
 
     Raises:
-        ValueError: If the configuration file is missing or invalid.
+        ValueError: If the configuration file is missing or invalid, or the model
+            directory it names does not exist.
 
     Example:
         ```python
@@ -47,8 +50,9 @@ def serve(
     """
     import uvicorn
 
+    router_config = RouterConfig.example() if config is None else RouterConfig.from_file(config)
+    classifier_from_settings(router_config.classifier)  # checks the path; weights load later
     if config is not None:
-        RouterConfig.from_file(config)
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     else:
         os.environ.pop(CONFIG_ENV, None)
