@@ -20,8 +20,8 @@ class RouterMetrics(RoutingEventHandler):
     """The server's Prometheus metrics; as a callback handler it counts routing decisions.
 
     Metrics live in their own registry, so several apps in one process do not collide.
-    Under several worker processes set ``PROMETHEUS_MULTIPROC_DIR`` and ``/metrics``
-    sums the workers (see ``docs/deployment.md``).
+    Under several worker processes ``PROMETHEUS_MULTIPROC_DIR`` (set by ``serve``) makes
+    ``/metrics`` sum the workers (see ``docs/deployment.md``).
 
     Example:
         ```python

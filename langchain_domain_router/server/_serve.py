@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from pathlib import Path
 
 from langchain_domain_router.config import RouterConfig
@@ -11,6 +13,7 @@ from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
 
 APP_FACTORY = "langchain_domain_router.server:create_app_from_env"
 """The import string uvicorn workers build the app from."""
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
 
 def serve(
@@ -33,7 +36,9 @@ def serve(
         config: A router configuration file; ``None`` for the example configuration.
         host: The interface to bind (``0.0.0.0`` for every interface).
         port: The TCP port.
-        workers: Worker processes; each loads its own copy of the classifier.
+        workers: Worker processes; each loads its own copy of the classifier. With more
+            than one, ``/metrics`` sums all workers (through ``PROMETHEUS_MULTIPROC_DIR``,
+            a temporary directory unless already set).
         settings: Limits and the audit sink.
         log_level: uvicorn's log level.
 
@@ -57,11 +62,20 @@ def serve(
     else:
         os.environ.pop(CONFIG_ENV, None)
     os.environ.update((settings or ServerSettings()).to_env())
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=host,
-        port=port,
-        workers=workers,
-        log_level=log_level,
-    )
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # Each worker counts in its own process; a shared directory lets /metrics sum them.
+        metrics_dir = tempfile.mkdtemp(prefix="domain-router-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)
