@@ -44,6 +44,17 @@ def test_route_runs_the_whole_graph_offline(math_checkpoint, capsys):
     assert result["routing"]["offline"] and result["routing"]["expert"] == "science"
 
 
+def test_route_with_an_openai_compatible_endpoint_gets_real_answers(
+    math_checkpoint, fake_openai, monkeypatch, capsys
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cli-key-0000")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answer"] == f"[gpt-4o] 답변: {QUESTION}"
+    assert not result["routing"]["offline"] and result["routing"]["expert"] == "science"
+
+
 def test_route_text_labels_the_offline_expert(math_checkpoint, capsys):
     assert cli.main(["route", QUESTION, "--model", str(math_checkpoint)]) == 0
     out = capsys.readouterr().out
