@@ -74,7 +74,7 @@ async def one_request(
         else:
             outcomes[f"lost: HTTP {response.status_code}"] += 1
     except (httpx.HTTPError, ValueError) as exc:
-        outcomes[f"lost: {type(exc).__name__}"] += 1
+        outcomes[f"lost: {type(exc).__name__}: {exc}"[:120]] += 1
     latencies.append(time.perf_counter() - start)
 
 
@@ -148,6 +148,12 @@ def main() -> int:
         finally:
             server.stop()
             fake.stop()
+        problems = [
+            line
+            for line in server.log_path.read_text(errors="replace").splitlines()
+            if re.search(r"error|exception|traceback", line, re.IGNORECASE)
+            and not line.startswith("expert 'math' failed")  # the injected failures
+        ]
 
     lost = sum(count for outcome, count in outcomes.items() if outcome.startswith("lost"))
     fallbacks = {key: after[key] - before.get(key, 0) for key in after}
@@ -173,6 +179,9 @@ def main() -> int:
     print("|-" + "-" * width + "-|-------|")
     for name, value in rows:
         print(f"| {name.ljust(width)} | {value} |")
+    if problems:
+        print(f"\nserver log: {len(problems)} error lines, the last ones:")
+        print("\n".join(problems[-10:]))
     return 1 if lost else 0
 
 

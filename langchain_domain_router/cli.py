@@ -158,6 +158,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         settings=settings,
         log_level=args.log_level,
+        timeout_keep_alive=args.timeout_keep_alive,
     )
     return 0
 
@@ -225,6 +226,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     for name, kind, text in _SERVE_LIMITS:
         serve.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+    serve.add_argument("--timeout-keep-alive", type=int, default=75, help="idle keep-alive seconds")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=_run_serve)
 

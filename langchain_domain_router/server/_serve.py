@@ -24,6 +24,7 @@ def serve(
     workers: int = 1,
     settings: ServerSettings | None = None,
     log_level: str = "info",
+    timeout_keep_alive: int = 75,
 ) -> None:
     """Serve the router over HTTP until interrupted.
 
@@ -41,6 +42,9 @@ def serve(
             a temporary directory unless already set).
         settings: Limits and the audit sink.
         log_level: uvicorn's log level.
+        timeout_keep_alive: Seconds an idle keep-alive connection stays open. Longer
+            than a load balancer's idle timeout (60 s on many), so the server never
+            closes a connection just as a client sends on it (a lost request).
 
     Raises:
         ValueError: If the configuration file is missing or invalid, or the model
@@ -75,6 +79,7 @@ def serve(
             port=port,
             workers=workers,
             log_level=log_level,
+            timeout_keep_alive=timeout_keep_alive,
         )
     finally:
         if metrics_dir is not None:
