@@ -123,7 +123,17 @@ def audit_record(
 
 @runtime_checkable
 class AuditSink(Protocol):
-    """Where audit records go: anything with ``write(record)``."""
+    """Where audit records go: anything with ``write(record)``.
+
+    Example:
+        ```python
+        class LoggingSink:
+            def write(self, record):
+                logging.getLogger("audit").info(json.dumps(record))
+
+        handler = AuditCallbackHandler(LoggingSink())
+        ```
+    """
 
     def write(self, record: Mapping[str, Any]) -> None:
         """Store one record."""
