@@ -72,6 +72,12 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--distill", type=float, default=LoopOptions.distill)
     tr.add_argument("--ood-weight", type=float, default=LoopOptions.ood_weight)
     tr.add_argument("--ood-per-epoch", type=int, default=LoopOptions.ood_per_epoch)
+    tr.add_argument(
+        "--no-warm-start",
+        dest="warm_start",
+        action="store_false",
+        help="plain random initialisation (from scratch only)",
+    )
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--model-version", default="kmmlu-electra-small")
@@ -89,7 +95,18 @@ def build_parser() -> argparse.ArgumentParser:
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
     ev.add_argument("--threads", type=int, default=2)
+    base = sub.add_parser("baseline", help="score the TF-IDF + LinearSVC floor on the same splits")
+    _add_sources(base)
+    base.add_argument("--seed", type=int, default=0)
     return parser
+
+
+def baseline_command(args: argparse.Namespace) -> int:
+    """Run ``baseline`` from parsed arguments."""
+    from langchain_domain_router.training._baseline import baseline
+
+    baseline(_sources(args), seed=args.seed)
+    return 0
 
 
 def train_command(args: argparse.Namespace) -> int:
@@ -117,6 +134,7 @@ def train_command(args: argparse.Namespace) -> int:
         ),
         model_version=args.model_version,
         threads=args.threads,
+        warm_start=args.warm_start,
     )
     folder = train(_sources(args), options)
     logging.getLogger(__name__).info("saved %s", folder)
@@ -152,7 +170,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    command = {"train": train_command, "evaluate": evaluate_command}[args.command]
+    commands = {"train": train_command, "evaluate": evaluate_command, "baseline": baseline_command}
+    command = commands[args.command]
     try:
         return command(args)
     except DataError as err:

@@ -88,6 +88,7 @@ def evaluate(
     import torch
 
     from langchain_domain_router.training._inference import load_model_dir
+    from langchain_domain_router.training._latency import measure_latency
     from langchain_domain_router.training._metrics import expected_calibration_error, ood_metrics
     from langchain_domain_router.training._plots import (
         confidence_histogram_png,
@@ -146,6 +147,15 @@ def evaluate(
         report["ood"] = ood_metrics(in_conf, np.concatenate(ood_all), settings["min_confidence"])
         predicted_histogram_png(np.concatenate(ood_pred), names, out / "ood_predicted_subjects.png")
     confidence_histogram_png(confidences, settings["min_confidence"], out / "confidence_hist.png")
+    sample = [r.text for rows in sets.values() for r in rows]
+    if sample:
+        report["latency"] = measure_latency(
+            model,
+            tokenizer,
+            sample[:: max(1, len(sample) // 2000)],
+            max_length=int(settings["max_length"]),
+        )
+    report["size_mb"] = sum(f.stat().st_size for f in Path(model_dir).iterdir()) / 2**20
     report["targets"] = targets_table(report)
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     text = write_markdown(report, out / "report.md", PAPER)

@@ -74,6 +74,14 @@ def write_markdown(report: dict[str, Any], path: Path, paper: dict[str, float]) 
             "",
             *(f"- {k}: {v:.4f}" for k, v in report["ood"].items()),
         ]
+    if "latency" in report:
+        lines += [
+            "",
+            "## Speed and size",
+            "",
+            f"- size on disk: {report['size_mb']:.1f} MB",
+            *(f"- {k}: {v:.2f}" for k, v in report["latency"].items()),
+        ]
     if "per_subject" in report:
         lines += [
             "",

@@ -46,6 +46,8 @@ class TrainOptions:
     """Stored in ``config.domain_router.model_version``."""
     threads: int = 2
     """CPU threads for torch."""
+    warm_start: bool = True
+    """Start a from-scratch model from token-subject statistics (see ``warm_start``)."""
 
 
 def _labels() -> list[str]:
@@ -147,7 +149,11 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
     import torch
 
     from langchain_domain_router.training._finetune import run_loop
-    from langchain_domain_router.training._model import build_scratch_model, load_base_model
+    from langchain_domain_router.training._model import (
+        build_scratch_model,
+        load_base_model,
+        warm_start,
+    )
 
     torch.set_num_threads(options.threads)
     torch.manual_seed(options.loop.seed)
@@ -172,6 +178,8 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
     pool: EncodedPool = encode_pool(
         tokenizer, bundle.train, bundle.ood_train, label2id, options.max_length
     )
+    if options.warm_start and not options.base:
+        warm_start(model, pool.question_ids, pool.labels)
     if options.loop.distill > 0:
         pool.teacher = _teacher_targets(
             bundle.train, label2id, options.teacher_folds, options.loop.seed, run

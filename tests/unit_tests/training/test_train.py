@@ -187,3 +187,15 @@ def test_temperature_recovers_a_known_scale() -> None:
 def test_min_confidence_separates_in_and_out() -> None:
     threshold = choose_min_confidence(np.full(100, 0.9), np.full(100, 0.1))
     assert 0.1 < threshold < 0.9
+
+
+def test_warm_start_puts_subject_statistics_in_embeddings() -> None:
+    from langchain_domain_router.training._model import ModelSize, build_scratch_model, warm_start
+
+    labels = list(KMMLU_DOMAINS)
+    model = build_scratch_model(labels, 20, ModelSize(1, 64, 2, 48, 64), 16)
+    # token 5 only ever appears with label 0, token 6 only with label 1
+    warm_start(model, [[2, 5, 3]] * 20 + [[2, 6, 3]] * 20, [0] * 20 + [1] * 20)
+    emb = model.electra.embeddings.word_embeddings.weight
+    assert emb[5, 0] > emb[5, 1] and emb[6, 1] > emb[6, 0]
+    assert float(model.electra.encoder.layer[0].attention.self.query.weight.abs().sum()) == 0
