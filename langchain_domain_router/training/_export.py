@@ -72,6 +72,14 @@ def calibrate_and_save(
     to_save = model.half() if half else model
     to_save.save_pretrained(folder)
     model.float()
+    # fp16 on disk halves the size, but transformers loads a model in its config's dtype:
+    # declaring float32 makes every plain from_pretrained run it in fp32 on CPU.
+    config_file = folder / "config.json"
+    config = json.loads(config_file.read_text(encoding="utf-8"))
+    config["dtype"] = "float32"
+    config_file.write_text(
+        json.dumps(config, indent=2, ensure_ascii=False) + "\n", encoding="utf-8"
+    )
     tokenizer.model_max_length = max_length
     tokenizer.save_pretrained(folder)
     if extra is not None:

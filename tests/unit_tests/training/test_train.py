@@ -71,7 +71,8 @@ def test_train_writes_the_runtime_contract(trained: Path) -> None:
         "max_length",
     }
     assert settings["temperature"] > 0
-    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype="float32")
+    model = AutoModelForSequenceClassification.from_pretrained(folder)
+    assert str(model.dtype) == "torch.float32"  # stored fp16, runs fp32
     tok = AutoTokenizer.from_pretrained(folder)
     enc = tok(
         ["감가상각 질문"], truncation=True, max_length=settings["max_length"], return_tensors="pt"
