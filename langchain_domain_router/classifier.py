@@ -1,0 +1,364 @@
+"""The domain classifier: a Hugging Face sequence classifier as a LangChain Runnable."""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Self, cast
+
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, Field, PrivateAttr
+from typing_extensions import override
+
+from langchain_domain_router._inputs import RouterInput, extract_question
+from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
+from langchain_domain_router.schema import DomainPrediction, LabelScore
+
+if TYPE_CHECKING:
+    import numpy as np
+    import torch
+    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+
+logger = logging.getLogger(__name__)
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+_DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
+
+
+def default_model_path() -> Path:
+    """Return the directory of the default model embedded in the package."""
+    return Path(str(resources.files("langchain_domain_router") / "models" / "default"))
+
+
+def _check_local_model(path_or_id: str) -> None:
+    """Fail early, and clearly, when a local model directory is missing or incomplete."""
+    path = Path(path_or_id).expanduser()
+    looks_local = path.exists() or path.is_absolute() or path_or_id.startswith((".", "~"))
+    if not looks_local and _HUB_ID.match(path_or_id):
+        return
+    if not path.is_dir():
+        msg = f"model directory not found: {path_or_id!r}"
+        raise ValueError(msg)
+    if not (path / "config.json").is_file():
+        msg = f"{path_or_id!r} is not a model directory: it has no config.json"
+        raise ValueError(msg)
+
+
+def _labels(config: Any) -> list[str]:
+    id2label = cast("dict[int, str]", config.id2label)
+    return [id2label[i] for i in range(int(config.num_labels))]
+
+
+class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
+    """Label a question with its KMMLU domain using a sequence-classification model.
+
+    Any Hugging Face sequence-classification checkpoint works; labels and their order
+    come from its ``config.id2label``. The model loads lazily (once, thread-safely) on
+    first use. ``batch`` runs one padded forward pass per chunk of ``batch_size``.
+
+    Example:
+        ```python
+        from langchain_domain_router import DomainClassifier
+
+        classifier = DomainClassifier.default()
+        prediction = classifier.invoke("민법상 채권자대위권의 요건은?")
+        print(prediction.label, round(prediction.score, 2))
+        classifier.batch(["세금 신고 기한이 언제예요?", "What is a Fourier transform?"])
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model_path: str
+    """A local model directory or a Hugging Face hub id."""
+    device: str = "cpu"
+    """The torch device to run on."""
+    max_length: int | None = Field(default=None, gt=0)
+    """Token cap per question; ``None`` takes the model's own (or 128)."""
+    batch_size: int = Field(default=32, gt=0)
+    """How many questions one forward pass takes in ``batch``."""
+    top_k: int = Field(default=5, gt=0)
+    """How many labels each prediction lists."""
+    context_turns: int = Field(default=0, ge=0)
+    """For message lists: how many earlier human turns to prepend to the last one."""
+    max_chars: int = Field(default=2048, gt=0)
+    """Characters kept before tokenizing: a 1 MB question costs no more than a long one."""
+
+    _model: PreTrainedModel | None = PrivateAttr(default=None)
+    _tokenizer: PreTrainedTokenizerBase | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_pretrained(
+        cls,
+        path_or_id: str | Path,
+        *,
+        device: str = "cpu",
+        max_length: int | None = None,
+        batch_size: int = 32,
+        **kwargs: Any,
+    ) -> Self:
+        """Create a classifier for a local model directory or a hub id.
+
+        Args:
+            path_or_id: A directory saved with ``save_pretrained`` or a hub id such as
+                ``monologg/koelectra-base-v3-discriminator`` (fine-tuned).
+            device: The torch device, e.g. ``"cpu"`` or ``"cuda"``.
+            max_length: Token cap per question.
+            batch_size: Questions per forward pass in ``batch``.
+            **kwargs: Other fields (``top_k``, ``context_turns``, ``max_chars``).
+
+        Returns:
+            The classifier; weights load on first use.
+
+        Raises:
+            ValueError: If a local path does not exist or has no ``config.json``.
+        """
+        _check_local_model(str(path_or_id))
+        return cls(
+            model_path=str(path_or_id),
+            device=device,
+            max_length=max_length,
+            batch_size=batch_size,
+            **kwargs,
+        )
+
+    @classmethod
+    def default(cls, **kwargs: Any) -> Self:
+        """Load the default model embedded in the package (no network needed).
+
+        Args:
+            **kwargs: Options passed to ``from_pretrained``.
+
+        Returns:
+            The classifier for the embedded model.
+        """
+        return cls.from_pretrained(default_model_path(), **kwargs)
+
+    # -- loading -------------------------------------------------------------------
+
+    def load(self) -> Self:
+        """Load tokenizer and weights now instead of on first use.
+
+        Returns:
+            The classifier itself.
+
+        Raises:
+            ValueError: If the model cannot be loaded or has no usable ``id2label``.
+        """
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._load()
+        return self
+
+    def _load(self) -> None:
+        from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+            model = AutoModelForSequenceClassification.from_pretrained(self.model_path)
+        except (OSError, ValueError) as exc:
+            msg = f"could not load a sequence-classification model from {self.model_path!r}: {exc}"
+            raise ValueError(msg) from exc
+        labels = _labels(model.config)
+        if all(_DEFAULT_LABEL.match(label) for label in labels):
+            msg = f"{self.model_path!r}: config.json has no id2label naming the domains"
+            raise ValueError(msg)
+        model.to(self.device).eval()
+        self._tokenizer = tokenizer
+        self._model = model
+        logger.info("loaded %s (%d labels) on %s", self.model_path, len(labels), self.device)
+
+    @property
+    def model(self) -> PreTrainedModel:
+        """The loaded ``transformers`` model."""
+        return cast("PreTrainedModel", self.load()._model)
+
+    @property
+    def tokenizer(self) -> PreTrainedTokenizerBase:
+        """The loaded tokenizer."""
+        return cast("PreTrainedTokenizerBase", self.load()._tokenizer)
+
+    @property
+    def router_settings(self) -> dict[str, Any]:
+        """The ``domain_router`` block of the model's config (temperature, thresholds)."""
+        return dict(getattr(self.model.config, "domain_router", None) or {})
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels in the model's ``id2label`` order."""
+        return _labels(self.model.config)
+
+    @property
+    def model_version(self) -> str:
+        """The model's version string (its config's ``model_version``, else its path)."""
+        return str(self.router_settings.get("model_version") or self.model_path)
+
+    @property
+    def temperature(self) -> float:
+        """The temperature fitted on validation data (1.0 when the model has none)."""
+        return float(self.router_settings.get("temperature", 1.0))
+
+    # -- preprocess -> _forward -> postprocess -------------------------------------
+
+    def preprocess(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+        """Tokenize ``texts`` into one padded batch on the model's device."""
+        max_length = self.max_length or int(self.router_settings.get("max_length", 128))
+        encoded = self.tokenizer(
+            [text[: self.max_chars] for text in texts],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="pt",
+        )
+        return {key: value.to(self.device) for key, value in encoded.items()}
+
+    def _forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+        import torch
+
+        with torch.inference_mode():
+            return self.model(**encoded).logits.float()
+
+    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+        """Turn logits into probabilities, following the model's ``problem_type``."""
+        scaled = logits / self.temperature
+        if self.model.config.problem_type == "multi_label_classification":
+            return scaled.sigmoid()
+        return scaled.softmax(dim=-1)
+
+    def postprocess(self, logits: torch.Tensor) -> list[DomainPrediction]:
+        """Turn a batch of logits into sorted predictions."""
+        probs = self.scores(logits)
+        labels, version = self.labels, self.model_version
+        k = min(self.top_k, len(labels))
+        top_scores, top_ids = probs.topk(k, dim=-1)
+        multi_label = self.model.config.problem_type == "multi_label_classification"
+        predictions = []
+        for row, scores, ids in zip(
+            probs.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
+        ):
+            mass: dict[str, float] = dict.fromkeys(SUPERCATEGORIES, 0.0)
+            for label, p in zip(labels, row, strict=True):
+                sup = supercategory_of(label)
+                if sup is not None:
+                    mass[sup] = max(mass[sup], p) if multi_label else mass[sup] + p
+            top = [LabelScore(label=labels[i], score=s) for i, s in zip(ids, scores, strict=True)]
+            predictions.append(
+                DomainPrediction(
+                    label=top[0].label,
+                    score=top[0].score,
+                    top_k=top,
+                    supercategory=supercategory_of(top[0].label),
+                    supercategory_scores=mass,
+                    model_version=version,
+                )
+            )
+        return predictions
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Return raw logits (no temperature) for ``texts``, one forward pass per chunk.
+
+        Args:
+            texts: Question texts.
+
+        Returns:
+            An array of shape ``(len(texts), num_labels)``.
+        """
+        import numpy as np
+
+        chunks = [
+            self._forward(self.preprocess(texts[i : i + self.batch_size])).cpu().numpy()
+            for i in range(0, len(texts), self.batch_size)
+        ]
+        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)))
+
+    def classify_texts(self, texts: Sequence[str]) -> list[DomainPrediction]:
+        """Classify already-extracted texts, one forward pass per chunk of ``batch_size``.
+
+        Args:
+            texts: Question texts.
+
+        Returns:
+            One prediction per text, in order.
+        """
+        predictions: list[DomainPrediction] = []
+        for start in range(0, len(texts), self.batch_size):
+            chunk = texts[start : start + self.batch_size]
+            predictions.extend(self.postprocess(self._forward(self.preprocess(chunk))))
+        return predictions
+
+    def _classify_inputs(self, inputs: list[RouterInput]) -> list[Exception | DomainPrediction]:
+        results: list[Exception | DomainPrediction] = []
+        texts: list[str] = []
+        slots: list[int] = []
+        for value in inputs:
+            try:
+                texts.append(extract_question(value, context_turns=self.context_turns))
+                slots.append(len(results))
+                results.append(ValueError("unclassified"))
+            except (TypeError, ValueError) as exc:
+                results.append(exc)
+        for slot, prediction in zip(slots, self.classify_texts(texts), strict=True):
+            results[slot] = prediction
+        return results
+
+    def _classify_one(self, value: RouterInput) -> DomainPrediction:
+        text = extract_question(value, context_turns=self.context_turns)
+        return self.classify_texts([text])[0]
+
+    # -- Runnable interface ----------------------------------------------------------
+
+    @override
+    def invoke(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> DomainPrediction:
+        return self._call_with_config(self._classify_one, input, config, run_type="chain")
+
+    @override
+    async def ainvoke(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> DomainPrediction:
+        return await run_in_executor(config, self.invoke, input, config)
+
+    @override
+    def batch(
+        self,
+        inputs: list[RouterInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[DomainPrediction]:
+        if not inputs:
+            return []
+        return self._batch_with_config(
+            self._classify_inputs,
+            inputs,
+            config,
+            return_exceptions=return_exceptions,
+            run_type="chain",
+        )
+
+    @override
+    async def abatch(
+        self,
+        inputs: list[RouterInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[DomainPrediction]:
+        first = config[0] if isinstance(config, list) and config else config
+        return await run_in_executor(
+            cast("RunnableConfig | None", first),
+            self.batch,
+            inputs,
+            config,
+            return_exceptions=return_exceptions,
+        )

@@ -1,0 +1,170 @@
+"""Expert chat models: resolving profiles, the offline expert, calls with retry/timeout."""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import logging
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from langchain_core.callbacks import CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from typing_extensions import override
+
+from langchain_domain_router.config import CandidateModel, ExpertProfile
+
+logger = logging.getLogger(__name__)
+
+OFFLINE_MODEL = "offline"
+"""The ``model`` value that asks for the offline expert explicitly."""
+
+
+def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None, str | None]:
+    """Build the chat model of an expert's candidate.
+
+    Args:
+        candidate: The candidate model (see ``ExpertProfile.options``).
+
+    Returns:
+        ``(model, None)`` when the model is available, or ``(None, why)`` when it is
+        not (``"offline"`` asked for, a missing API key, a missing provider package):
+        the offline expert then answers in its place.
+    """
+    if isinstance(candidate.model, BaseChatModel):
+        return candidate.model, None
+    if candidate.model == OFFLINE_MODEL:
+        return None, "the profile asks for the offline expert"
+    from langchain.chat_models import init_chat_model
+
+    try:
+        return init_chat_model(candidate.model, **candidate.model_kwargs), None
+    except Exception as exc:  # noqa: BLE001 - any provider failure means "unreachable"
+        first_sentence = str(exc).split(". ")[0].rstrip(".")
+        return None, f"{type(exc).__name__}: {first_sentence}"
+
+
+class OfflineExpert(BaseChatModel):
+    """A stand-in expert that explains where a question would go, instead of answering.
+
+    It is used when an expert's model cannot be reached (no API key, no endpoint), so the
+    routing graph runs end to end offline. Its text always starts with
+    ``[offline expert]``: it never pretends to be an LLM answer.
+
+    Example:
+        ```python
+        expert = OfflineExpert(expert="law", target_model="openai:gpt-4o", reason="...")
+        expert.invoke("근저당권이란?").content
+        ```
+    """
+
+    expert: str
+    """The expert that would answer."""
+    target_model: str
+    """The model that would answer."""
+    reason: str
+    """Why the question went to ``expert``."""
+    unavailable: str | None = None
+    """Why the model could not be used."""
+
+    @property
+    def _llm_type(self) -> str:
+        return "domain-router-offline"
+
+    def _text(self) -> str:
+        lines = [
+            "[offline expert] 답변 모델에 연결되지 않아 라우팅 결과만 알려 드립니다.",
+            f"This question would be answered by expert '{self.expert}' "
+            f"(model: {self.target_model}).",
+            f"Why: {self.reason}.",
+        ]
+        if self.unavailable:
+            lines.append(f"Model not used: {self.unavailable}.")
+        lines.append(
+            "Set OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server) "
+            "or configure the experts to get real answers."
+        )
+        return "\n".join(lines)
+
+    @override
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        message = AIMessage(content=self._text(), response_metadata={"offline": True})
+        return ChatResult(generations=[ChatGeneration(message=message)])
+
+    @override
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        for line in self._text().splitlines(keepends=True):
+            chunk = ChatGenerationChunk(message=AIMessageChunk(content=line))
+            if run_manager:
+                run_manager.on_llm_new_token(line, chunk=chunk)
+            yield chunk
+        yield ChatGenerationChunk(
+            message=AIMessageChunk(content="", response_metadata={"offline": True})
+        )
+
+
+def expert_caller(
+    model: BaseChatModel, profile: ExpertProfile
+) -> Runnable[list[BaseMessage], BaseMessage]:
+    """Wrap an expert's model with the profile's timeout and ``max_retries`` retries.
+
+    Args:
+        model: The chat model.
+        profile: The expert's profile (``timeout_s``, ``max_retries``).
+
+    Returns:
+        A Runnable that raises the last error when every attempt failed or timed out.
+    """
+
+    def call(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
+        # A thread is the only portable way to bound a blocking call; a hung call keeps
+        # its thread until it returns, but the graph moves on to the fallback.
+        executor = ThreadPoolExecutor(max_workers=1)
+        context = contextvars.copy_context()
+        future = executor.submit(context.run, model.invoke, messages, config)
+        try:
+            return future.result(timeout=profile.timeout_s)
+        finally:
+            executor.shutdown(wait=False)
+
+    async def acall(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
+        return await asyncio.wait_for(model.ainvoke(messages, config), profile.timeout_s)
+
+    bounded = RunnableLambda(call, afunc=acall, name=f"{profile.name}_expert")
+    return bounded.with_retry(
+        stop_after_attempt=profile.max_retries + 1, wait_exponential_jitter=False
+    )
+
+
+def describe_failure(exc: BaseException, profile: ExpertProfile) -> str:
+    """Say what went wrong with an expert, for the routing record."""
+    attempts = profile.max_retries + 1
+    what = (
+        f"timed out after {profile.timeout_s:g}s"
+        if isinstance(exc, TimeoutError)
+        else f"{type(exc).__name__}: {exc}"
+    )
+    logger.warning("expert %r failed %d time(s): %s", profile.name, attempts, what)
+    return f"{what} ({attempts} attempt{'s' if attempts > 1 else ''})"
+
+
+def elapsed_ms(start: float) -> float:
+    """Milliseconds since ``start`` (a ``time.perf_counter()`` value)."""
+    return (time.perf_counter() - start) * 1000

@@ -1,0 +1,127 @@
+"""The routing graph: ``classify`` -> one domain expert or ``general`` -> END."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any, Literal
+
+from langchain_core.runnables import RunnableLambda
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import Send
+
+from langchain_domain_router._nodes import (
+    ClassifyNode,
+    ExpertNode,
+    RouterInputState,
+    RouterState,
+    merge_answers,
+)
+from langchain_domain_router.classifier import DomainClassifier
+from langchain_domain_router.config import (
+    CLASSIFY_NODE,
+    FAN_OUT_NODE,
+    GENERAL_NODE,
+    ClassifierSettings,
+    RouterConfig,
+)
+from langchain_domain_router.policy import resolve_thresholds
+
+logger = logging.getLogger(__name__)
+
+
+def classifier_from_settings(settings: ClassifierSettings) -> DomainClassifier:
+    """Create the classifier a configuration names."""
+    options: dict[str, Any] = {
+        "device": settings.device,
+        "max_length": settings.max_length,
+        "batch_size": settings.batch_size,
+        "context_turns": settings.context_turns,
+    }
+    if settings.model == "default":
+        return DomainClassifier.default(**options)
+    return DomainClassifier.from_pretrained(settings.model, **options)
+
+
+def _route(state: RouterState) -> str | list[Send]:
+    routing = state.get("routing") or {}
+    if routing.get("reason") == "fan_out":
+        return [Send(expert, state) for expert in routing["fan_out"]]
+    return str(routing["expert"])
+
+
+def _after_expert(state: RouterState) -> Literal["general", "merge", "__end__"]:
+    reason = (state.get("routing") or {}).get("reason")
+    if reason == "expert_error":
+        return "general"
+    return "merge" if reason == "fan_out" else "__end__"
+
+
+def _after_merge(state: RouterState) -> Literal["general", "__end__"]:
+    reason = (state.get("routing") or {}).get("reason")
+    return "general" if reason == "expert_error" else "__end__"
+
+
+def build_router_graph(
+    config: RouterConfig | str | Path,
+    *,
+    classifier: DomainClassifier | None = None,
+    checkpointer: BaseCheckpointSaver | None = None,
+    name: str = "domain_router",
+) -> CompiledStateGraph:
+    """Build the routing graph: ``classify`` -> a domain expert or ``general`` -> END.
+
+    Conditional edges after ``classify`` send the state to the expert the routing
+    rules pick (see ``policy.decide``); an expert that fails after its retries hands the
+    question to ``general``. The graph works alone, as a subgraph of any graph with a
+    ``messages`` key, and with a checkpointer for multi-turn threads.
+
+    Args:
+        config: The router configuration, or a path to a YAML/TOML/JSON file.
+        classifier: The classifier; by default the one ``config.classifier`` names.
+        checkpointer: Optional checkpointer for multi-turn conversations.
+        name: The compiled graph's name.
+
+    Returns:
+        The compiled graph. Input: ``{"messages": [...]}`` or ``{"question": "..."}``.
+
+    Example:
+        ```python
+        from langchain_domain_router import RouterConfig, build_router_graph
+
+        graph = build_router_graph(RouterConfig.example())
+        state = graph.invoke({"question": "부가가치세 신고는 언제 하나요?"})
+        state["routing"]["expert"], state["answer"]
+        ```
+    """
+    if not isinstance(config, RouterConfig):
+        config = RouterConfig.from_file(config)
+    classifier = classifier or classifier_from_settings(config.classifier)
+    thresholds = resolve_thresholds(config, classifier.router_settings)
+    classify = ClassifyNode(classifier, config, thresholds)
+    experts = [ExpertNode(profile, profile.name) for profile in config.experts]
+    general = ExpertNode(config.fallback, GENERAL_NODE)
+    offline = {n.node: n.unavailable for n in [*experts, general] if n.unavailable}
+    if offline:
+        logger.warning("no model reachable for %s: the offline expert answers for them", offline)
+
+    graph = StateGraph(RouterState, input_schema=RouterInputState)
+    graph.add_node(CLASSIFY_NODE, RunnableLambda(classify.invoke, afunc=classify.ainvoke))
+    for node in [*experts, general]:
+        graph.add_node(node.node, RunnableLambda(node.invoke, afunc=node.ainvoke, name=node.node))
+    names = [node.node for node in [*experts, general]]
+    # The route's Literal is built from the config so the graph's drawing names every node.
+    _route.__annotations__["return"] = Literal[tuple(names)]  # type: ignore[valid-type]
+    graph.add_edge(START, CLASSIFY_NODE)
+    graph.add_conditional_edges(CLASSIFY_NODE, _route, path_map=names)
+    after_expert = [GENERAL_NODE, END]
+    if config.fan_out.enabled:
+        graph.add_node(FAN_OUT_NODE, merge_answers)
+        graph.add_conditional_edges(FAN_OUT_NODE, _after_merge, path_map=[GENERAL_NODE, END])
+        after_expert.insert(1, FAN_OUT_NODE)
+    for node in experts:
+        graph.add_conditional_edges(node.node, _after_expert, path_map=after_expert)
+    graph.add_edge(GENERAL_NODE, END)
+    return graph.compile(checkpointer=checkpointer, name=name)

@@ -1,0 +1,280 @@
+"""``DomainRouter``: the routing graph as one Runnable that answers with an ``AIMessage``."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Self
+
+from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
+from langchain_core.prompt_values import PromptValue
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import patch_config
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph.state import CompiledStateGraph
+from langgraph.types import StreamMode
+from pydantic import ConfigDict, Field
+from typing_extensions import override
+
+from langchain_domain_router._inputs import RouterInput, extract_question
+from langchain_domain_router.classifier import DomainClassifier
+from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
+from langchain_domain_router.feedback import FeedbackStore
+from langchain_domain_router.graph import build_router_graph
+
+
+def to_graph_input(value: RouterInput) -> dict[str, Any]:
+    """Turn a router input into the routing graph's input state.
+
+    Raises:
+        TypeError: If the input is of a kind the router does not accept.
+        ValueError: If it holds no question.
+    """
+    extract_question(value)  # fail fast, with a clear message, on bad input
+    if isinstance(value, str):
+        return {"messages": [HumanMessage(content=value)]}
+    if isinstance(value, BaseMessage):
+        return {"messages": [value]}
+    if isinstance(value, PromptValue):
+        return {"messages": value.to_messages()}
+    if isinstance(value, Mapping):
+        state = {key: value[key] for key in ("messages", "question") if key in value}
+        if isinstance(state.get("question"), str):
+            state["messages"] = [*state.get("messages", []), HumanMessage(state["question"])]
+        return state
+    return {"messages": list(value)}
+
+
+def _final_message(state: Mapping[str, Any]) -> AIMessage:
+    message = state["messages"][-1]
+    if not isinstance(message, AIMessage):
+        msg = "the routing graph ended without an answer"
+        raise RuntimeError(msg)
+    return message
+
+
+_MODES: list[StreamMode] = ["messages", "values", "custom"]
+
+
+class _AnswerTokens:
+    """Picks the answer's tokens out of the graph's stream.
+
+    Tokens come from the answering expert's model; in a fan-out the two experts answer
+    side by side, so only the merged message is passed on.
+    """
+
+    def __init__(self, answer_nodes: frozenset[str]) -> None:
+        self.answer_nodes = answer_nodes
+        self.fan_out = False
+        self.state: dict[str, Any] | None = None
+
+    def feed(self, mode: str, chunk: Any) -> AIMessageChunk | None:
+        if mode == "values":
+            self.state = chunk
+        elif mode == "custom":
+            self.fan_out |= chunk.get("routing", {}).get("reason") == "fan_out"
+        else:
+            message, metadata = chunk
+            node = metadata.get("langgraph_node")
+            if self.fan_out:
+                if node == FAN_OUT_NODE and isinstance(message, AIMessage):
+                    return AIMessageChunk(content=message.content, id=message.id, name=node)
+            elif isinstance(message, AIMessageChunk) and node in self.answer_nodes:
+                return message
+        return None
+
+    def closing_chunk(self, router: DomainRouter) -> AIMessageChunk:
+        """An empty chunk carrying the routing record, so merged chunks have it."""
+        answer = router._answer(self.state or {"messages": [None]})
+        return AIMessageChunk(
+            content="",
+            id=answer.id,
+            response_metadata={"routing": answer.response_metadata["routing"]},
+        )
+
+
+class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
+    """Route a question to its domain expert and answer it, with the routing record.
+
+    Accepts what the classifier accepts (a string, messages, a ``PromptValue``, a dict
+    with ``question`` or ``messages``) and returns the answering expert's ``AIMessage``;
+    ``response_metadata["routing"]`` holds the ``RoutingDecision``. ``stream`` yields
+    the chosen expert's tokens, then a last empty chunk carrying the routing record.
+
+    Example:
+        ```python
+        from langchain_core.output_parsers import StrOutputParser
+        from langchain_core.prompts import ChatPromptTemplate
+        from langchain_domain_router import DomainRouter
+
+        router = DomainRouter.from_config("router.yaml")
+        answer = router.invoke("감가상각 방법 중 정률법의 특징은?")
+        answer.response_metadata["routing"]["expert"]
+
+        prompt = ChatPromptTemplate.from_messages([("human", "{question}")])
+        chain = prompt | router | StrOutputParser()
+        chain.invoke({"question": "양도소득세 계산 방법"})
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    config: RouterConfig
+    """The router configuration."""
+    graph: CompiledStateGraph
+    """The compiled routing graph."""
+    feedback: FeedbackStore = Field(default_factory=FeedbackStore)
+    """Where ``record_feedback`` stores corrections (in memory unless given a path)."""
+
+    @classmethod
+    def from_config(
+        cls,
+        config_or_path: RouterConfig | str | Path | None = None,
+        *,
+        classifier: DomainClassifier | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
+        feedback_path: str | Path | None = None,
+    ) -> Self:
+        """Build a router from a configuration or a YAML/TOML/JSON file.
+
+        Args:
+            config_or_path: The configuration, a path to one, or ``None`` for the example
+                configuration shipped with the package.
+            classifier: The classifier; by default the one the configuration names.
+            checkpointer: Optional checkpointer for multi-turn threads (pass a
+                ``thread_id`` in ``configurable``).
+            feedback_path: A JSONL file for ``record_feedback`` (in memory when ``None``).
+
+        Returns:
+            The router.
+        """
+        if config_or_path is None:
+            config = RouterConfig.example()
+        elif isinstance(config_or_path, RouterConfig):
+            config = config_or_path
+        else:
+            config = RouterConfig.from_file(config_or_path)
+        graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
+        return cls(config=config, graph=graph, feedback=FeedbackStore(feedback_path))
+
+    def _answer(self, state: Mapping[str, Any]) -> AIMessage:
+        answer = _final_message(state)
+        routing = answer.response_metadata["routing"]
+        self.feedback.remember(routing["request_id"], str(state["question"]), routing["domain"])
+        return answer
+
+    def record_feedback(
+        self, request_id: str, correct_domain: str, *, question: str | None = None
+    ) -> dict[str, Any]:
+        """Record the correct domain of a question this router routed.
+
+        Misroutes collected this way are a ``text,label`` JSONL file that
+        ``domain-router train --feedback FILE`` folds into the next training run.
+
+        Args:
+            request_id: ``response_metadata["routing"]["request_id"]`` of the answer.
+            correct_domain: The KMMLU domain the question belongs to.
+            question: The question, when this router no longer remembers the request.
+
+        Returns:
+            The stored record (``misroute`` says whether the route was wrong).
+
+        Raises:
+            ValueError: For an unknown domain, or an unknown request without ``question``.
+        """
+        return self.feedback.record(request_id, correct_domain, question=question)
+
+    @property
+    def answer_nodes(self) -> frozenset[str]:
+        """The nodes whose model tokens are the answer."""
+        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, FAN_OUT_NODE, "__start__"}
+
+    def _invoke(
+        self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
+    ) -> AIMessage:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        return self._answer(self.graph.invoke(to_graph_input(value), child))
+
+    async def _ainvoke(
+        self,
+        value: RouterInput,
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> AIMessage:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        return self._answer(await self.graph.ainvoke(to_graph_input(value), child))
+
+    @override
+    def invoke(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AIMessage:
+        return self._call_with_config(self._invoke, input, config, run_type="chain")
+
+    @override
+    async def ainvoke(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AIMessage:
+        return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
+
+    def _stream_tokens(
+        self,
+        inputs: Iterator[RouterInput],
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> Iterator[AIMessageChunk]:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        for value in inputs:
+            tokens = _AnswerTokens(self.answer_nodes)
+            for mode, chunk in self.graph.stream(to_graph_input(value), child, stream_mode=_MODES):
+                if token := tokens.feed(mode, chunk):
+                    yield token
+            yield tokens.closing_chunk(self)
+
+    async def _astream_tokens(
+        self,
+        inputs: AsyncIterator[RouterInput],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> AsyncIterator[AIMessageChunk]:
+        child = patch_config(config, callbacks=run_manager.get_child())
+        async for value in inputs:
+            tokens = _AnswerTokens(self.answer_nodes)
+            async for mode, chunk in self.graph.astream(
+                to_graph_input(value), child, stream_mode=_MODES
+            ):
+                if token := tokens.feed(mode, chunk):
+                    yield token
+            yield tokens.closing_chunk(self)
+
+    @override
+    def stream(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Iterator[AIMessage]:
+        yield from self._transform_stream_with_config(
+            iter([input]), self._stream_tokens, config, run_type="chain"
+        )
+
+    @override
+    async def astream(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> AsyncIterator[AIMessage]:
+        async def single() -> AsyncIterator[RouterInput]:
+            yield input
+
+        async for chunk in self._atransform_stream_with_config(
+            single(), self._astream_tokens, config, run_type="chain"
+        ):
+            yield chunk
+
+    @override
+    def batch(
+        self,
+        inputs: Sequence[RouterInput],  # type: ignore[override]
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        # Each question runs its own graph (experts are independent calls), in threads.
+        return super().batch(list(inputs), config, return_exceptions=return_exceptions)
