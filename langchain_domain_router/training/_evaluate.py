@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.training._data import Example, load_labelled_file
 from langchain_domain_router.training._splits import DataSources, load_bundle
 
@@ -25,24 +26,24 @@ TARGETS = {
 PAPER = {"accuracy": 0.6625, "macro_f1": 0.6587}
 
 
-def _score(model: Any, tokenizer: Any, texts: list[str], settings: dict[str, Any]) -> Any:
+def _score(classifier: DomainClassifier, texts: list[str], settings: dict[str, Any]) -> Any:
+    """Return (logits, probabilities) exactly as the runtime computes them."""
     from langchain_domain_router.training._calibration import softmax
-    from langchain_domain_router.training._inference import batched_logits
 
-    logits = batched_logits(model, tokenizer, texts, max_length=int(settings["max_length"]))
+    logits = classifier.predict_logits(texts)
     return logits, softmax(logits, float(settings["temperature"]))
 
 
 def _labelled_block(
-    model: Any, tokenizer: Any, rows: list[Example], settings: dict[str, Any]
+    classifier: DomainClassifier, rows: list[Example], settings: dict[str, Any]
 ) -> dict[str, Any]:
     import numpy as np
 
     from langchain_domain_router.training._metrics import classification_metrics
 
-    label2id = model.config.label2id
+    label2id = {label: i for i, label in enumerate(classifier.labels)}
     y = np.array([label2id[r.label] for r in rows])
-    logits, probs = _score(model, tokenizer, [r.text for r in rows], settings)
+    logits, probs = _score(classifier, [r.text for r in rows], settings)
     block = classification_metrics(logits, y, len(label2id))
     block["kept_rate"] = float((probs.max(1) >= settings["min_confidence"]).mean())
     styles = sorted({r.style for r in rows})
@@ -101,11 +102,13 @@ def evaluate(
     torch.set_num_threads(threads)
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    model, tokenizer, settings = load_model_dir(model_dir)
+    load_model_dir(model_dir)  # checks id2label against the taxonomy, with a clear error
+    classifier = DomainClassifier.from_pretrained(model_dir, batch_size=256).load()
+    settings = classifier.router_settings
     settings.setdefault("temperature", 1.0)
     settings.setdefault("min_confidence", 0.0)
     settings.setdefault("max_length", 64)
-    names = [model.config.id2label[i] for i in range(model.config.num_labels)]
+    names = classifier.labels
     bundle = load_bundle(sources, seed=seed, with_train=False)
     report: dict[str, Any] = {"model_dir": str(model_dir), "settings": settings, "sets": {}}
     confidences: dict[str, Any] = {}
@@ -117,7 +120,7 @@ def evaluate(
         if not rows:
             continue
         started = time.time()
-        scored[name] = _labelled_block(model, tokenizer, rows, settings)
+        scored[name] = _labelled_block(classifier, rows, settings)
         report["sets"][name] = scored[name]["metrics"]
         confidences[name] = scored[name]["probs"].max(1)
         logger.info("%s: %s (%.0fs)", name, scored[name]["metrics"], time.time() - started)
@@ -135,7 +138,7 @@ def evaluate(
     )
     ood_all, ood_pred = [], []
     for name, texts in bundle.ood_test.items():
-        _, probs = _score(model, tokenizer, texts, settings)
+        _, probs = _score(classifier, texts, settings)
         confidences[f"OOD {name}"] = probs.max(1)
         ood_all.append(probs.max(1))
         ood_pred.append(probs.argmax(1))
@@ -149,12 +152,7 @@ def evaluate(
     confidence_histogram_png(confidences, settings["min_confidence"], out / "confidence_hist.png")
     sample = [r.text for rows in sets.values() for r in rows]
     if sample:
-        report["latency"] = measure_latency(
-            model,
-            tokenizer,
-            sample[:: max(1, len(sample) // 2000)],
-            max_length=int(settings["max_length"]),
-        )
+        report["latency"] = measure_latency(model_dir, sample[:: max(1, len(sample) // 2000)])
     report["size_mb"] = sum(f.stat().st_size for f in Path(model_dir).iterdir()) / 2**20
     report["targets"] = targets_table(report)
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))

@@ -5,6 +5,11 @@ import numpy as np
 import pytest
 
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+
+# Training needs the [train] extra (scikit-learn, matplotlib); the core install does not.
+pytest.importorskip("sklearn")
+pytest.importorskip("matplotlib")
+
 from langchain_domain_router.training import main
 from langchain_domain_router.training._calibration import (
     choose_min_confidence,
