@@ -31,25 +31,23 @@ def test_unknown_subject_file_is_rejected(tmp_path: Path) -> None:
         load_kmmlu(tmp_path, "train")
 
 
-def test_labelled_file_errors(tmp_path: Path) -> None:
-    bad_label = tmp_path / "a.jsonl"
-    bad_label.write_text('{"text": "q", "label": "Cooking"}\n', encoding="utf-8")
-    with pytest.raises(DataError, match=r"a\.jsonl.*Cooking"):
-        load_labelled_file(bad_label)
-    corrupt = tmp_path / "b.jsonl"
-    corrupt.write_text("{not json\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"b\.jsonl"):
-        load_labelled_file(corrupt)
-    empty = tmp_path / "c.csv"
-    empty.write_text("text,label\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"c\.csv.*empty"):
-        load_labelled_file(empty)
-    no_column = tmp_path / "d.csv"
-    no_column.write_text("question,label\nq,Math\n", encoding="utf-8")
-    with pytest.raises(DataError, match=r"d\.csv.*missing column"):
-        load_labelled_file(no_column)
-    with pytest.raises(DataError, match="not found"):
-        load_labelled_file(tmp_path / "nope.csv")
+@pytest.mark.parametrize(
+    ("name", "content", "match"),
+    [
+        ("a.jsonl", '{"text": "q", "label": "Cooking"}\n', r"a\.jsonl.*Cooking"),
+        ("b.jsonl", "{not json\n", r"b\.jsonl.*cannot read"),
+        ("c.csv", "text,label\n", r"c\.csv.*empty"),
+        ("d.csv", "question,label\nq,Math\n", r"d\.csv.*missing column"),
+        ("e.csv", None, r"e\.csv.*not found"),
+    ],
+)
+def test_labelled_file_errors_name_the_file(
+    tmp_path: Path, name: str, content: str | None, match: str
+) -> None:
+    if content is not None:
+        (tmp_path / name).write_text(content, encoding="utf-8")
+    with pytest.raises(DataError, match=match):
+        load_labelled_file(tmp_path / name)
 
 
 def test_stratified_split_is_fixed_and_complete(tiny_shared: Path) -> None:

@@ -39,24 +39,14 @@ TINY = [
 ]
 
 
+def _train(shared: Path, run: Path, *extra: str) -> int:
+    return main(["train", "--shared", str(shared), "--output-dir", str(run), *extra])
+
+
 @pytest.fixture(scope="module")
 def trained(tiny_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("run")
-    assert (
-        main(
-            [
-                "train",
-                "--shared",
-                str(tiny_shared),
-                "--output-dir",
-                str(run),
-                "--epochs",
-                "2",
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    assert _train(tiny_shared, run, "--epochs", "2", *TINY) == 0
     return run
 
 
@@ -91,21 +81,7 @@ def test_train_writes_the_runtime_contract(trained: Path) -> None:
 
 def test_resume_after_finish_does_not_retrain(trained: Path, tiny_shared: Path) -> None:
     before = json.loads((trained / "history.json").read_text())
-    assert (
-        main(
-            [
-                "train",
-                "--shared",
-                str(tiny_shared),
-                "--output-dir",
-                str(trained),
-                "--epochs",
-                "2",
-                *TINY,
-            ]
-        )
-        == 0
-    )
+    assert _train(tiny_shared, trained, "--epochs", "2", *TINY) == 0
     assert json.loads((trained / "history.json").read_text()) == before
 
 
@@ -138,24 +114,19 @@ def test_fine_tune_a_local_base_checkpoint(
 ) -> None:
     # The --base path (e.g. monologg/koelectra-base-v3-discriminator) on a local checkpoint.
     assert (
-        main(
-            [
-                "train",
-                "--shared",
-                str(tiny_shared),
-                "--output-dir",
-                str(tmp_path),
-                "--base",
-                str(trained / "model"),
-                "--epochs",
-                "1",
-                "--distill",
-                "0",
-                "--batch-size",
-                "8",
-                "--threads",
-                "1",
-            ]
+        _train(
+            tiny_shared,
+            tmp_path,
+            "--base",
+            str(trained / "model"),
+            "--epochs",
+            "1",
+            "--distill",
+            "0",
+            "--batch-size",
+            "8",
+            "--threads",
+            "1",
         )
         == 0
     )
