@@ -22,7 +22,7 @@ class ModelSize:
         ```
     """
 
-    layers: int = 4
+    layers: int = 2
     """Transformer layers."""
     hidden: int = 256
     """Hidden size."""
@@ -30,7 +30,7 @@ class ModelSize:
     """Attention heads."""
     embedding: int = 128
     """Factorised embedding size (ELECTRA-small uses 128)."""
-    intermediate: int = 1024
+    intermediate: int = 512
     """Feed-forward size."""
 
 

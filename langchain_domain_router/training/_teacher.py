@@ -29,7 +29,7 @@ def build_teacher() -> Pipeline:
             min_df=3,
             max_features=400_000,
         ),
-        LinearSVC(C=0.5, class_weight="balanced"),
+        LinearSVC(C=0.5, class_weight="balanced", random_state=0),
     )
 
 
