@@ -114,7 +114,7 @@ def evaluate(
     confidences: dict[str, Any] = {}
     sets = {"kmmlu_test": bundle.kmmlu_test, "synthetic_test": bundle.synthetic_test}
     for path in extra_eval or []:
-        sets[Path(path).stem] = load_labelled_file(path)
+        sets[f"{Path(path).parent.name}/{Path(path).stem}"] = load_labelled_file(path)
     scored = {}
     for name, rows in sets.items():
         if not rows:
