@@ -176,3 +176,17 @@ def test_warm_start_puts_subject_statistics_in_embeddings() -> None:
     emb = model.electra.embeddings.word_embeddings.weight
     assert emb[5, 0] > emb[5, 1] and emb[6, 1] > emb[6, 0]
     assert float(model.electra.encoder.layer[0].attention.self.query.weight.abs().sum()) == 0
+
+
+def test_baseline_scores_the_floor_on_the_same_splits(
+    tiny_shared: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["baseline", "--shared", str(tiny_shared)]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert 0 <= report["kmmlu_test"]["accuracy"] <= 1
+    assert set(report["synthetic_test"]["per_style_accuracy"]) == {
+        "conversational",
+        "exam",
+        "keyword",
+        "english",
+    }
