@@ -163,6 +163,24 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- measure-quality ------------------------------------------------------------------
+
+
+def _run_measure_quality(args: argparse.Namespace) -> int:
+    from langchain_domain_router.config import RouterConfig
+    from langchain_domain_router.quality import kmmlu_questions, measure_quality, quality_table
+
+    measured = measure_quality(
+        RouterConfig.from_file(args.config),
+        kmmlu_questions(args.kmmlu, args.split),
+        per_domain=args.per_domain,
+        concurrency=args.concurrency,
+    )
+    _write(quality_table(measured))
+    _write(f"written to {measured.to_file(args.out)}")
+    return 0
+
+
 # -- parser ---------------------------------------------------------------------------
 
 
@@ -229,6 +247,18 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timeout-keep-alive", type=int, default=75, help="idle keep-alive seconds")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=_run_serve)
+
+    quality = commands.add_parser(
+        "measure-quality",
+        help="ask every expert candidate KMMLU questions; write the quality matrix",
+    )
+    quality.add_argument("--config", required=True, help="router config with candidates")
+    quality.add_argument("--kmmlu", required=True, help="folder of KMMLU {Subject}-{split}.csv")
+    quality.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    quality.add_argument("--per-domain", type=int, default=20, help="questions per domain")
+    quality.add_argument("--concurrency", type=int, default=4, help="parallel calls per model")
+    quality.add_argument("--out", required=True, help="where to write the measured config")
+    quality.set_defaults(handler=_run_measure_quality)
 
     register_plugins(commands)
     return parser

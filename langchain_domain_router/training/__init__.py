@@ -9,7 +9,7 @@ Example:
     ```
 """
 
-from langchain_domain_router.training._cli import build_parser, main
+from langchain_domain_router.training._cli import build_parser, main, register_cli
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import LoopOptions
 from langchain_domain_router.training._model import ModelSize
@@ -25,5 +25,6 @@ __all__ = [
     "TrainOptions",
     "build_parser",
     "main",
+    "register_cli",
     "train",
 ]

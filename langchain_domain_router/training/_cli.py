@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from langchain_domain_router.training._data import DataError
@@ -26,9 +26,12 @@ def _add_sources(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--korean-text", help="korean_text folder (out-of-domain text)")
     group.add_argument(
         "--data",
+        "--feedback",
+        dest="data",
         action="append",
         default=[],
-        help="extra text,label CSV/JSONL for training (repeatable)",
+        help="extra text,label CSV/JSONL for training, e.g. the misroutes that "
+        "DomainRouter.record_feedback stored (repeatable)",
     )
     group.add_argument("--dataset", help="hub dataset instead of --kmmlu, e.g. HAERAE-HUB/KMMLU")
 
@@ -43,10 +46,20 @@ def _sources(args: argparse.Namespace) -> DataSources:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Return the parser with the ``train`` and ``evaluate`` sub-commands."""
+    """Return the parser with the ``train``, ``evaluate`` and ``baseline`` sub-commands."""
     parser = argparse.ArgumentParser(prog="python -m langchain_domain_router.training")
-    sub = parser.add_subparsers(dest="command", required=True)
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    return parser
 
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``evaluate`` and ``baseline`` to a parser's sub-commands.
+
+    ``domain-router`` mounts them this way; each sets ``handler`` to its command.
+
+    Args:
+        sub: The sub-parsers to add to.
+    """
     tr = sub.add_parser("train", help="train, calibrate and save a classifier")
     _add_sources(tr)
     tr.add_argument("--output-dir", required=True, help="run folder (resumes if present)")
@@ -98,7 +111,23 @@ def build_parser() -> argparse.ArgumentParser:
     base = sub.add_parser("baseline", help="score the TF-IDF + LinearSVC floor on the same splits")
     _add_sources(base)
     base.add_argument("--seed", type=int, default=0)
-    return parser
+    tr.set_defaults(handler=_guarded(train_command))
+    ev.set_defaults(handler=_guarded(evaluate_command))
+    base.set_defaults(handler=_guarded(baseline_command))
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report data errors as one line and exit status 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        try:
+            return command(args)
+        except DataError as err:
+            sys.stderr.write(f"error: {err}\n")
+            return 2
+
+    return run
 
 
 def baseline_command(args: argparse.Namespace) -> int:
@@ -169,11 +198,4 @@ def main(argv: Sequence[str] | None = None) -> int:
         The exit status.
     """
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
-    commands = {"train": train_command, "evaluate": evaluate_command, "baseline": baseline_command}
-    command = commands[args.command]
-    try:
-        return command(args)
-    except DataError as err:
-        sys.stderr.write(f"error: {err}\n")
-        return 2
+    return int(args.handler(args))

@@ -44,6 +44,8 @@ class Example:
     """Where the question's phrasing comes from (``kmmlu``, ``conversational``, ``exam``...)."""
     options: tuple[str, ...] = field(default=())
     """Answer options: extra training text only, never an input at inference."""
+    answer: int | None = None
+    """The correct option (1-4) for KMMLU rows: used to measure expert models' quality."""
 
 
 def check_label(label: str, source: str | Path) -> str:
@@ -112,7 +114,16 @@ def load_kmmlu(folder: str | Path, split: str) -> list[Example]:
         label = _subject_of(path, split)
         for row in _read_csv_rows(path, ("question", *_OPTION_COLUMNS)):
             options = tuple(row[c] for c in _OPTION_COLUMNS if row.get(c))
-            rows.append(Example(row["question"], label, "kmmlu", options))
+            answer = (row.get("answer") or "").strip()
+            rows.append(
+                Example(
+                    row["question"],
+                    label,
+                    "kmmlu",
+                    options,
+                    int(answer) if answer in {"1", "2", "3", "4"} else None,
+                )
+            )
     return _non_empty(rows, root / f"*-{split}.csv")
 
 
