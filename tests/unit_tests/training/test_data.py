@@ -71,3 +71,24 @@ def test_ood_questions(tiny_shared: Path) -> None:
     ood = load_ood_questions(tiny_shared / "korean_text")
     assert ood["korquad"][0].startswith("서울")
     assert ood["question-pair"] and ood["sentences"]
+
+
+def test_kmmlu_rows_carry_their_answer(tiny_shared: Path) -> None:
+    rows = load_kmmlu(tiny_shared / "kmmlu", "test")
+    assert all(r.answer in {1, 2, 3, 4} for r in rows if len(r.options) == 4)
+
+
+def test_feedback_files_fold_into_training(tmp_path: Path) -> None:
+    from langchain_domain_router.feedback import FeedbackStore
+    from langchain_domain_router.training import build_parser
+    from langchain_domain_router.training._cli import _sources
+
+    store = FeedbackStore(tmp_path / "misroutes.jsonl")
+    store.remember("r1", "그럼 그건 어떻게 계산해?", "Accounting")
+    store.record("r1", "Taxation")
+    args = build_parser().parse_args(
+        ["train", "--output-dir", str(tmp_path / "run"), "--feedback", str(store.path)]
+    )
+    assert _sources(args).extra == [str(store.path)]
+    (row,) = load_labelled_file(store.path)
+    assert (row.text, row.label) == ("그럼 그건 어떻게 계산해?", "Taxation")
