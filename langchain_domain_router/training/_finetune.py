@@ -83,6 +83,8 @@ def encode_pool(
     """Tokenise training rows once, with and without their answer options."""
 
     def ids(texts: list[str]) -> list[list[int]]:
+        if not texts:  # the fast tokenizer fails on an empty batch (no KMMLU rows, no OOD)
+            return []
         return list(tokenizer(texts, truncation=True, max_length=max_length)["input_ids"])
 
     with_options = [i for i, r in enumerate(rows) if r.options]
