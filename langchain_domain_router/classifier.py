@@ -8,7 +8,7 @@ import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import run_in_executor
@@ -18,6 +18,7 @@ from typing_extensions import override
 from langchain_domain_router._cache import LRUCache, text_normaliser
 from langchain_domain_router._coalesce import Coalescer
 from langchain_domain_router._inputs import RouterInput, extract_question
+from langchain_domain_router._onnx import OnnxModel, OnnxTokenizer, load_onnx
 from langchain_domain_router._optimize import Quantization, by_length_chunks, quantize
 from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
 from langchain_domain_router.schema import DomainPrediction, LabelScore
@@ -114,6 +115,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     loads; ``None`` leaves torch's setting alone."""
     quantize: Quantization | None = None
     """``"int8"``: dynamic int8 quantisation of the linear layers (CPU only)."""
+    backend: Literal["torch", "onnx"] = "torch"
+    """``"onnx"`` runs the graph ``export_onnx`` wrote with ONNX Runtime, without torch."""
 
     _model: PreTrainedModel | None = PrivateAttr(default=None)
     _tokenizer: PreTrainedTokenizerBase | None = PrivateAttr(default=None)
@@ -191,6 +194,25 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         return self
 
     def _load(self) -> None:
+        model: Any
+        tokenizer: Any
+        if self.backend == "onnx":
+            model, tokenizer = load_onnx(self.model_path, self.quantize, self.num_threads)
+        else:
+            model, tokenizer = self._load_torch()
+        labels = _labels(model.config)
+        if all(_DEFAULT_LABEL.match(label) for label in labels):
+            msg = f"{self.model_path!r}: config.json has no id2label naming the domains"
+            raise ValueError(msg)
+        if self.cache_size:
+            self._cache = LRUCache(self.cache_size)
+            self._cache_key = text_normaliser(tokenizer)
+        self._tokenizer = tokenizer
+        self._model = model
+        logger.info("loaded %s (%d labels, %s backend)", self.model_path, len(labels), self.backend)
+
+    def _load_torch(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         try:
@@ -199,44 +221,42 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         except (OSError, ValueError) as exc:
             msg = f"could not load a sequence-classification model from {self.model_path!r}: {exc}"
             raise ValueError(msg) from exc
-        labels = _labels(model.config)
-        if all(_DEFAULT_LABEL.match(label) for label in labels):
-            msg = f"{self.model_path!r}: config.json has no id2label naming the domains"
-            raise ValueError(msg)
+        if torch.device(self.device).type == "cpu" and model.dtype != torch.float32:
+            # Weights may be saved in float16 to halve the file; CPUs compute float16
+            # slowly, so compute in float32.
+            model = model.float()
         model.to(self.device).eval()
         if self.quantize is not None:
             model = quantize(model, self.quantize, self.device)
         if self.num_threads is not None:
-            import torch
-
             torch.set_num_threads(self.num_threads)
             logger.info("torch.set_num_threads(%d) for %s", self.num_threads, self.model_path)
-        if self.cache_size:
-            self._cache = LRUCache(self.cache_size)
-            self._cache_key = text_normaliser(tokenizer)
-        self._tokenizer = tokenizer
-        self._model = model
-        logger.info("loaded %s (%d labels) on %s", self.model_path, len(labels), self.device)
+        return model, tokenizer
 
     @property
-    def model(self) -> PreTrainedModel:
-        """The loaded ``transformers`` model."""
-        return cast("PreTrainedModel", self.load()._model)
+    def model(self) -> Any:
+        """The loaded model: a ``transformers`` model, or an ONNX Runtime session wrapper."""
+        return self.load()._model
 
     @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The loaded tokenizer."""
-        return cast("PreTrainedTokenizerBase", self.load()._tokenizer)
+    def tokenizer(self) -> Any:
+        """The loaded tokenizer (a ``transformers`` tokenizer for the torch backend)."""
+        return self.load()._tokenizer
+
+    @property
+    def config(self) -> Any:
+        """The model's config (``id2label``, ``problem_type``, ``domain_router``)."""
+        return self.model.config
 
     @property
     def router_settings(self) -> dict[str, Any]:
         """The ``domain_router`` block of the model's config (temperature, thresholds)."""
-        return dict(getattr(self.model.config, "domain_router", None) or {})
+        return dict(getattr(self.config, "domain_router", None) or {})
 
     @property
     def labels(self) -> list[str]:
         """The labels in the model's ``id2label`` order."""
-        return _labels(self.model.config)
+        return _labels(self.config)
 
     @property
     def model_version(self) -> str:
@@ -250,9 +270,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
 
     # -- preprocess -> _forward -> postprocess -------------------------------------
 
-    def preprocess(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def preprocess(self, texts: Sequence[str]) -> dict[str, Any]:
         """Tokenize ``texts`` into one padded batch on the model's device."""
         max_length = self.max_length or int(self.router_settings.get("max_length", 128))
+        if isinstance(self.tokenizer, OnnxTokenizer):
+            return self.tokenizer.encode([text[: self.max_chars] for text in texts], max_length)
         encoded = self.tokenizer(
             [text[: self.max_chars] for text in texts],
             padding=True,
@@ -262,27 +284,36 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         )
         return {key: value.to(self.device) for key, value in encoded.items()}
 
-    def _forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _forward(self, encoded: dict[str, Any]) -> np.ndarray:
+        model = self.model
+        if isinstance(model, OnnxModel):
+            with self._forward_lock:
+                return model(encoded)
         import torch
 
-        model = self.model
         with self._forward_lock, torch.inference_mode():
-            return model(**encoded).logits.float()
+            return model(**encoded).logits.float().cpu().numpy()
 
-    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+    def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
         """Turn logits into probabilities, following the model's ``problem_type``."""
-        scaled = logits / self.temperature
-        if self.model.config.problem_type == "multi_label_classification":
-            return scaled.sigmoid()
-        return scaled.softmax(dim=-1)
+        import numpy as np
 
-    def postprocess(self, logits: torch.Tensor) -> list[DomainPrediction]:
+        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
+        if self.config.problem_type == "multi_label_classification":
+            return 1.0 / (1.0 + np.exp(-scaled))
+        exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        return exp / exp.sum(axis=-1, keepdims=True)
+
+    def postprocess(self, logits: np.ndarray | torch.Tensor) -> list[DomainPrediction]:
         """Turn a batch of logits into sorted predictions."""
+        import numpy as np
+
         probs = self.scores(logits)
         labels, version = self.labels, self.model_version
         k = min(self.top_k, len(labels))
-        top_scores, top_ids = probs.topk(k, dim=-1)
-        multi_label = self.model.config.problem_type == "multi_label_classification"
+        top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+        top_scores = np.take_along_axis(probs, top_ids, axis=-1)
+        multi_label = self.config.problem_type == "multi_label_classification"
         predictions = []
         for row, scores, ids in zip(
             probs.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
@@ -319,9 +350,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         rows = by_length_chunks(
             texts, self.batch_size, lambda chunk: list(self._forward(self.preprocess(chunk)))
         )
-        if not rows:
-            return np.zeros((0, len(self.labels)))
-        return np.stack([row.cpu().numpy() for row in rows])
+        return np.stack(rows) if rows else np.zeros((0, len(self.labels)))
 
     def classify_texts(self, texts: Sequence[str]) -> list[DomainPrediction]:
         """Classify already-extracted texts, one forward pass per chunk of ``batch_size``.

@@ -196,3 +196,56 @@ def test_num_threads_is_applied_on_load_only(varied_checkpoint, plain):
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+def test_float16_weights_run_in_float32_on_cpu(tmp_path, varied_checkpoint, plain):
+    from transformers import ElectraForSequenceClassification
+
+    half = tmp_path / "half"
+    ElectraForSequenceClassification.from_pretrained(varied_checkpoint).half().save_pretrained(half)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (half / name).write_bytes((varied_checkpoint / name).read_bytes())
+    classifier = DomainClassifier.from_pretrained(half)
+    assert labels_of(classifier.batch(QUESTIONS)) == labels_of(plain)
+    assert classifier.model.dtype == torch.float32
+
+
+@pytest.fixture(scope="module")
+def exported_checkpoint(tmp_path_factory, varied_checkpoint) -> Path:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import shutil
+
+    from langchain_domain_router.optimize import export_onnx
+
+    path = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(varied_checkpoint, path)
+    export_onnx(path, quantize="int8")
+    return path
+
+
+def test_the_onnx_backend_gives_the_plain_labels_and_scores(exported_checkpoint, plain):
+    classifier = DomainClassifier.from_pretrained(exported_checkpoint, backend="onnx")
+    assert_same(classifier.batch(QUESTIONS), plain)
+    assert_same([classifier.invoke(q) for q in QUESTIONS], plain)
+    assert classifier.labels == DomainClassifier.from_pretrained(exported_checkpoint).labels
+
+
+async def test_the_onnx_backend_coalesces_and_caches(exported_checkpoint, plain):
+    classifier = DomainClassifier.from_pretrained(
+        exported_checkpoint, backend="onnx", coalesce_ms=5, cache_size=100, num_threads=1
+    )
+    results = await asyncio.gather(*(classifier.ainvoke(q) for q in QUESTIONS * 2))
+    assert labels_of(results) == labels_of(plain) * 2
+
+
+def test_the_onnx_int8_graph_loads_and_predicts(exported_checkpoint):
+    classifier = DomainClassifier.from_pretrained(
+        exported_checkpoint, backend="onnx", quantize="int8"
+    )
+    assert len(classifier.batch(QUESTIONS)) == len(QUESTIONS)
+
+
+def test_the_onnx_backend_says_how_to_export(varied_checkpoint):
+    with pytest.raises(ValueError, match="langchain_domain_router.optimize"):
+        DomainClassifier.from_pretrained(varied_checkpoint, backend="onnx").load()
