@@ -118,7 +118,7 @@ def load_onnx(
     try:
         import onnxruntime  # noqa: F401
     except ImportError as exc:
-        msg = "backend='onnx' needs onnxruntime: pip install 'langchain-domain-router[onnx]'"
+        msg = "backend='onnx' needs onnxruntime: pip install onnxruntime"
         raise ValueError(msg) from exc
     meta = json.loads((path.parent / "export.json").read_text(encoding="utf-8"))
     tokenizer = OnnxTokenizer(path.parent / "tokenizer.json", pad_id=int(meta["pad_id"]))

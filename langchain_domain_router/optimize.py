@@ -5,8 +5,8 @@ Usage::
     python -m langchain_domain_router.optimize MODEL_DIR [--quantize int8]
 
 then ``DomainClassifier.from_pretrained(MODEL_DIR, backend="onnx")``. Exporting needs
-torch and ``onnx`` (``pip install 'langchain-domain-router[onnx]'``); running needs only
-``onnxruntime``.
+torch, ``onnx`` and ``onnxruntime`` (``pip install onnx onnxruntime``); running needs
+only ``onnxruntime``.
 """
 
 from __future__ import annotations
