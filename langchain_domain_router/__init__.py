@@ -5,6 +5,7 @@ domains; a LangGraph graph sends it to that domain's expert chat model, or to a 
 fallback when the classifier is unsure, and returns the answer with the routing record.
 """
 
+from langchain_domain_router._nodes import ROUTING_COMPLETE_EVENT, ROUTING_EVENT, RouterState
 from langchain_domain_router._taxonomy import (
     KMMLU_DOMAINS,
     SUPERCATEGORIES,
@@ -12,14 +13,16 @@ from langchain_domain_router._taxonomy import (
     Supercategory,
 )
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import ClassifierSettings, ExpertProfile, RouterConfig
-from langchain_domain_router.experts import OfflineExpert
-from langchain_domain_router.graph import (
-    ROUTING_COMPLETE_EVENT,
-    ROUTING_EVENT,
-    RouterState,
-    build_router_graph,
+from langchain_domain_router.config import (
+    CandidateModel,
+    ClassifierSettings,
+    ExpertProfile,
+    FanOutSettings,
+    RouterConfig,
+    StickySettings,
 )
+from langchain_domain_router.experts import OfflineExpert
+from langchain_domain_router.graph import build_router_graph
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import (
     DomainPrediction,
@@ -33,18 +36,21 @@ __all__ = [
     "ROUTING_COMPLETE_EVENT",
     "ROUTING_EVENT",
     "SUPERCATEGORIES",
+    "CandidateModel",
     "ClassifierSettings",
     "Domain",
     "DomainClassifier",
     "DomainPrediction",
     "DomainRouter",
     "ExpertProfile",
+    "FanOutSettings",
     "LabelScore",
     "OfflineExpert",
     "RouterConfig",
     "RouterState",
     "RoutingDecision",
     "RoutingReason",
+    "StickySettings",
     "Supercategory",
     "build_router_graph",
 ]

@@ -7,7 +7,7 @@ import json
 import tomllib
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 import yaml
 from langchain_core.language_models import BaseChatModel
@@ -19,7 +19,75 @@ GENERAL_NODE = "general"
 """The node name of the fallback expert."""
 CLASSIFY_NODE = "classify"
 """The node name of the classifier."""
-_RESERVED = {GENERAL_NODE, CLASSIFY_NODE, "__start__", "__end__"}
+FAN_OUT_NODE = "merge"
+"""The node that merges the answers of a top-2 fan-out."""
+_RESERVED = {GENERAL_NODE, CLASSIFY_NODE, FAN_OUT_NODE, "__start__", "__end__"}
+
+
+def check_domain(domain: str) -> str:
+    """Return ``domain`` if it is a KMMLU subject, else raise with a "did you mean"."""
+    if domain not in KMMLU_DOMAINS:
+        close = difflib.get_close_matches(domain, list(KMMLU_DOMAINS), n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        msg = f"unknown KMMLU domain {domain!r}{hint}"
+        raise ValueError(msg)
+    return domain
+
+
+class CandidateModel(BaseModel):
+    """One model an expert may answer with, its price and its measured quality.
+
+    Example:
+        ```python
+        CandidateModel(
+            model="openai:gpt-4o-mini",
+            input_cost_per_1m=0.15,
+            output_cost_per_1m=0.60,
+            quality={"Law": 0.52, "Criminal-Law": 0.48},
+        )
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model: str | BaseChatModel
+    """A ``provider:model`` string for ``init_chat_model``, or a chat-model instance."""
+    model_kwargs: dict[str, Any] = Field(default_factory=dict)
+    """Extra ``init_chat_model`` arguments."""
+    input_cost_per_1m: float = Field(default=0.0, ge=0)
+    """USD per million input tokens."""
+    output_cost_per_1m: float = Field(default=0.0, ge=0)
+    """USD per million output tokens."""
+    quality: dict[str, float] = Field(default_factory=dict)
+    """Accuracy per KMMLU domain (0-1), e.g. measured with ``measure_quality``."""
+
+    @field_validator("quality")
+    @classmethod
+    def _known_quality_domains(cls, quality: dict[str, float]) -> dict[str, float]:
+        for domain, value in quality.items():
+            check_domain(domain)
+            if not 0.0 <= value <= 1.0:
+                msg = f"quality of {domain!r} must be between 0 and 1, got {value}"
+                raise ValueError(msg)
+        return quality
+
+    @property
+    def model_name(self) -> str:
+        """A readable name of the model."""
+        if isinstance(self.model, str):
+            return self.model
+        return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
+
+    @property
+    def blended_cost_per_1m(self) -> float:
+        """Input plus output price per million tokens: the number candidates compete on."""
+        return self.input_cost_per_1m + self.output_cost_per_1m
+
+    def estimate_cost(self, input_tokens: int, output_tokens: int) -> float:
+        """Price token usage with this candidate's rates, in USD."""
+        return (
+            input_tokens * self.input_cost_per_1m + output_tokens * self.output_cost_per_1m
+        ) / 1e6
 
 
 class ExpertProfile(BaseModel):
@@ -67,30 +135,46 @@ class ExpertProfile(BaseModel):
     """Tie-break when two experts claim the same domain or supercategory: higher wins."""
     tags: list[str] = Field(default_factory=list)
     """Free-form labels, e.g. ``["cheap", "korean"]``."""
+    candidates: list[CandidateModel] = Field(default_factory=list)
+    """Several models to choose from per question (cost-aware routing); when empty, the
+    expert always answers with ``model`` at the profile's prices."""
+    selection: Literal["cheapest_above_floor", "best_under_budget"] = "cheapest_above_floor"
+    """How a candidate is chosen: the cheapest whose quality on the domain reaches
+    ``quality_floor``, or the best quality whose blended price fits ``budget_per_1m``."""
+    quality_floor: float = Field(default=0.0, ge=0, le=1)
+    """Minimum quality on the question's domain for ``cheapest_above_floor``."""
+    budget_per_1m: float | None = Field(default=None, ge=0)
+    """Maximum input+output USD per million tokens for ``best_under_budget``."""
 
     @field_validator("domains")
     @classmethod
     def _known_domains(cls, domains: list[str]) -> list[str]:
-        for domain in domains:
-            if domain not in KMMLU_DOMAINS:
-                close = difflib.get_close_matches(domain, list(KMMLU_DOMAINS), n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                msg = f"unknown KMMLU domain {domain!r}{hint}"
-                raise ValueError(msg)
-        return domains
+        return [check_domain(domain) for domain in domains]
+
+    @model_validator(mode="after")
+    def _budget_when_needed(self) -> Self:
+        if self.selection == "best_under_budget" and self.budget_per_1m is None:
+            msg = "budget_per_1m is required when selection is 'best_under_budget'"
+            raise ValueError(msg)
+        return self
+
+    def options(self) -> list[CandidateModel]:
+        """The models this expert chooses from (the profile's own model when none listed)."""
+        if self.candidates:
+            return self.candidates
+        return [
+            CandidateModel(
+                model=self.model,
+                model_kwargs=self.model_kwargs,
+                input_cost_per_1m=self.input_cost_per_1m,
+                output_cost_per_1m=self.output_cost_per_1m,
+            )
+        ]
 
     @property
     def model_name(self) -> str:
         """A readable name of the configured model."""
-        if isinstance(self.model, str):
-            return self.model
-        return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
-
-    def estimate_cost(self, input_tokens: int, output_tokens: int) -> float:
-        """Price token usage with this profile's rates, in USD."""
-        return (
-            input_tokens * self.input_cost_per_1m + output_tokens * self.output_cost_per_1m
-        ) / 1e6
+        return self.options()[0].model_name
 
 
 class ClassifierSettings(BaseModel):
@@ -114,6 +198,46 @@ class ClassifierSettings(BaseModel):
     """Questions per forward pass."""
     context_turns: int = Field(default=0, ge=0)
     """Earlier human turns prepended to the last one when classifying."""
+
+
+class FanOutSettings(BaseModel):
+    """Send a question to the experts of its two top domains when they are close.
+
+    Example:
+        ```python
+        FanOutSettings(enabled=True, max_margin=0.15, min_second_score=0.2)
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Off by default: fan-out doubles the expert cost of the questions it touches."""
+    max_margin: float = Field(default=0.15, ge=0, le=1)
+    """Fan out when top-1 minus top-2 is below this."""
+    min_second_score: float = Field(default=0.2, ge=0, le=1)
+    """...and the second domain scores at least this."""
+
+
+class StickySettings(BaseModel):
+    """Keep a conversation with its previous domain unless the classifier is sure of a new one.
+
+    A follow-up such as "그럼 그건 어떻게 계산해?" carries little domain signal: with
+    stickiness it stays with the expert of the previous turn (reason ``sticky``), and
+    only a prediction of another domain scoring at least ``switch_confidence`` moves it.
+
+    Example:
+        ```python
+        StickySettings(enabled=True, switch_confidence=0.8)
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = False
+    """Off by default."""
+    switch_confidence: float = Field(default=0.8, ge=0, le=1)
+    """The score another domain needs to take the conversation over (hysteresis)."""
 
 
 def _claims(experts: Iterable[ExpertProfile], field: str) -> dict[str, list[ExpertProfile]]:
@@ -164,6 +288,10 @@ class RouterConfig(BaseModel):
     supercategory's expert instead of the fallback (hierarchical fallback)."""
     classifier: ClassifierSettings = Field(default_factory=ClassifierSettings)
     """Which classifier to load."""
+    fan_out: FanOutSettings = Field(default_factory=FanOutSettings)
+    """Top-2 fan-out with a merge node."""
+    sticky: StickySettings = Field(default_factory=StickySettings)
+    """Domain stickiness across the turns of a conversation."""
 
     @model_validator(mode="after")
     def _check_experts(self) -> Self:
@@ -238,6 +366,41 @@ class RouterConfig(BaseModel):
             msg = f"{str(path)!r}: the top level must be a mapping of settings"
             raise ValueError(msg)
         return cls.model_validate(data)
+
+    def to_file(self, path: str | Path) -> Path:
+        """Write the configuration as ``.yaml``/``.yml`` or ``.json`` (defaults left out).
+
+        Args:
+            path: The file to write.
+
+        Returns:
+            The path written.
+
+        Raises:
+            ValueError: If a model is a Python instance (only ``provider:model`` strings
+                can be written) or the suffix is not YAML or JSON.
+        """
+        path = Path(path)
+        instances = [
+            expert.name
+            for expert in [*self.experts, self.fallback]
+            for option in expert.options()
+            if not isinstance(option.model, str)
+        ]
+        if instances:
+            msg = f"experts {instances} use chat-model instances, which cannot be written to a file"
+            raise ValueError(msg)
+        data = self.model_dump(mode="json", exclude_defaults=True)
+        suffix = path.suffix.lower()
+        if suffix in {".yaml", ".yml"}:
+            text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
+        elif suffix == ".json":
+            text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
+        else:
+            msg = f"{str(path)!r}: can only write .yaml, .yml or .json"
+            raise ValueError(msg)
+        path.write_text(text, encoding="utf-8")
+        return path
 
     @classmethod
     def example(cls) -> Self:

@@ -1,4 +1,4 @@
-"""Expert chat models: resolving profiles, the offline expert, and calls with retry/timeout."""
+"""Expert chat models: resolving profiles, the offline expert, calls with retry/timeout."""
 
 from __future__ import annotations
 
@@ -6,19 +6,18 @@ import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from concurrent.futures import TimeoutError as FutureTimeoutError
 from typing import Any
 
 from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from typing_extensions import override
 
-from langchain_domain_router.config import ExpertProfile
+from langchain_domain_router.config import CandidateModel, ExpertProfile
 
 logger = logging.getLogger(__name__)
 
@@ -26,25 +25,25 @@ OFFLINE_MODEL = "offline"
 """The ``model`` value that asks for the offline expert explicitly."""
 
 
-def resolve_chat_model(profile: ExpertProfile) -> tuple[BaseChatModel | None, str | None]:
-    """Build the chat model of ``profile``.
+def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None, str | None]:
+    """Build the chat model of an expert's candidate.
 
     Args:
-        profile: The expert profile.
+        candidate: The candidate model (see ``ExpertProfile.options``).
 
     Returns:
         ``(model, None)`` when the model is available, or ``(None, why)`` when it is
         not (``"offline"`` asked for, a missing API key, a missing provider package):
         the offline expert then answers in its place.
     """
-    if isinstance(profile.model, BaseChatModel):
-        return profile.model, None
-    if profile.model == OFFLINE_MODEL:
+    if isinstance(candidate.model, BaseChatModel):
+        return candidate.model, None
+    if candidate.model == OFFLINE_MODEL:
         return None, "the profile asks for the offline expert"
     from langchain.chat_models import init_chat_model
 
     try:
-        return init_chat_model(profile.model, **profile.model_kwargs), None
+        return init_chat_model(candidate.model, **candidate.model_kwargs), None
     except Exception as exc:  # noqa: BLE001 - any provider failure means "unreachable"
         first_sentence = str(exc).split(". ")[0].rstrip(".")
         return None, f"{type(exc).__name__}: {first_sentence}"
@@ -121,72 +120,49 @@ class OfflineExpert(BaseChatModel):
         )
 
 
-class ExpertCallError(RuntimeError):
-    """An expert failed on every attempt."""
+def expert_caller(
+    model: BaseChatModel, profile: ExpertProfile
+) -> Runnable[list[BaseMessage], BaseMessage]:
+    """Wrap an expert's model with the profile's timeout and ``max_retries`` retries.
 
+    Args:
+        model: The chat model.
+        profile: The expert's profile (``timeout_s``, ``max_retries``).
 
-def _run_with_timeout(
-    model: BaseChatModel, messages: Sequence[BaseMessage], config: RunnableConfig, timeout: float
-) -> BaseMessage:
-    # A thread is the only portable way to bound a blocking call; a hung call keeps its
-    # thread until it returns, but the graph moves on to the fallback.
-    executor = ThreadPoolExecutor(max_workers=1)
-    context = contextvars.copy_context()
-    future = executor.submit(context.run, model.invoke, list(messages), config)
-    try:
-        return future.result(timeout=timeout)
-    finally:
-        executor.shutdown(wait=False)
-
-
-def _failure(profile: ExpertProfile, exc: BaseException, timeout: float) -> str:
-    if isinstance(exc, FutureTimeoutError | asyncio.TimeoutError):
-        return f"timed out after {timeout:g}s"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def call_expert(
-    model: BaseChatModel,
-    profile: ExpertProfile,
-    messages: Sequence[BaseMessage],
-    config: RunnableConfig,
-) -> BaseMessage:
-    """Call an expert with the profile's timeout, retrying up to ``max_retries`` times.
-
-    Raises:
-        ExpertCallError: If every attempt failed or timed out.
+    Returns:
+        A Runnable that raises the last error when every attempt failed or timed out.
     """
-    errors = []
-    for _ in range(profile.max_retries + 1):
+
+    def call(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
+        # A thread is the only portable way to bound a blocking call; a hung call keeps
+        # its thread until it returns, but the graph moves on to the fallback.
+        executor = ThreadPoolExecutor(max_workers=1)
+        context = contextvars.copy_context()
+        future = executor.submit(context.run, model.invoke, messages, config)
         try:
-            return _run_with_timeout(model, messages, config, profile.timeout_s)
-        except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
-            errors.append(_failure(profile, exc, profile.timeout_s))
-            logger.warning("expert %r failed: %s", profile.name, errors[-1])
-    raise ExpertCallError("; ".join(errors))
+            return future.result(timeout=profile.timeout_s)
+        finally:
+            executor.shutdown(wait=False)
+
+    async def acall(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
+        return await asyncio.wait_for(model.ainvoke(messages, config), profile.timeout_s)
+
+    bounded = RunnableLambda(call, afunc=acall, name=f"{profile.name}_expert")
+    return bounded.with_retry(
+        stop_after_attempt=profile.max_retries + 1, wait_exponential_jitter=False
+    )
 
 
-async def acall_expert(
-    model: BaseChatModel,
-    profile: ExpertProfile,
-    messages: Sequence[BaseMessage],
-    config: RunnableConfig,
-) -> BaseMessage:
-    """Async ``call_expert``: the timeout cancels the call.
-
-    Raises:
-        ExpertCallError: If every attempt failed or timed out.
-    """
-    errors = []
-    for _ in range(profile.max_retries + 1):
-        try:
-            return await asyncio.wait_for(
-                model.ainvoke(list(messages), config), timeout=profile.timeout_s
-            )
-        except Exception as exc:  # noqa: BLE001 - every failure is retried, then reported
-            errors.append(_failure(profile, exc, profile.timeout_s))
-            logger.warning("expert %r failed: %s", profile.name, errors[-1])
-    raise ExpertCallError("; ".join(errors))
+def describe_failure(exc: BaseException, profile: ExpertProfile) -> str:
+    """Say what went wrong with an expert, for the routing record."""
+    attempts = profile.max_retries + 1
+    what = (
+        f"timed out after {profile.timeout_s:g}s"
+        if isinstance(exc, TimeoutError)
+        else f"{type(exc).__name__}: {exc}"
+    )
+    logger.warning("expert %r failed %d time(s): %s", profile.name, attempts, what)
+    return f"{what} ({attempts} attempt{'s' if attempts > 1 else ''})"
 
 
 def elapsed_ms(start: float) -> float:

@@ -13,12 +13,14 @@ from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
-from pydantic import ConfigDict
+from langgraph.types import StreamMode
+from pydantic import ConfigDict, Field
 from typing_extensions import override
 
 from langchain_domain_router._inputs import RouterInput, extract_question
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import CLASSIFY_NODE, RouterConfig
+from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
+from langchain_domain_router.feedback import FeedbackStore
 from langchain_domain_router.graph import build_router_graph
 
 
@@ -52,6 +54,46 @@ def _final_message(state: Mapping[str, Any]) -> AIMessage:
     return message
 
 
+_MODES: list[StreamMode] = ["messages", "values", "custom"]
+
+
+class _AnswerTokens:
+    """Picks the answer's tokens out of the graph's stream.
+
+    Tokens come from the answering expert's model; in a fan-out the two experts answer
+    side by side, so only the merged message is passed on.
+    """
+
+    def __init__(self, answer_nodes: frozenset[str]) -> None:
+        self.answer_nodes = answer_nodes
+        self.fan_out = False
+        self.state: dict[str, Any] | None = None
+
+    def feed(self, mode: str, chunk: Any) -> AIMessageChunk | None:
+        if mode == "values":
+            self.state = chunk
+        elif mode == "custom":
+            self.fan_out |= chunk.get("routing", {}).get("reason") == "fan_out"
+        else:
+            message, metadata = chunk
+            node = metadata.get("langgraph_node")
+            if self.fan_out:
+                if node == FAN_OUT_NODE and isinstance(message, AIMessage):
+                    return AIMessageChunk(content=message.content, id=message.id, name=node)
+            elif isinstance(message, AIMessageChunk) and node in self.answer_nodes:
+                return message
+        return None
+
+    def closing_chunk(self, router: DomainRouter) -> AIMessageChunk:
+        """An empty chunk carrying the routing record, so merged chunks have it."""
+        answer = router._answer(self.state or {"messages": [None]})
+        return AIMessageChunk(
+            content="",
+            id=answer.id,
+            response_metadata={"routing": answer.response_metadata["routing"]},
+        )
+
+
 class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     """Route a question to its domain expert and answer it, with the routing record.
 
@@ -82,6 +124,8 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     """The router configuration."""
     graph: CompiledStateGraph
     """The compiled routing graph."""
+    feedback: FeedbackStore = Field(default_factory=FeedbackStore)
+    """Where ``record_feedback`` stores corrections (in memory unless given a path)."""
 
     @classmethod
     def from_config(
@@ -90,6 +134,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         *,
         classifier: DomainClassifier | None = None,
         checkpointer: BaseCheckpointSaver | None = None,
+        feedback_path: str | Path | None = None,
     ) -> Self:
         """Build a router from a configuration or a YAML/TOML/JSON file.
 
@@ -99,6 +144,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             classifier: The classifier; by default the one the configuration names.
             checkpointer: Optional checkpointer for multi-turn threads (pass a
                 ``thread_id`` in ``configurable``).
+            feedback_path: A JSONL file for ``record_feedback`` (in memory when ``None``).
 
         Returns:
             The router.
@@ -110,18 +156,45 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         else:
             config = RouterConfig.from_file(config_or_path)
         graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
-        return cls(config=config, graph=graph)
+        return cls(config=config, graph=graph, feedback=FeedbackStore(feedback_path))
+
+    def _answer(self, state: Mapping[str, Any]) -> AIMessage:
+        answer = _final_message(state)
+        routing = answer.response_metadata["routing"]
+        self.feedback.remember(routing["request_id"], str(state["question"]), routing["domain"])
+        return answer
+
+    def record_feedback(
+        self, request_id: str, correct_domain: str, *, question: str | None = None
+    ) -> dict[str, Any]:
+        """Record the correct domain of a question this router routed.
+
+        Misroutes collected this way are a ``text,label`` JSONL file that
+        ``domain-router train --feedback FILE`` folds into the next training run.
+
+        Args:
+            request_id: ``response_metadata["routing"]["request_id"]`` of the answer.
+            correct_domain: The KMMLU domain the question belongs to.
+            question: The question, when this router no longer remembers the request.
+
+        Returns:
+            The stored record (``misroute`` says whether the route was wrong).
+
+        Raises:
+            ValueError: For an unknown domain, or an unknown request without ``question``.
+        """
+        return self.feedback.record(request_id, correct_domain, question=question)
 
     @property
     def answer_nodes(self) -> frozenset[str]:
         """The nodes whose model tokens are the answer."""
-        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, "__start__"}
+        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, FAN_OUT_NODE, "__start__"}
 
     def _invoke(
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return _final_message(self.graph.invoke(to_graph_input(value), child))
+        return self._answer(self.graph.invoke(to_graph_input(value), child))
 
     async def _ainvoke(
         self,
@@ -130,7 +203,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return _final_message(await self.graph.ainvoke(to_graph_input(value), child))
+        return self._answer(await self.graph.ainvoke(to_graph_input(value), child))
 
     @override
     def invoke(
@@ -144,23 +217,6 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> AIMessage:
         return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
 
-    def _token(self, chunk: Any) -> AIMessageChunk | None:
-        message, metadata = chunk
-        if isinstance(message, AIMessageChunk) and metadata.get("langgraph_node") in (
-            self.answer_nodes
-        ):
-            return message
-        return None
-
-    @staticmethod
-    def _closing_chunk(state: Any) -> AIMessageChunk:
-        answer = _final_message(state or {"messages": [None]})
-        return AIMessageChunk(
-            content="",
-            id=answer.id,
-            response_metadata={"routing": answer.response_metadata["routing"]},
-        )
-
     def _stream_tokens(
         self,
         inputs: Iterator[RouterInput],
@@ -169,15 +225,11 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> Iterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         for value in inputs:
-            state = None
-            for mode, chunk in self.graph.stream(
-                to_graph_input(value), child, stream_mode=["messages", "values"]
-            ):
-                if mode == "values":
-                    state = chunk
-                elif token := self._token(chunk):
+            tokens = _AnswerTokens(self.answer_nodes)
+            for mode, chunk in self.graph.stream(to_graph_input(value), child, stream_mode=_MODES):
+                if token := tokens.feed(mode, chunk):
                     yield token
-            yield self._closing_chunk(state)
+            yield tokens.closing_chunk(self)
 
     async def _astream_tokens(
         self,
@@ -187,15 +239,13 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> AsyncIterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         async for value in inputs:
-            state = None
+            tokens = _AnswerTokens(self.answer_nodes)
             async for mode, chunk in self.graph.astream(
-                to_graph_input(value), child, stream_mode=["messages", "values"]
+                to_graph_input(value), child, stream_mode=_MODES
             ):
-                if mode == "values":
-                    state = chunk
-                elif token := self._token(chunk):
+                if token := tokens.feed(mode, chunk):
                     yield token
-            yield self._closing_chunk(state)
+            yield tokens.closing_chunk(self)
 
     @override
     def stream(

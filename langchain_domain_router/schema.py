@@ -10,7 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 from langchain_domain_router._taxonomy import Supercategory
 
 RoutingReason = Literal[
-    "confident", "low_confidence", "low_margin", "unmapped_domain", "expert_error"
+    "confident",
+    "low_confidence",
+    "low_margin",
+    "unmapped_domain",
+    "expert_error",
+    "sticky",
+    "fan_out",
 ]
 """Why a question went where it went."""
 
@@ -80,7 +86,8 @@ class RoutingDecision(BaseModel):
     request_id: str = Field(default_factory=lambda: uuid.uuid4().hex)
     """A fresh id for this request, for audit logs and feedback."""
     domain: str
-    """The classifier's top domain."""
+    """The domain routed on: the classifier's top domain (the previous turn's domain
+    when ``reason`` is ``sticky``)."""
     score: float
     """Its probability."""
     margin: float
@@ -90,7 +97,9 @@ class RoutingDecision(BaseModel):
     supercategory: Supercategory | None
     """The top domain's supercategory."""
     expert: str
-    """The node that answered (an expert's name, or ``general``)."""
+    """The node that answered (an expert's name, ``general``, or ``merge`` for a fan-out)."""
+    fan_out: list[str] = Field(default_factory=list)
+    """The experts that both answered, when ``reason`` is ``fan_out``."""
     reason: RoutingReason
     """Why the question went to ``expert``."""
     explanation: str

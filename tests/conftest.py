@@ -91,6 +91,17 @@ def make_checkpoint(tmp_path: Path) -> CheckpointFactory:
     return factory
 
 
+@pytest.fixture
+def classifier_for(make_checkpoint: CheckpointFactory) -> Callable[..., Any]:
+    """Build a classifier over a tiny checkpoint whose logits are ``bias``."""
+    from langchain_domain_router import DomainClassifier
+
+    def build(bias: Mapping[str, float]) -> DomainClassifier:
+        return DomainClassifier.from_pretrained(make_checkpoint(bias=bias))
+
+    return build
+
+
 @pytest.fixture(scope="session")
 def math_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny model that is confident every question is about Math."""
@@ -147,10 +158,11 @@ class PromptRecorder(BaseCallbackHandler):
         self.prompts.extend(messages)
 
 
-def make_config(**experts: Any) -> RouterConfig:
+def make_config(settings: Mapping[str, Any] | None = None, **experts: Any) -> RouterConfig:
     """A config with one expert per keyword (name=model) plus fake ``general``.
 
-    Experts ``stem``/``humss`` cover their supercategories, ``law`` covers Law.
+    Experts ``stem``/``humss`` cover their supercategories, ``law`` covers Law and
+    Criminal-Law, ``math`` covers Math. ``settings`` are further ``RouterConfig`` fields.
     """
     coverage = {
         "stem": {"supercategories": ["STEM"]},
@@ -167,4 +179,5 @@ def make_config(**experts: Any) -> RouterConfig:
         fallback=ExpertProfile(name="general", model=fake_expert("일반 답변입니다")),
         min_confidence=0.4,
         min_margin=0.1,
+        **(settings or {}),
     )

@@ -128,4 +128,25 @@ def test_bad_files_get_clear_errors(tmp_path):
 
 def test_profile_prices_tokens():
     profile = ExpertProfile(name="x", input_cost_per_1m=3.0, output_cost_per_1m=15.0)
-    assert profile.estimate_cost(1_000_000, 100_000) == pytest.approx(4.5)
+    (option,) = profile.options()
+    assert option.estimate_cost(1_000_000, 100_000) == pytest.approx(4.5)
+    assert option.blended_cost_per_1m == 18.0
+
+
+@pytest.mark.parametrize("name", ["out.yaml", "out.json"])
+def test_to_file_round_trips(tmp_path, name):
+    config = RouterConfig.example().model_copy(update={"min_confidence": 0.3})
+    path = config.to_file(tmp_path / name)
+    assert RouterConfig.from_file(path) == config
+
+
+def test_to_file_refuses_model_instances_and_unknown_formats(tmp_path):
+    from langchain_core.language_models import FakeListChatModel
+
+    config = RouterConfig(
+        fallback=ExpertProfile(name="g", model=FakeListChatModel(responses=["x"]))
+    )
+    with pytest.raises(ValueError, match="cannot be written"):
+        config.to_file(tmp_path / "c.yaml")
+    with pytest.raises(ValueError, match="can only write"):
+        RouterConfig.example().to_file(tmp_path / "c.toml")

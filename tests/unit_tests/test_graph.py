@@ -28,14 +28,6 @@ from tests.conftest import (
 SNAPSHOT = Path(__file__).parent / "snapshots" / "router_graph.mmd"
 
 
-@pytest.fixture
-def classifier_for(make_checkpoint):
-    def build(bias):
-        return DomainClassifier.from_pretrained(make_checkpoint(bias=bias))
-
-    return build
-
-
 def route(graph, question="질문입니다"):
     state = graph.invoke({"question": question})
     return state, RoutingDecision.model_validate(state["routing"])

@@ -92,3 +92,32 @@ def test_multi_turn_with_a_checkpointer(make_checkpoint):
     router.invoke("그럼 적분은?", thread)
     history = router.graph.get_state(thread).values["messages"]
     assert [m.content for m in history] == ["미분이 뭐야?", ANSWER, "그럼 적분은?", ANSWER]
+
+
+def test_record_feedback_stores_misroutes_as_training_jsonl(make_checkpoint, tmp_path):
+    import json
+
+    classifier = DomainClassifier.from_pretrained(make_checkpoint(bias={"Math": 10.0}))
+    path = tmp_path / "feedback" / "misroutes.jsonl"
+    router = DomainRouter.from_config(
+        make_config(math=fake_expert(ANSWER)), classifier=classifier, feedback_path=path
+    )
+    answer = router.invoke("감가상각비는 어떻게 계산해?")
+    streamed = list(router.stream("미분이 뭐야?"))[-1]
+    first = answer.response_metadata["routing"]["request_id"]
+    second = streamed.response_metadata["routing"]["request_id"]
+    record = router.record_feedback(first, "Accounting")
+    assert record["misroute"] and record["predicted"] == "Math"
+    assert not router.record_feedback(second, "Math")["misroute"]
+    lines = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+    assert [(r["text"], r["label"]) for r in lines] == [
+        ("감가상각비는 어떻게 계산해?", "Accounting"),
+        ("미분이 뭐야?", "Math"),
+    ]
+    with pytest.raises(ValueError, match="unknown KMMLU domain 'Acounting'"):
+        router.record_feedback(first, "Acounting")
+    with pytest.raises(ValueError, match="unknown request_id"):
+        router.record_feedback("nope", "Math")
+    assert router.record_feedback("other-process", "Law", question="유치권이란?")["text"] == (
+        "유치권이란?"
+    )

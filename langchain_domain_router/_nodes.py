@@ -1,0 +1,320 @@
+"""The routing graph's nodes: ``classify``, one per expert (and ``general``), ``merge``."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, replace
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import RunnableConfig
+from langgraph.config import get_stream_writer
+from langgraph.graph.message import add_messages
+
+from langchain_domain_router.classifier import DomainClassifier
+from langchain_domain_router.config import (
+    FAN_OUT_NODE,
+    GENERAL_NODE,
+    CandidateModel,
+    ExpertProfile,
+    RouterConfig,
+)
+from langchain_domain_router.experts import (
+    OfflineExpert,
+    describe_failure,
+    elapsed_ms,
+    expert_caller,
+    resolve_chat_model,
+)
+from langchain_domain_router.policy import Thresholds, choose_candidate, decide
+from langchain_domain_router.schema import DomainPrediction, RoutingDecision
+
+ROUTING_EVENT = "routing_decision"
+"""Custom stream event sent when ``classify`` has chosen the expert."""
+ROUTING_COMPLETE_EVENT = "routing_complete"
+"""Custom stream event sent with the final record (latencies, usage, cost) after the
+answer; audit sinks listen for it."""
+
+
+def _collect(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list:
+    """Reducer for fan-out answers: ``None`` clears them at the start of each turn."""
+    return [] if right is None else [*(left or []), *right]
+
+
+class RouterInputState(TypedDict, total=False):
+    """What the graph takes: a conversation ending in a human turn, or a ``question``."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    question: str
+
+
+class RouterState(RouterInputState, total=False):
+    """The routing graph's state.
+
+    ``prediction`` and ``routing`` hold ``DomainPrediction`` / ``RoutingDecision`` as
+    JSON-ready dicts so any checkpointer can store them; rebuild the objects with
+    ``RoutingDecision.model_validate(state["routing"])``.
+    """
+
+    prediction: dict[str, Any] | None
+    routing: dict[str, Any] | None
+    answer: str | None
+    fan_out_answers: Annotated[list[dict[str, Any]], _collect]
+
+
+def _emit(name: str, routing: dict[str, Any], config: RunnableConfig) -> None:
+    get_stream_writer()({"event": name, "routing": routing})
+    dispatch_custom_event(name, routing, config=config)
+
+
+async def _aemit(name: str, routing: dict[str, Any], config: RunnableConfig) -> None:
+    get_stream_writer()({"event": name, "routing": routing})
+    await adispatch_custom_event(name, routing, config=config)
+
+
+def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage]]:
+    """Return the conversation ending in the question, and the messages to add to state.
+
+    The question is the last message when that is a human turn; otherwise ``question``
+    is appended as a new human turn.
+    """
+    messages: list[BaseMessage] = list(state.get("messages") or [])
+    if messages and isinstance(messages[-1], HumanMessage):
+        return messages, []
+    question = state.get("question")
+    if not isinstance(question, str) or not question.strip():
+        msg = "the router needs a question: pass 'question' or end 'messages' with a human turn"
+        raise ValueError(msg)
+    new: list[BaseMessage] = [HumanMessage(content=question)]
+    return messages + new, new
+
+
+def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
+    for message in reversed(history):
+        if isinstance(message, AIMessage) and "routing" in message.response_metadata:
+            return dict(message.response_metadata["routing"])
+    return None
+
+
+class ClassifyNode:
+    """Classifies the question and decides the route."""
+
+    def __init__(
+        self, classifier: DomainClassifier, config: RouterConfig, thresholds: Thresholds
+    ) -> None:
+        self.classifier = classifier
+        self.config = config
+        self.thresholds = thresholds
+
+    def _update(
+        self, prediction: DomainPrediction, start: float, conversation: list[BaseMessage]
+    ) -> dict[str, Any]:
+        decision = decide(
+            prediction,
+            self.config,
+            self.thresholds,
+            classifier_latency_ms=elapsed_ms(start),
+            previous=_previous_routing(conversation[:-1]),
+        )
+        return {
+            "question": str(conversation[-1].text),
+            "prediction": prediction.model_dump(mode="json"),
+            "routing": decision.model_dump(mode="json"),
+            "answer": None,
+            "fan_out_answers": None,
+        }
+
+    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        conversation, new = _conversation(state)
+        start = time.perf_counter()
+        prediction = self.classifier.invoke(conversation, config)
+        update = self._update(prediction, start, conversation)
+        _emit(ROUTING_EVENT, update["routing"], config)
+        return {"messages": new, **update}
+
+    async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        conversation, new = _conversation(state)
+        start = time.perf_counter()
+        prediction = await self.classifier.ainvoke(conversation, config)
+        update = self._update(prediction, start, conversation)
+        await _aemit(ROUTING_EVENT, update["routing"], config)
+        return {"messages": new, **update}
+
+
+@dataclass(frozen=True)
+class _Call:
+    decision: RoutingDecision
+    prompt: list[BaseMessage]
+    candidate: CandidateModel
+    model: BaseChatModel
+    fan_out: bool
+
+
+class ExpertNode:
+    """Runs one expert; the ``general`` node never fails (it degrades to offline)."""
+
+    def __init__(self, profile: ExpertProfile, node: str) -> None:
+        self.profile = profile
+        self.node = node
+        self.options = profile.options()
+        self.resolved = [resolve_chat_model(candidate) for candidate in self.options]
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Candidate models that could not be built, and why."""
+        return {
+            candidate.model_name: why
+            for candidate, (model, why) in zip(self.options, self.resolved, strict=True)
+            if model is None and why
+        }
+
+    def _offline(
+        self, decision: RoutingDecision, candidate: CandidateModel, why: str | None
+    ) -> OfflineExpert:
+        return OfflineExpert(
+            expert=self.node,
+            target_model=candidate.model_name,
+            reason=decision.explanation,
+            unavailable=why,
+        )
+
+    def _prepare(self, state: RouterState) -> _Call:
+        decision = RoutingDecision.model_validate(state["routing"])
+        index, why = choose_candidate(self.profile, decision.domain)
+        candidate = self.options[index]
+        if why:
+            decision = decision.model_copy(update={"explanation": f"{decision.explanation}; {why}"})
+        prompt: list[BaseMessage] = list(state.get("messages") or [])
+        if self.profile.system_prompt:
+            prompt = [SystemMessage(content=self.profile.system_prompt), *prompt]
+        model, unavailable = self.resolved[index]
+        return _Call(
+            decision=decision,
+            prompt=prompt,
+            candidate=candidate,
+            model=model or self._offline(decision, candidate, unavailable),
+            fan_out=decision.reason == "fan_out",
+        )
+
+    def _answered(self, call: _Call, reply: BaseMessage, start: float) -> dict[str, Any]:
+        usage = getattr(reply, "usage_metadata", None) or {}
+        tokens_in, tokens_out = usage.get("input_tokens"), usage.get("output_tokens")
+        offline = isinstance(call.model, OfflineExpert)
+        cost = call.candidate.estimate_cost(tokens_in or 0, tokens_out or 0) if usage else None
+        decision = call.decision.model_copy(
+            update={
+                "expert": FAN_OUT_NODE if call.fan_out else self.node,
+                "model": call.candidate.model_name,
+                "offline": offline,
+                "expert_latency_ms": elapsed_ms(start),
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+                "estimated_cost_usd": 0.0 if offline else cost,
+            }
+        )
+        routing = decision.model_dump(mode="json")
+        message = AIMessage(
+            content=reply.content,
+            id=reply.id,
+            name=self.node,
+            response_metadata={**reply.response_metadata, "routing": routing},
+            usage_metadata=getattr(reply, "usage_metadata", None),
+        )
+        if call.fan_out:
+            return {"fan_out_answers": [{"expert": self.node, "message": message}]}
+        return {"messages": [message], "answer": str(message.text), "routing": routing}
+
+    def _failed(self, call: _Call, error: str) -> tuple[_Call, dict[str, Any] | None]:
+        """Record the failure; return the update that hands over, or ``None`` for general."""
+        if call.fan_out:
+            return call, {"fan_out_answers": [{"expert": self.node, "error": error}]}
+        failed = call.decision.model_copy(
+            update={
+                "reason": "expert_error",
+                "failed_expert": self.node,
+                "error": error,
+                "explanation": f"{call.decision.explanation}; expert {self.node!r} failed "
+                f"({error}), so the general expert answers",
+            }
+        )
+        if self.node != GENERAL_NODE:
+            return call, {"routing": failed.model_dump(mode="json")}
+        offline = self._offline(failed, call.candidate, error)
+        return replace(call, decision=failed, model=offline), None
+
+    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        call = self._prepare(state)
+        start = time.perf_counter()
+        try:
+            reply = expert_caller(call.model, self.profile).invoke(call.prompt, config)
+        except Exception as exc:  # noqa: BLE001 - any expert failure hands over, never raises
+            call, handover = self._failed(call, describe_failure(exc, self.profile))
+            if handover is not None:
+                return handover
+            reply = call.model.invoke(call.prompt, config)
+        update = self._answered(call, reply, start)
+        if "routing" in update:
+            _emit(ROUTING_COMPLETE_EVENT, update["routing"], config)
+        return update
+
+    async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        call = self._prepare(state)
+        start = time.perf_counter()
+        try:
+            reply = await expert_caller(call.model, self.profile).ainvoke(call.prompt, config)
+        except Exception as exc:  # noqa: BLE001 - any expert failure hands over, never raises
+            call, handover = self._failed(call, describe_failure(exc, self.profile))
+            if handover is not None:
+                return handover
+            reply = await call.model.ainvoke(call.prompt, config)
+        update = self._answered(call, reply, start)
+        if "routing" in update:
+            await _aemit(ROUTING_COMPLETE_EVENT, update["routing"], config)
+        return update
+
+
+def _total(values: list[Any]) -> Any:
+    return None if any(value is None for value in values) else sum(values)
+
+
+def merge_answers(state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+    """Merge the answers of a top-2 fan-out into one message (or hand over to general)."""
+    decision = RoutingDecision.model_validate(state["routing"])
+    answers = state.get("fan_out_answers") or []
+    messages: list[AIMessage] = [a["message"] for a in answers if "message" in a]
+    errors = [f"{a['expert']}: {a['error']}" for a in answers if "error" in a]
+    if not messages:
+        failed = decision.model_copy(
+            update={
+                "reason": "expert_error",
+                "failed_expert": ",".join(decision.fan_out),
+                "error": "; ".join(errors),
+                "explanation": f"{decision.explanation}; every fan-out expert failed, so the "
+                "general expert answers",
+            }
+        )
+        return {"routing": failed.model_dump(mode="json")}
+    records = [RoutingDecision.model_validate(m.response_metadata["routing"]) for m in messages]
+    merged = decision.model_copy(
+        update={
+            "expert": FAN_OUT_NODE,
+            "model": " + ".join(str(r.model) for r in records),
+            "offline": all(r.offline for r in records),
+            "expert_latency_ms": max(r.expert_latency_ms or 0.0 for r in records),
+            "input_tokens": _total([r.input_tokens for r in records]),
+            "output_tokens": _total([r.output_tokens for r in records]),
+            "estimated_cost_usd": _total([r.estimated_cost_usd for r in records]),
+            "error": "; ".join(errors) or None,
+        }
+    )
+    routing = merged.model_dump(mode="json")
+    text = "\n\n".join(f"[{m.name}]\n{m.text}" for m in messages)
+    message = AIMessage(
+        content=text,
+        name=FAN_OUT_NODE,
+        response_metadata={"routing": routing, "fan_out": [r.model_dump() for r in records]},
+    )
+    _emit(ROUTING_COMPLETE_EVENT, routing, config)
+    return {"messages": [message], "answer": text, "routing": routing}
