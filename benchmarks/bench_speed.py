@@ -293,6 +293,8 @@ def coalescing(
         "torch: coalesce_ms=0": {"coalesce_ms": 0.0},
         "torch: coalesce_ms=2": {"coalesce_ms": 2.0},
         "torch: coalesce_ms=5": {"coalesce_ms": 5.0},
+        "onnx: no coalescing": VARIANTS["onnx"],
+        "onnx: coalesce_ms=2": {**VARIANTS["onnx"], "coalesce_ms": 2.0},
         f"{FAST}: no coalescing": VARIANTS[FAST],
         f"{FAST}: coalesce_ms=2": {**VARIANTS[FAST], "coalesce_ms": 2.0},
     }
@@ -412,6 +414,7 @@ def targets(
         [(w, a, b) for w, a, b in zip(what, row(DEFAULT), row(FAST), strict=True)],
     )
     gain = coalesced[f"{FAST}: coalesce_ms=2"] / coalesced[f"{FAST}: no coalescing"]
+    onnx_gain = coalesced["onnx: coalesce_ms=2"] / coalesced["onnx: no coalescing"]
     torch_gain = (
         coalesced["torch: coalesce_ms=2"] / coalesced["torch: no coalescing (executor threads)"]
     )
@@ -422,7 +425,7 @@ def targets(
     )
     print(
         f"- coalescing gain under {CALLERS} callers (coalesce_ms=2 vs none): "
-        f"torch {torch_gain:.2f}x, {FAST} {gain:.2f}x"
+        f"torch {torch_gain:.2f}x, onnx {onnx_gain:.2f}x, {FAST} {gain:.2f}x"
     )
 
 
