@@ -13,7 +13,7 @@ install:
 	$(PIP) install $(BASE) -e .
 
 install-test:
-	$(PIP) install $(BASE) -e ".[test]"
+	$(PIP) install $(BASE) -e ".[test,train]"
 
 demo: install
 	$(PYTHON) -m langchain_domain_router route "$(QUESTION)"

@@ -1,47 +1,267 @@
-"""The ``domain-router`` command line: classify or route a question."""
+"""The ``domain-router`` command line: classify or route a question, or serve over HTTP.
+
+Output is drawn with ``rich`` when it is installed (the ``[cli]`` extra) and as plain
+text otherwise; ``--json`` prints JSON only. Sub-commands from
+``langchain_domain_router.training`` (``train``, ``evaluate``) are mounted when that
+module is importable: it registers them with ``register_cli(commands)``.
+"""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import json
+import logging
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
+
+logger = logging.getLogger(__name__)
 
 DEFAULT_QUESTION = "민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?"
+PLUGIN_MODULES = ("langchain_domain_router.training",)
+"""Modules that may add sub-commands through ``register_cli(commands)``."""
+
+Handler = Callable[[argparse.Namespace], int]
 
 
-def _parser() -> argparse.ArgumentParser:
+def _write(text: str) -> None:
+    sys.stdout.write(text + "\n")
+
+
+def _rich_console() -> Any:
+    try:
+        from rich.console import Console
+    except ImportError:
+        return None
+    return Console()
+
+
+# -- classify -------------------------------------------------------------------------
+
+
+def _classifier(model: str, top_k: int) -> Any:
+    from langchain_domain_router.classifier import DomainClassifier
+
+    if model == "default":
+        return DomainClassifier.default(top_k=top_k)
+    return DomainClassifier.from_pretrained(model, top_k=top_k)
+
+
+def _print_prediction(question: str, prediction: dict[str, Any]) -> None:
+    console = _rich_console()
+    if console is None:
+        _write(question)
+        _write(
+            f"domain: {prediction['label']} ({prediction['supercategory']}) "
+            f"confidence {prediction['score']:.3f}"
+        )
+        for item in prediction["top_k"]:
+            _write(f"  {item['label']:<45} {item['score']:.3f}")
+        return
+    from rich.table import Table
+
+    table = Table(title=question, title_justify="left")
+    table.add_column("domain")
+    table.add_column("probability", justify="right")
+    for item in prediction["top_k"]:
+        table.add_row(item["label"], f"{item['score']:.3f}")
+    console.print(table)
+    console.print(
+        f"[bold]{prediction['label']}[/bold] ({prediction['supercategory']}), "
+        f"confidence [bold]{prediction['score']:.3f}[/bold], model {prediction['model_version']}"
+    )
+
+
+def _run_classify(args: argparse.Namespace) -> int:
+    prediction = _classifier(args.model, args.top_k).invoke(args.question)
+    result = prediction.model_dump(mode="json")
+    if args.json:
+        _write(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        _print_prediction(args.question, result)
+    return 0
+
+
+# -- route ----------------------------------------------------------------------------
+
+
+def _print_route(question: str, answer: str, routing: dict[str, Any]) -> None:
+    offline = " (offline expert: no model reachable)" if routing.get("offline") else ""
+    rows = [
+        ("question", question),
+        ("domain", f"{routing['domain']} ({routing['score']:.2f}, {routing['supercategory']})"),
+        ("expert", f"{routing['expert']} [{routing['model']}] reason={routing['reason']}{offline}"),
+        ("why", routing["explanation"]),
+    ]
+    console = _rich_console()
+    if console is None:
+        for name, value in rows:
+            _write(f"{name:<9}: {value}")
+        _write(f"\n{answer}")
+        return
+    from rich.markup import escape
+    from rich.panel import Panel
+    from rich.table import Table
+
+    table = Table.grid(padding=(0, 2))
+    for name, value in rows:
+        table.add_row(f"[bold]{name}[/bold]", escape(str(value)))
+    console.print(table)
+    title = "offline expert" if routing.get("offline") else f"answer from {routing['expert']}"
+    console.print(Panel(escape(answer), title=title, title_align="left"))
+
+
+def _run_route(args: argparse.Namespace) -> int:
+    from langchain_domain_router.router import DomainRouter
+
+    classifier = None if args.model is None else _classifier(args.model, top_k=5)
+    router = DomainRouter.from_config(args.config, classifier=classifier)
+    answer = router.invoke(args.question)
+    routing = answer.response_metadata["routing"]
+    if args.json:
+        result = {"answer": str(answer.text), "routing": routing}
+        _write(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        _print_route(args.question, str(answer.text), routing)
+    return 0
+
+
+# -- serve ----------------------------------------------------------------------------
+
+_SERVE_LIMITS = (  # ServerSettings fields, each a --flag-with-dashes
+    ("max_input_chars", int, "characters one input may hold (question plus conversation)"),
+    ("max_batch_size", int, "inputs one /batch request may hold"),
+    ("max_body_bytes", int, "bytes a request body may hold (413 above)"),
+    ("request_timeout_s", float, "seconds one request may take (504 above)"),
+    ("max_concurrency", int, "requests served at once per worker"),
+    ("queue_timeout_s", float, "seconds a request waits for a slot (503 above)"),
+)
+
+
+def _run_serve(args: argparse.Namespace) -> int:
+    try:
+        from langchain_domain_router.server import ServerSettings, serve
+    except ImportError as exc:
+        sys.stderr.write(f"domain-router: {exc}\n")
+        return 2
+    limits = {name: getattr(args, name) for name, _, _ in _SERVE_LIMITS}
+    settings = ServerSettings(
+        audit_path=args.audit_log,
+        audit_include_prompt=args.audit_include_prompt,
+        **{name: value for name, value in limits.items() if value is not None},
+    )
+    serve(
+        args.config,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        settings=settings,
+        log_level=args.log_level,
+        timeout_keep_alive=args.timeout_keep_alive,
+    )
+    return 0
+
+
+# -- measure-quality ------------------------------------------------------------------
+
+
+def _run_measure_quality(args: argparse.Namespace) -> int:
+    from langchain_domain_router.config import RouterConfig
+    from langchain_domain_router.quality import kmmlu_questions, measure_quality, quality_table
+
+    measured = measure_quality(
+        RouterConfig.from_file(args.config),
+        kmmlu_questions(args.kmmlu, args.split),
+        per_domain=args.per_domain,
+        concurrency=args.concurrency,
+    )
+    _write(quality_table(measured))
+    _write(f"written to {measured.to_file(args.out)}")
+    return 0
+
+
+# -- parser ---------------------------------------------------------------------------
+
+
+def register_plugins(commands: argparse._SubParsersAction) -> list[str]:
+    """Mount sub-commands from optional modules (``train``, ``evaluate``).
+
+    A module in ``PLUGIN_MODULES`` that imports and has ``register_cli(commands)``
+    adds its parsers there, each with ``set_defaults(handler=fn)`` where ``fn(args)``
+    returns the exit status. A module that is absent, or fails to import because its
+    extra is not installed, is skipped.
+
+    Args:
+        commands: The sub-parsers of the ``domain-router`` parser.
+
+    Returns:
+        The modules that registered commands.
+    """
+    mounted = []
+    for name in PLUGIN_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ImportError as exc:
+            logger.debug("no sub-commands from %s: %s", name, exc)
+            continue
+        register = getattr(module, "register_cli", None)
+        if callable(register):
+            register(commands)
+            mounted.append(name)
+    return mounted
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the ``domain-router`` argument parser, plugins included."""
     parser = argparse.ArgumentParser(
         prog="domain-router", description="Route Korean questions to KMMLU domain experts."
     )
     commands = parser.add_subparsers(dest="command", required=True)
+
     classify = commands.add_parser("classify", help="label a question with its KMMLU domain")
     classify.add_argument("question", nargs="?", default=DEFAULT_QUESTION)
     classify.add_argument("--model", default="default", help="model directory or hub id")
+    classify.add_argument("--top-k", type=int, default=5, help="how many domains to list")
+    classify.set_defaults(handler=_run_classify)
+
     route = commands.add_parser("route", help="route a question through the graph and answer")
     route.add_argument("question", nargs="?", default=DEFAULT_QUESTION)
     route.add_argument("--config", help="router config (YAML/TOML/JSON); default: the example")
+    route.add_argument("--model", help="classifier model directory (default: the config's)")
+    route.set_defaults(handler=_run_route)
     for command in (classify, route):
         command.add_argument("--json", action="store_true", help="print JSON only")
-    return parser
 
-
-def _classify(args: argparse.Namespace) -> dict:
-    from langchain_domain_router.classifier import DomainClassifier
-
-    classifier = (
-        DomainClassifier.default()
-        if args.model == "default"
-        else DomainClassifier.from_pretrained(args.model)
+    serve = commands.add_parser("serve", help="serve /router and /classify over HTTP")
+    serve.add_argument("--config", help="router config (YAML/TOML/JSON); default: the example")
+    serve.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0 for all)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    serve.add_argument("--audit-log", help='JSON-lines audit file ("-" for stdout)')
+    serve.add_argument(
+        "--audit-include-prompt", action="store_true", help="write question text to the audit log"
     )
-    return classifier.invoke(args.question).model_dump(mode="json")
+    for name, kind, text in _SERVE_LIMITS:
+        serve.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
+    serve.add_argument("--timeout-keep-alive", type=int, default=75, help="idle keep-alive seconds")
+    serve.add_argument("--log-level", default="info")
+    serve.set_defaults(handler=_run_serve)
 
+    quality = commands.add_parser(
+        "measure-quality",
+        help="ask every expert candidate KMMLU questions; write the quality matrix",
+    )
+    quality.add_argument("--config", required=True, help="router config with candidates")
+    quality.add_argument("--kmmlu", required=True, help="folder of KMMLU {Subject}-{split}.csv")
+    quality.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    quality.add_argument("--per-domain", type=int, default=20, help="questions per domain")
+    quality.add_argument("--concurrency", type=int, default=4, help="parallel calls per model")
+    quality.add_argument("--out", required=True, help="where to write the measured config")
+    quality.set_defaults(handler=_run_measure_quality)
 
-def _route(args: argparse.Namespace) -> dict:
-    from langchain_domain_router.router import DomainRouter
-
-    answer = DomainRouter.from_config(args.config).invoke(args.question)
-    return {"answer": str(answer.text), "routing": answer.response_metadata["routing"]}
+    register_plugins(commands)
+    return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -53,24 +273,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 2 on bad input or configuration.
     """
-    args = _parser().parse_args(argv)
+    args = build_parser().parse_args(argv)
+    handler: Handler = args.handler
     try:
-        result = _classify(args) if args.command == "classify" else _route(args)
+        return handler(args)
     except (ValueError, TypeError) as exc:
         sys.stderr.write(f"domain-router: error: {exc}\n")
         return 2
-    if args.json:
-        sys.stdout.write(json.dumps(result, ensure_ascii=False, indent=2) + "\n")
-    elif args.command == "classify":
-        sys.stdout.write(f"{args.question}\n")
-        for item in result["top_k"]:
-            sys.stdout.write(f"  {item['label']:<45} {item['score']:.3f}\n")
-    else:
-        routing = result["routing"]
-        sys.stdout.write(
-            f"question : {args.question}\n"
-            f"domain   : {routing['domain']} ({routing['score']:.2f}, {routing['supercategory']})\n"
-            f"expert   : {routing['expert']} [{routing['model']}] reason={routing['reason']}\n"
-            f"why      : {routing['explanation']}\n\n{result['answer']}\n"
-        )
-    return 0

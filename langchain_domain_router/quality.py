@@ -12,6 +12,7 @@ import re
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -43,6 +44,33 @@ class MultipleChoice:
     answer: int
     """The correct option, 1-4 (KMMLU's convention)."""
     domain: str
+
+
+def kmmlu_questions(folder: str | Path, split: str = "test") -> list[MultipleChoice]:
+    """Load the four-option KMMLU questions of one split, with their answers.
+
+    Args:
+        folder: The folder of upstream KMMLU ``{Subject}-{split}.csv`` files.
+        split: ``train``, ``dev`` or ``test``.
+
+    Returns:
+        The questions that have four options and an answer.
+
+    Raises:
+        ValueError: If the folder holds no such files or a file is corrupt.
+    """
+    from langchain_domain_router.training._data import load_kmmlu
+
+    return [
+        MultipleChoice(
+            row.text,
+            (row.options[0], row.options[1], row.options[2], row.options[3]),
+            row.answer,
+            row.label,
+        )
+        for row in load_kmmlu(folder, split)
+        if row.answer is not None and len(row.options) == 4
+    ]
 
 
 def parse_choice(reply: str) -> int | None:

@@ -1,0 +1,283 @@
+"""``create_app``: the router and the classifier as a LangServe app, with health and metrics."""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the endpoint signatures.
+
+import asyncio
+import logging
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Self, TypeVar
+
+from fastapi import FastAPI, Request, Response
+from langchain_core.callbacks import BaseCallbackHandler
+from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.runnables import Runnable, RunnableBinding
+from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langserve import add_routes
+from prometheus_client import CONTENT_TYPE_LATEST
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from typing_extensions import override
+
+from langchain_domain_router._inputs import extract_question
+from langchain_domain_router.audit import AuditCallbackHandler
+from langchain_domain_router.classifier import DomainClassifier
+from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.graph import classifier_from_settings
+from langchain_domain_router.router import DomainRouter
+from langchain_domain_router.schema import DomainPrediction
+from langchain_domain_router.server._limits import LimitsMiddleware
+from langchain_domain_router.server._metrics import RouterMetrics
+from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
+
+logger = logging.getLogger(__name__)
+
+ROUTER_PATH = "/router"
+CLASSIFY_PATH = "/classify"
+_WARM_UP_QUESTION = "서버 준비 확인용 질문입니다"
+_SECRET_KWARG = re.compile(r"(key|token|secret|password)", re.IGNORECASE)
+_Value = TypeVar("_Value")
+
+
+def _require_question(value: _Value) -> _Value:
+    extract_question(value)  # the router's own check, so HTTP clients get its message
+    return value
+
+
+class RouterRequest(BaseModel):
+    """A ``question``, or a conversation (``messages``) ending in a human turn.
+
+    Example:
+        ```python
+        RemoteRunnable("http://127.0.0.1:8000/router").invoke({"question": "미분이란?"})
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    question: str | None = None
+    """The question; appended as a human turn after ``messages`` when both are given."""
+    messages: list[AnyMessage] = Field(default_factory=list)
+    """Earlier turns, or the whole conversation when ``question`` is absent."""
+
+    @model_validator(mode="after")
+    def _has_question(self) -> Self:
+        _require_question({"question": self.question, "messages": self.messages})
+        return self
+
+
+ServedInput = (
+    Annotated[str, AfterValidator(_require_question)]
+    | Annotated[list[AnyMessage], AfterValidator(_require_question)]
+    | RouterRequest
+)
+"""What ``/router`` and ``/classify`` accept: a string, a message list, or a
+``RouterRequest``; anything without a question is 422 before the graph runs."""
+
+
+THREAD_SPECS = [
+    ConfigurableFieldSpec(id=key, annotation=str | None, name=key, default=None, is_shared=True)
+    for key in ("thread_id", "checkpoint_id")
+]
+"""The checkpointer's ``configurable`` keys, declared so LangServe lets clients send them."""
+
+
+class _Served(RunnableBinding[Any, Any]):
+    """A runnable as served: fixed types and callbacks, plus declared config keys.
+
+    LangServe keeps only the ``configurable`` keys a runnable declares in
+    ``config_specs``; the routing graph declares none, so without this a client's
+    ``thread_id`` would be dropped and multi-turn threads could not work over HTTP.
+    """
+
+    extra_specs: list[ConfigurableFieldSpec] = Field(default_factory=list)
+
+    @property
+    @override
+    def config_specs(self) -> list[ConfigurableFieldSpec]:
+        return get_unique_config_specs([*super().config_specs, *self.extra_specs])
+
+
+@dataclass
+class _Readiness:
+    ready: bool = False
+    error: str | None = None
+
+
+def config_secrets(config: RouterConfig) -> set[str]:
+    """Return secret-looking values (``api_key``...) from the experts' ``model_kwargs``."""
+    profiles = [*config.experts, config.fallback]
+    return {
+        str(value)
+        for profile in profiles
+        for key, value in profile.model_kwargs.items()
+        if _SECRET_KWARG.search(key) and value
+    }
+
+
+def _tag_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
+    """Put the caller's ``X-Request-ID`` (or a fresh one) in the run metadata."""
+    request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
+    config.setdefault("metadata", {})["http_request_id"] = request_id[:128]
+    # LangServe fills undeclared-by-the-client keys with their ``None`` defaults; a
+    # ``checkpoint_id`` of ``None`` must mean "absent" to the checkpointer.
+    if config.get("configurable"):
+        config["configurable"] = {
+            key: value for key, value in config["configurable"].items() if value is not None
+        }
+    return config
+
+
+def _load_config(config: RouterConfig | str | Path | None) -> RouterConfig:
+    if isinstance(config, RouterConfig):
+        return config
+    if config is None:
+        return RouterConfig.example()
+    return RouterConfig.from_file(config)
+
+
+def create_app(
+    config: RouterConfig | str | Path | None = None,
+    *,
+    classifier: DomainClassifier | None = None,
+    settings: ServerSettings | None = None,
+    checkpointer: BaseCheckpointSaver | None = None,
+    callbacks: Sequence[BaseCallbackHandler] = (),
+    lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
+) -> FastAPI:
+    """Create the FastAPI app that serves the router and the classifier with LangServe.
+
+    Routes: ``/router`` (the ``DomainRouter``) and ``/classify`` (the
+    ``DomainClassifier``), each with ``invoke``, ``batch``, ``stream``,
+    ``stream_events`` and the ``playground``; ``/healthz`` (the process is up),
+    ``/readyz`` (the model is loaded and has answered), ``/metrics`` (Prometheus).
+    The app keeps no state of its own, so any number of workers and replicas can run
+    side by side; multi-turn threads need a shared ``checkpointer``.
+
+    Args:
+        config: The router configuration, a YAML/TOML/JSON file, or ``None`` for the
+            example configuration.
+        classifier: The classifier; by default the one ``config.classifier`` names.
+        settings: Limits and the audit sink; by default ``ServerSettings()``.
+        checkpointer: Optional checkpointer for multi-turn threads (clients pass
+            ``{"configurable": {"thread_id": ...}}``).
+        callbacks: More callback handlers to attach to every request.
+        lifespan: An async context manager entered around the app's own start-up and
+            shut-down, e.g. to open and close the checkpointer's database pool.
+
+    Returns:
+        The app, for ``uvicorn`` or any ASGI server.
+
+    Example:
+        ```python
+        import uvicorn
+        from langchain_domain_router.server import create_app
+
+        uvicorn.run(create_app("router.yaml"), host="127.0.0.1", port=8000)
+        ```
+    """
+    router_config = _load_config(config)
+    settings = settings or ServerSettings()
+    classifier = classifier or classifier_from_settings(router_config.classifier)
+    router = DomainRouter.from_config(
+        router_config, classifier=classifier, checkpointer=checkpointer
+    )
+    metrics = RouterMetrics()
+    handlers: list[BaseCallbackHandler] = [metrics, *callbacks]
+    audit = None
+    if settings.audit_path:
+        audit = AuditCallbackHandler(
+            settings.audit_path,
+            include_prompt=settings.audit_include_prompt,
+            secrets=config_secrets(router_config),
+        )
+        handlers.append(audit)
+    readiness = _Readiness()
+
+    @asynccontextmanager
+    async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with lifespan(app) if lifespan else nullcontext():
+            try:
+                # One real forward pass: the first one pays for lazy initialisation.
+                await asyncio.to_thread(classifier.invoke, _WARM_UP_QUESTION)
+                readiness.ready = True
+            except Exception as exc:  # /readyz reports it; /healthz still answers
+                readiness.error = f"{type(exc).__name__}: {exc}"
+                logger.exception("the classifier could not be loaded")
+            yield
+            if audit is not None and hasattr(audit.sink, "close"):
+                audit.sink.close()
+
+    app = FastAPI(
+        title="langchain-domain-router",
+        description="Routes questions to KMMLU domain experts (LangServe).",
+        lifespan=app_lifespan,
+    )
+    # LangServe derives request validation from these types; the runnables' own input
+    # type includes ``PromptValue``, which has no JSON form.
+    served: list[tuple[str, Runnable[Any, Any], type, list[ConfigurableFieldSpec]]] = [
+        (ROUTER_PATH, router, AIMessage, THREAD_SPECS if checkpointer else []),
+        (CLASSIFY_PATH, classifier, DomainPrediction, []),
+    ]
+    for path, runnable, output_type, specs in served:
+        binding = _Served(
+            bound=runnable,
+            config={"callbacks": handlers, "run_name": path.strip("/")},
+            custom_input_type=ServedInput,
+            custom_output_type=output_type,
+            extra_specs=specs,
+        )
+        add_routes(app, binding, path=path, per_req_config_modifier=_tag_request)
+
+    @app.get("/healthz", tags=["ops"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["ops"])
+    async def readyz(response: Response) -> dict[str, Any]:
+        if readiness.ready:
+            return {"status": "ready", "model_version": classifier.model_version}
+        response.status_code = 503
+        return {"status": "error" if readiness.error else "loading", "error": readiness.error}
+
+    @app.get("/metrics", tags=["ops"])
+    async def prometheus_metrics() -> Response:
+        return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    metrics.track_endpoints(_route_paths(app))
+    app.state.metrics = metrics
+    app.state.router = router
+    app.state.classifier = classifier
+    app.add_middleware(LimitsMiddleware, settings=settings, metrics=metrics)
+    return app
+
+
+def _route_paths(app: FastAPI) -> Iterable[str]:
+    """Paths without parameters: the bounded set that metrics label by name."""
+    for route in app.routes:
+        path = getattr(route, "path", "")
+        if path and "{" not in path:
+            yield path
+
+
+def create_app_from_env() -> FastAPI:
+    r"""Create the app from ``DOMAIN_ROUTER_*`` variables: the factory uvicorn workers use.
+
+    ``DOMAIN_ROUTER_CONFIG`` names the configuration file (unset: the example
+    configuration); the other variables set ``ServerSettings`` fields.
+
+    Returns:
+        The app.
+
+    Example:
+        ```bash
+        DOMAIN_ROUTER_CONFIG=router.yaml uvicorn --factory --workers 4 \\
+            langchain_domain_router.server:create_app_from_env
+        ```
+    """
+    return create_app(os.environ.get(CONFIG_ENV) or None, settings=ServerSettings.from_env())

@@ -1,0 +1,151 @@
+"""Prometheus metrics: HTTP traffic, and a callback handler that counts routing decisions."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client import multiprocess as prometheus_multiprocess
+from typing_extensions import override
+
+from langchain_domain_router.audit import RoutingEventHandler
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+_OTHER_ENDPOINT = "other"
+
+
+class RouterMetrics(RoutingEventHandler):
+    """The server's Prometheus metrics; as a callback handler it counts routing decisions.
+
+    Metrics live in their own registry, so several apps in one process do not collide.
+    Under several worker processes ``PROMETHEUS_MULTIPROC_DIR`` (set by ``serve``) makes
+    ``/metrics`` sum the workers (see ``docs/deployment.md``).
+
+    Example:
+        ```python
+        metrics = RouterMetrics()
+        router.invoke("근저당권이란?", config={"callbacks": [metrics]})
+        print(metrics.render().decode())
+        ```
+    """
+
+    run_inline = True  # counters are cheap and thread-safe: no executor hop per event
+
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        super().__init__()
+        self.registry = registry or CollectorRegistry()
+        self.endpoints: frozenset[str] = frozenset()
+        reg = self.registry
+        self.requests = Counter(
+            "domain_router_http_requests",
+            "HTTP requests by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=reg,
+        )
+        self.request_latency = Histogram(
+            "domain_router_http_request_duration_seconds",
+            "HTTP request duration by endpoint.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "domain_router_http_requests_in_flight",
+            "Runnable requests being served now.",
+            registry=reg,
+            multiprocess_mode="livesum",
+        )
+        self.rejected = Counter(
+            "domain_router_rejected_requests",
+            "Requests refused by a limit, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.routes = Counter(
+            "domain_router_routes",
+            "Answered questions by classified domain, answering expert and routing reason.",
+            ["domain", "expert", "reason"],
+            registry=reg,
+        )
+        self.fallbacks = Counter(
+            "domain_router_fallbacks",
+            "Questions not answered by their domain's expert, by reason.",
+            ["reason"],
+            registry=reg,
+        )
+        self.offline_answers = Counter(
+            "domain_router_offline_answers",
+            "Answers given by the offline expert, by expert.",
+            ["expert"],
+            registry=reg,
+        )
+        self.classifier_latency = Histogram(
+            "domain_router_classifier_latency_seconds",
+            "Time spent classifying one question.",
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.expert_latency = Histogram(
+            "domain_router_expert_latency_seconds",
+            "Time spent in the answering expert, retries included.",
+            ["expert"],
+            buckets=_LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.tokens = Counter(
+            "domain_router_tokens",
+            "Tokens reported by expert models, by expert and direction.",
+            ["expert", "direction"],
+            registry=reg,
+        )
+        self.cost = Counter(
+            "domain_router_estimated_cost_usd",
+            "Estimated expert cost in USD, from token usage and profile prices.",
+            ["expert"],
+            registry=reg,
+        )
+
+    def track_endpoints(self, paths: Iterable[str]) -> None:
+        """Name the paths that get their own ``endpoint`` label (others are ``other``)."""
+        self.endpoints = frozenset(paths)
+
+    def endpoint(self, path: str) -> str:
+        """The ``endpoint`` label for ``path``: bounded, whatever clients request."""
+        return path if path in self.endpoints else _OTHER_ENDPOINT
+
+    def observe_request(self, path: str, status: int, seconds: float) -> None:
+        """Count one HTTP request."""
+        endpoint = self.endpoint(path)
+        self.requests.labels(endpoint=endpoint, status=str(status)).inc()
+        self.request_latency.labels(endpoint=endpoint).observe(seconds)
+
+    @override
+    def on_routing_complete(
+        self, routing: dict[str, Any], *, question: str | None, metadata: Mapping[str, Any]
+    ) -> None:
+        expert = str(routing.get("expert"))
+        reason = str(routing.get("reason"))
+        self.routes.labels(domain=str(routing.get("domain")), expert=expert, reason=reason).inc()
+        if reason != "confident":
+            self.fallbacks.labels(reason=reason).inc()
+        if routing.get("offline"):
+            self.offline_answers.labels(expert=expert).inc()
+        self.classifier_latency.observe((routing.get("classifier_latency_ms") or 0.0) / 1000)
+        if routing.get("expert_latency_ms") is not None:
+            self.expert_latency.labels(expert=expert).observe(routing["expert_latency_ms"] / 1000)
+        for direction in ("input", "output"):
+            count = routing.get(f"{direction}_tokens")
+            if count:
+                self.tokens.labels(expert=expert, direction=direction).inc(count)
+        if routing.get("estimated_cost_usd"):
+            self.cost.labels(expert=expert).inc(routing["estimated_cost_usd"])
+
+    def render(self) -> bytes:
+        """The metrics in Prometheus text format (all workers' in multiprocess mode)."""
+        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            registry = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
+            return generate_latest(registry)
+        return generate_latest(self.registry)

@@ -1,0 +1,86 @@
+"""``serve``: run the app under uvicorn, with one or several worker processes."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.graph import classifier_from_settings
+from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
+
+APP_FACTORY = "langchain_domain_router.server:create_app_from_env"
+"""The import string uvicorn workers build the app from."""
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def serve(
+    config: str | Path | None = None,
+    *,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    workers: int = 1,
+    settings: ServerSettings | None = None,
+    log_level: str = "info",
+    timeout_keep_alive: int = 75,
+) -> None:
+    """Serve the router over HTTP until interrupted.
+
+    The configuration and the classifier's model directory are checked here first, so a
+    bad file or a missing model fails with a clear error before any worker starts.
+    Workers build their app from ``DOMAIN_ROUTER_*`` variables, which is how every
+    worker process gets the same configuration.
+
+    Args:
+        config: A router configuration file; ``None`` for the example configuration.
+        host: The interface to bind (``0.0.0.0`` for every interface).
+        port: The TCP port.
+        workers: Worker processes; each loads its own copy of the classifier. With more
+            than one, ``/metrics`` sums all workers (through ``PROMETHEUS_MULTIPROC_DIR``,
+            a temporary directory unless already set).
+        settings: Limits and the audit sink.
+        log_level: uvicorn's log level.
+        timeout_keep_alive: Seconds an idle keep-alive connection stays open. Longer
+            than a load balancer's idle timeout (60 s on many), so the server never
+            closes a connection just as a client sends on it (a lost request).
+
+    Raises:
+        ValueError: If the configuration file is missing or invalid, or the model
+            directory it names does not exist.
+
+    Example:
+        ```python
+        from langchain_domain_router.server import serve
+
+        serve("router.yaml", host="0.0.0.0", port=8000, workers=2)
+        ```
+    """
+    import uvicorn
+
+    router_config = RouterConfig.example() if config is None else RouterConfig.from_file(config)
+    classifier_from_settings(router_config.classifier)  # checks the path; weights load later
+    if config is not None:
+        os.environ[CONFIG_ENV] = str(Path(config).resolve())
+    else:
+        os.environ.pop(CONFIG_ENV, None)
+    os.environ.update((settings or ServerSettings()).to_env())
+    metrics_dir = None
+    if workers > 1 and not os.environ.get(MULTIPROC_ENV):
+        # Each worker counts in its own process; a shared directory lets /metrics sum them.
+        metrics_dir = tempfile.mkdtemp(prefix="domain-router-metrics-")
+        os.environ[MULTIPROC_ENV] = metrics_dir
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=host,
+            port=port,
+            workers=workers,
+            log_level=log_level,
+            timeout_keep_alive=timeout_keep_alive,
+        )
+    finally:
+        if metrics_dir is not None:
+            shutil.rmtree(metrics_dir, ignore_errors=True)

@@ -1,0 +1,73 @@
+"""Server limits and options, settable in code or from ``DOMAIN_ROUTER_*`` variables."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Self
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ENV_PREFIX = "DOMAIN_ROUTER_"
+"""Environment variables ``DOMAIN_ROUTER_<FIELD>`` set ``ServerSettings`` fields."""
+CONFIG_ENV = "DOMAIN_ROUTER_CONFIG"
+"""The environment variable naming the router configuration file."""
+
+
+class ServerSettings(BaseModel):
+    """Limits and options of the HTTP server.
+
+    Example:
+        ```python
+        from langchain_domain_router.server import ServerSettings, create_app
+
+        settings = ServerSettings(max_batch_size=16, audit_path="audit.jsonl")
+        app = create_app("router.yaml", settings=settings)
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    max_input_chars: int = Field(default=8_000, gt=0)
+    """Characters of text one input may hold (question plus conversation); more is 422."""
+    max_batch_size: int = Field(default=32, gt=0)
+    """Inputs one ``/batch`` request may hold; more is 422."""
+    max_body_bytes: int = Field(default=1_000_000, gt=0)
+    """Bytes a request body may hold; more is 413."""
+    request_timeout_s: float = Field(default=120.0, gt=0)
+    """Seconds one request may take; an answer not started by then is 504."""
+    max_concurrency: int = Field(default=64, gt=0)
+    """Requests run at once per worker; more wait for a slot."""
+    queue_timeout_s: float = Field(default=30.0, gt=0)
+    """Seconds a request waits for a slot before it is 503 (with ``Retry-After``)."""
+    audit_path: str | None = None
+    """A JSON-lines audit file (``"-"`` for standard output); ``None`` writes none."""
+    audit_include_prompt: bool = False
+    """Also write the question text to the audit trail."""
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:
+        """Read ``DOMAIN_ROUTER_<FIELD>`` variables (e.g. ``DOMAIN_ROUTER_MAX_BATCH_SIZE``).
+
+        Args:
+            environ: The variables (default: ``os.environ``).
+
+        Returns:
+            The settings; unset fields keep their defaults.
+        """
+        environ = os.environ if environ is None else environ
+        values = {
+            field: environ[ENV_PREFIX + field.upper()]
+            for field in cls.model_fields
+            if ENV_PREFIX + field.upper() in environ
+        }
+        return cls.model_validate(values)
+
+    def to_env(self) -> dict[str, str]:
+        """Return the ``DOMAIN_ROUTER_*`` variables that ``from_env`` reads back."""
+        # Lower-case booleans: pydantic reads "true"/"false" back, and shells expect them.
+        values = {
+            field: str(value).lower() if isinstance(value, bool) else str(value)
+            for field, value in self.model_dump(exclude_none=True).items()
+        }
+        return {ENV_PREFIX + field.upper(): value for field, value in values.items()}

@@ -1,0 +1,30 @@
+"""Train, evaluate and calibrate the domain classifier (needs the ``[train]`` extra).
+
+Example:
+    ```python
+    from langchain_domain_router.training import main
+
+    main(["evaluate", "--shared", "../shared/data", "--model", "runs/x/model",
+          "--report-dir", "runs/x/report"])
+    ```
+"""
+
+from langchain_domain_router.training._cli import build_parser, main, register_cli
+from langchain_domain_router.training._data import DataError, Example
+from langchain_domain_router.training._finetune import LoopOptions
+from langchain_domain_router.training._model import ModelSize
+from langchain_domain_router.training._splits import DataSources
+from langchain_domain_router.training._train import TrainOptions, train
+
+__all__ = [
+    "DataError",
+    "DataSources",
+    "Example",
+    "LoopOptions",
+    "ModelSize",
+    "TrainOptions",
+    "build_parser",
+    "main",
+    "register_cli",
+    "train",
+]

@@ -1,0 +1,201 @@
+"""Command line: ``python -m langchain_domain_router.training {train,evaluate} ...``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from langchain_domain_router.training._data import DataError
+from langchain_domain_router.training._finetune import LoopOptions
+from langchain_domain_router.training._model import ModelSize
+from langchain_domain_router.training._splits import DataSources
+from langchain_domain_router.training._train import TrainOptions
+
+# Evaluation only: its exam sources state no licence, so it never enters training.
+_DOMAIN_QUESTIONS = "domain_questions/questions.csv"
+
+
+def _add_sources(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("data")
+    group.add_argument("--shared", help="a ../shared/data folder: sets the three folders below")
+    group.add_argument("--kmmlu", help="folder of KMMLU {Subject}-{split}.csv files")
+    group.add_argument("--synthetic", help="folder of text,label JSONL/CSV (split 70/15/15)")
+    group.add_argument("--korean-text", help="korean_text folder (out-of-domain text)")
+    group.add_argument(
+        "--data",
+        "--feedback",
+        dest="data",
+        action="append",
+        default=[],
+        help="extra text,label CSV/JSONL for training, e.g. the misroutes that "
+        "DomainRouter.record_feedback stored (repeatable)",
+    )
+    group.add_argument("--dataset", help="hub dataset instead of --kmmlu, e.g. HAERAE-HUB/KMMLU")
+
+
+def _sources(args: argparse.Namespace) -> DataSources:
+    sources = DataSources.shared(args.shared) if args.shared else DataSources()
+    for name in ("kmmlu", "synthetic", "korean_text", "dataset"):
+        if getattr(args, name):
+            setattr(sources, name, getattr(args, name))
+    sources.extra = list(args.data)
+    return sources
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Return the parser with the ``train``, ``evaluate`` and ``baseline`` sub-commands."""
+    parser = argparse.ArgumentParser(prog="python -m langchain_domain_router.training")
+    register_cli(parser.add_subparsers(dest="command", required=True))
+    return parser
+
+
+def register_cli(sub: argparse._SubParsersAction) -> None:
+    """Add ``train``, ``evaluate`` and ``baseline`` to a parser's sub-commands.
+
+    ``domain-router`` mounts them this way; each sets ``handler`` to its command.
+
+    Args:
+        sub: The sub-parsers to add to.
+    """
+    tr = sub.add_parser("train", help="train, calibrate and save a classifier")
+    _add_sources(tr)
+    tr.add_argument("--output-dir", required=True, help="run folder (resumes if present)")
+    tr.add_argument("--base", help="pretrained checkpoint to fine-tune instead of from scratch")
+    tr.add_argument("--layers", type=int, default=ModelSize.layers)
+    tr.add_argument("--hidden", type=int, default=ModelSize.hidden)
+    tr.add_argument("--heads", type=int, default=ModelSize.heads)
+    tr.add_argument("--embedding", type=int, default=ModelSize.embedding)
+    tr.add_argument("--intermediate", type=int, default=ModelSize.intermediate)
+    tr.add_argument("--vocab-size", type=int, default=32000)
+    tr.add_argument("--max-length", type=int, default=64)
+    tr.add_argument("--epochs", type=int, default=LoopOptions.epochs)
+    tr.add_argument("--batch-size", type=int, default=LoopOptions.batch_size)
+    tr.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="peak learning rate (default 1e-3 from scratch, 5e-5 with --base)",
+    )
+    tr.add_argument("--class-cap", type=int, default=LoopOptions.class_cap)
+    tr.add_argument("--synthetic-repeat", type=int, default=LoopOptions.synthetic_repeat)
+    tr.add_argument("--option-prob", type=float, default=LoopOptions.option_prob)
+    tr.add_argument("--distill", type=float, default=LoopOptions.distill)
+    tr.add_argument("--ood-weight", type=float, default=LoopOptions.ood_weight)
+    tr.add_argument("--ood-per-epoch", type=int, default=LoopOptions.ood_per_epoch)
+    tr.add_argument(
+        "--no-warm-start",
+        dest="warm_start",
+        action="store_false",
+        help="plain random initialisation (from scratch only)",
+    )
+    tr.add_argument("--seed", type=int, default=0)
+    tr.add_argument("--threads", type=int, default=2)
+    tr.add_argument("--model-version", default="kmmlu-electra-small")
+
+    ev = sub.add_parser("evaluate", help="score a model directory and write the report")
+    _add_sources(ev)
+    ev.add_argument("--model", required=True, help="model directory")
+    ev.add_argument("--report-dir", required=True, help="where report.md, JSON and PNGs go")
+    ev.add_argument(
+        "--eval-data",
+        action="append",
+        default=[],
+        help="more text,label CSV/JSONL scored as separate sets (repeatable); "
+        "with --shared, domain_questions/questions.csv is added when present",
+    )
+    ev.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
+    ev.add_argument("--threads", type=int, default=2)
+    base = sub.add_parser("baseline", help="score the TF-IDF + LinearSVC floor on the same splits")
+    _add_sources(base)
+    base.add_argument("--seed", type=int, default=0)
+    tr.set_defaults(handler=_guarded(train_command))
+    ev.set_defaults(handler=_guarded(evaluate_command))
+    base.set_defaults(handler=_guarded(baseline_command))
+
+
+def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Report data errors as one line and exit status 2, not a traceback."""
+
+    def run(args: argparse.Namespace) -> int:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+        try:
+            return command(args)
+        except DataError as err:
+            sys.stderr.write(f"error: {err}\n")
+            return 2
+
+    return run
+
+
+def baseline_command(args: argparse.Namespace) -> int:
+    """Run ``baseline`` from parsed arguments."""
+    from langchain_domain_router.training._baseline import baseline
+
+    baseline(_sources(args), seed=args.seed)
+    return 0
+
+
+def train_command(args: argparse.Namespace) -> int:
+    """Run ``train`` from parsed arguments."""
+    from langchain_domain_router.training._train import train
+
+    lr = args.lr if args.lr is not None else (5e-5 if args.base else 1e-3)
+    options = TrainOptions(
+        output_dir=args.output_dir,
+        base=args.base,
+        size=ModelSize(args.layers, args.hidden, args.heads, args.embedding, args.intermediate),
+        vocab_size=args.vocab_size,
+        max_length=args.max_length,
+        loop=LoopOptions(
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            learning_rate=lr,
+            class_cap=args.class_cap,
+            synthetic_repeat=args.synthetic_repeat,
+            option_prob=args.option_prob,
+            distill=args.distill,
+            ood_weight=args.ood_weight,
+            ood_per_epoch=args.ood_per_epoch,
+            seed=args.seed,
+        ),
+        model_version=args.model_version,
+        threads=args.threads,
+        warm_start=args.warm_start,
+    )
+    folder = train(_sources(args), options)
+    logging.getLogger(__name__).info("saved %s", folder)
+    return 0
+
+
+def evaluate_command(args: argparse.Namespace) -> int:
+    """Run ``evaluate`` from parsed arguments."""
+    from langchain_domain_router.training._evaluate import evaluate
+
+    extra = list(args.eval_data)
+    if args.shared and (Path(args.shared) / _DOMAIN_QUESTIONS).is_file():
+        extra.append(str(Path(args.shared) / _DOMAIN_QUESTIONS))
+    evaluate(
+        args.model,
+        _sources(args),
+        args.report_dir,
+        seed=args.seed,
+        threads=args.threads,
+        extra_eval=extra,
+    )
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the sub-command; data errors exit with status 2.
+
+    Args:
+        argv: The arguments (default ``sys.argv[1:]``).
+
+    Returns:
+        The exit status.
+    """
+    args = build_parser().parse_args(argv)
+    return int(args.handler(args))

@@ -1,0 +1,226 @@
+"""A small OpenAI-compatible chat-completions server for loopback tests and benchmarks.
+
+The requested model name picks the behaviour:
+
+- ``fake-answer`` (or any other name): answers, as JSON or as an SSE stream.
+- ``fake-500``: always fails with HTTP 500.
+- ``fake-hang``: waits ``hang_s`` seconds before answering (a hung endpoint).
+- ``fake-flaky``: fails with HTTP 500 on every ``1 / failure_rate``-th call.
+- ``fake-scripted``: fails when the last user message contains ``[[500]]``, hangs when
+  it contains ``[[hang]]``, answers otherwise (one expert, every behaviour).
+
+Answers read ``[<model>] 답변: <question>``, with token usage. ``GET /stats`` returns the
+calls per model. Run it alone with ``python -m tests.fake_openai --port 0``: it prints
+its base URL, then serves until interrupted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+FAIL_MARKER = "[[500]]"
+HANG_MARKER = "[[hang]]"
+
+
+class FakeOpenAIServer(ThreadingHTTPServer):
+    """The server; ``start()`` serves from a daemon thread, ``stop()`` ends it."""
+
+    daemon_threads = True
+    request_queue_size = 256  # the load benchmark opens many connections at once
+
+    def __init__(self, port: int = 0, *, hang_s: float = 30.0, failure_rate: float = 0.1) -> None:
+        super().__init__(("127.0.0.1", port), _Handler)
+        self.hang_s = hang_s
+        self.failure_rate = failure_rate
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.Lock()
+        self.stopping = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    @property
+    def base_url(self) -> str:
+        host, port = self.server_address[:2]
+        return f"http://{host!s}:{port}/v1"
+
+    def count(self, model: str) -> int:
+        with self.lock:
+            self.calls[model] += 1
+            return self.calls[model]
+
+    def start(self) -> FakeOpenAIServer:
+        self.thread = threading.Thread(target=self.serve_forever, daemon=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> None:
+        self.stopping.set()  # wakes hanging handlers
+        if self.thread is not None:  # shutdown() waits for a serve_forever loop to end
+            self.shutdown()
+            self.thread = None
+        self.server_close()
+
+    def __enter__(self) -> FakeOpenAIServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+def _last_user_text(messages: list[dict[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(part.get("text", "") for part in content)
+            return str(content or "")
+    return ""
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as the OpenAI client expects
+    server: FakeOpenAIServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib name
+        """Stay quiet: thousands of requests in a benchmark."""
+
+    def _send_json(self, status: int, payload: dict[str, Any]) -> None:
+        body = json.dumps(payload, ensure_ascii=False).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def do_GET(self) -> None:
+        if self.path.rstrip("/") == "/stats":
+            with self.server.lock:
+                self._send_json(200, dict(self.server.calls))
+        else:
+            self._send_json(404, {"error": {"message": "not found"}})
+
+    def do_POST(self) -> None:
+        length = int(self.headers.get("Content-Length") or 0)
+        try:
+            request = json.loads(self.rfile.read(length) or b"{}")
+        except json.JSONDecodeError:
+            self._send_json(400, {"error": {"message": "invalid JSON"}})
+            return
+        if not self.path.rstrip("/").endswith("/chat/completions"):
+            self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        model = str(request.get("model", "fake-answer"))
+        question = _last_user_text(request.get("messages") or [])
+        call = self.server.count(model)
+        try:
+            if self._fails(model, question, call):
+                error = {"message": "fake upstream failure", "type": "server_error"}
+                self._send_json(500, {"error": error})
+                return
+            if model == "fake-hang" or (model == "fake-scripted" and HANG_MARKER in question):
+                if self.server.stopping.wait(self.server.hang_s):
+                    return
+            answer = f"[{model}] 답변: {question[:60]}"
+            usage = {
+                "prompt_tokens": max(1, len(question) // 2),
+                "completion_tokens": len(answer.split()),
+            }
+            usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            if request.get("stream"):
+                self._stream(model, answer, usage, request)
+            else:
+                self._send_json(200, _completion(model, answer, usage))
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (timed out): nothing to answer
+
+    def _fails(self, model: str, question: str, call: int) -> bool:
+        if model == "fake-500":
+            return True
+        if model == "fake-scripted":
+            return FAIL_MARKER in question
+        if model == "fake-flaky" and self.server.failure_rate > 0:
+            period = max(1, round(1 / self.server.failure_rate))
+            return call % period == 0
+        return False
+
+    def _stream(
+        self, model: str, answer: str, usage: dict[str, int], request: dict[str, Any]
+    ) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        chunk_id = f"chatcmpl-{uuid.uuid4().hex[:12]}"
+        words = answer.split(" ")
+        deltas = [{"role": "assistant", "content": ""}]
+        deltas += [{"content": word if i == 0 else " " + word} for i, word in enumerate(words)]
+        for delta in deltas:
+            self._event(_chunk(chunk_id, model, delta, None))
+        self._event(_chunk(chunk_id, model, {}, "stop"))
+        if (request.get("stream_options") or {}).get("include_usage"):
+            self._event({**_chunk(chunk_id, model, {}, None), "choices": [], "usage": usage})
+        self.wfile.write(b"data: [DONE]\n\n")
+        self.wfile.flush()
+        self.close_connection = True
+
+    def _event(self, payload: dict[str, Any]) -> None:
+        self.wfile.write(b"data: " + json.dumps(payload, ensure_ascii=False).encode() + b"\n\n")
+        self.wfile.flush()
+
+
+def _chunk(chunk_id: str, model: str, delta: dict[str, Any], finish: str | None) -> dict[str, Any]:
+    return {
+        "id": chunk_id,
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}],
+    }
+
+
+def _completion(model: str, answer: str, usage: dict[str, int]) -> dict[str, Any]:
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": answer},
+                "finish_reason": "stop",
+                "logprobs": None,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--hang-s", type=float, default=30.0)
+    parser.add_argument("--failure-rate", type=float, default=0.1)
+    args = parser.parse_args(argv)
+    server = FakeOpenAIServer(args.port, hang_s=args.hang_s, failure_rate=args.failure_rate)
+    sys.stdout.write(server.base_url + "\n")
+    sys.stdout.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stopping.set()
+        server.server_close()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,96 @@
+"""The ``domain-router`` command line, offline."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import types
+from pathlib import Path
+
+import pytest
+
+from langchain_domain_router import cli
+from langchain_domain_router.classifier import default_model_path
+from tests.integration_tests._servers import REPO_ROOT, child_env
+
+QUESTION = "미분계수의 정의를 설명해 주세요"
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    for name in ("OPENAI_API_KEY", "OPENAI_BASE_URL"):
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_classify_json(math_checkpoint, capsys):
+    assert cli.main(["classify", QUESTION, "--model", str(math_checkpoint), "--json"]) == 0
+    prediction = json.loads(capsys.readouterr().out)
+    assert prediction["label"] == "Math" and len(prediction["top_k"]) == 5
+
+
+def test_classify_text_shows_domain_confidence_and_top_k(math_checkpoint, capsys):
+    assert cli.main(["classify", QUESTION, "--model", str(math_checkpoint), "--top-k", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "Math" in out and "0.998" in out and "STEM" in out
+
+
+def test_route_runs_the_whole_graph_offline(math_checkpoint, capsys):
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answer"].startswith("[offline expert]")
+    assert "science" in result["answer"] and "openai:gpt-4o" in result["answer"]
+    assert result["routing"]["offline"] and result["routing"]["expert"] == "science"
+
+
+def test_route_with_an_openai_compatible_endpoint_gets_real_answers(
+    math_checkpoint, fake_openai, monkeypatch, capsys
+):
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test-cli-key-0000")
+    monkeypatch.setenv("OPENAI_BASE_URL", fake_openai.base_url)
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint), "--json"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["answer"] == f"[gpt-4o] 답변: {QUESTION}"
+    assert not result["routing"]["offline"] and result["routing"]["expert"] == "science"
+
+
+def test_route_text_labels_the_offline_expert(math_checkpoint, capsys):
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert "offline expert" in out and "science" in out
+
+
+def test_bad_input_exits_2(math_checkpoint, capsys):
+    assert cli.main(["route", "   ", "--model", str(math_checkpoint)]) == 2
+    assert "empty" in capsys.readouterr().err
+    assert cli.main(["serve", "--config", "/nonexistent/router.yaml"]) == 2
+
+
+def test_training_commands_mount_when_the_module_exists(monkeypatch, capsys):
+    training = types.ModuleType("langchain_domain_router.training")
+
+    def train(args: argparse.Namespace) -> int:
+        sys.stdout.write(f"trained {args.epochs}\n")
+        return 0
+
+    def register_cli(commands: argparse._SubParsersAction) -> None:
+        parser = commands.add_parser("train")
+        parser.add_argument("--epochs", type=int, default=1)
+        parser.set_defaults(handler=train)
+
+    training.register_cli = register_cli  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "langchain_domain_router.training", training)
+    assert cli.main(["train", "--epochs", "3"]) == 0
+    assert capsys.readouterr().out == "trained 3\n"
+
+
+def test_readme_demo_command_with_the_shipped_model(tmp_path: Path):
+    if not (default_model_path() / "config.json").is_file():
+        pytest.skip("the shipped default model (langchain_domain_router/models/default) is absent")
+    command = [sys.executable, "-m", "langchain_domain_router", "route", QUESTION, "--json"]
+    done = subprocess.run(  # noqa: S603 - a fixed command line
+        command, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT, timeout=300
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["answer"].startswith("[offline expert]")

@@ -1,0 +1,47 @@
+"""The embedded default model: loads offline, is small, and routes clear questions sensibly."""
+
+import pytest
+
+from langchain_domain_router import KMMLU_DOMAINS, DomainClassifier, DomainRouter
+from langchain_domain_router.classifier import default_model_path
+
+pytestmark = pytest.mark.skipif(
+    not (default_model_path() / "config.json").is_file(), reason="no embedded default model"
+)
+
+CLEAR = [
+    ("형법상 정당방위가 성립하기 위한 요건은 무엇인가요?", "Criminal-Law"),
+    ("부가가치세 과세표준은 어떻게 계산하나요?", "Taxation"),
+    ("Explain the difference between TCP and UDP.", "Information-Technology"),
+    ("광합성의 명반응과 암반응의 차이를 설명해 주세요", "Biology"),
+    ("조선 후기 실학자들의 주장을 정리해 줘", "Korean-History"),
+]
+
+
+@pytest.fixture(scope="module")
+def classifier() -> DomainClassifier:
+    return DomainClassifier.default().load()
+
+
+def test_is_small_and_self_describing(classifier):
+    size = sum(f.stat().st_size for f in default_model_path().iterdir() if f.is_file())
+    assert size <= 30 * 1024 * 1024
+    assert sorted(classifier.labels) == sorted(KMMLU_DOMAINS)
+    settings = classifier.router_settings
+    assert {"temperature", "min_confidence", "model_version", "max_length"} <= set(settings)
+    assert settings["temperature"] > 0
+
+
+@pytest.mark.parametrize(("question", "domain"), CLEAR)
+def test_clear_questions_have_their_domain_in_the_top_3(classifier, question, domain):
+    prediction = classifier.invoke(question)
+    assert domain in [s.label for s in prediction.top_k[:3]], prediction.top_k[:3]
+
+
+def test_routes_end_to_end_offline(monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    answer = DomainRouter.from_config().invoke("형법상 정당방위가 성립하기 위한 요건은?")
+    routing = answer.response_metadata["routing"]
+    assert answer.content.startswith("[offline expert]")
+    assert routing["offline"] and routing["expert"] in {"law", "humanities", "general"}
+    assert routing["model_version"] == DomainClassifier.default().model_version

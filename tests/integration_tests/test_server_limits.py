@@ -1,0 +1,71 @@
+"""The limits middleware in process: timeouts, bounded concurrency, settings from env."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from langchain_domain_router.server import RouterMetrics, ServerSettings
+from langchain_domain_router.server._limits import LimitsMiddleware, text_chars
+
+
+async def slow_app(scope, receive, send) -> None:
+    """An ASGI app that reads the body, waits 0.5 s, then answers 200."""
+    if scope["path"] != "/healthz":
+        await receive()
+        await asyncio.sleep(0.5)
+    await send({"type": "http.response.start", "status": 200, "headers": []})
+    await send({"type": "http.response.body", "body": b"{}"})
+
+
+def client(**settings: float) -> tuple[httpx.AsyncClient, RouterMetrics]:
+    metrics = RouterMetrics()
+    app = LimitsMiddleware(slow_app, ServerSettings(**settings), metrics)
+    transport = httpx.ASGITransport(app=app)
+    return httpx.AsyncClient(transport=transport, base_url="http://test"), metrics
+
+
+async def test_a_request_over_the_timeout_is_504():
+    http, metrics = client(request_timeout_s=0.1)
+    async with http:
+        response = await http.post("/router/invoke", json={"input": "미분"})
+    assert response.status_code == 504 and "longer than 0.1s" in response.json()["detail"]
+    sample = ("domain_router_rejected_requests_total", {"reason": "timeout"})
+    assert metrics.registry.get_sample_value(*sample) == 1
+
+
+async def test_requests_beyond_the_concurrency_bound_wait_then_get_503():
+    http, _ = client(max_concurrency=1, queue_timeout_s=0.1)
+    async with http:
+        first, second, health = await asyncio.gather(
+            http.post("/router/invoke", json={"input": "미분"}),
+            http.post("/router/invoke", json={"input": "적분"}),
+            http.get("/healthz"),  # never queued behind the runnable endpoints
+        )
+    assert sorted([first.status_code, second.status_code]) == [200, 503]
+    refused = first if first.status_code == 503 else second
+    assert refused.headers["retry-after"] == "1"
+    assert health.status_code == 200
+
+
+async def test_queued_requests_are_served_when_a_slot_frees():
+    http, _ = client(max_concurrency=2, queue_timeout_s=5)
+    async with http:
+        responses = await asyncio.gather(
+            *(http.post("/router/invoke", json={"input": str(i)}) for i in range(5))
+        )
+    assert [r.status_code for r in responses] == [200] * 5
+
+
+def test_settings_round_trip_through_the_environment():
+    settings = ServerSettings(max_batch_size=7, audit_path="-", audit_include_prompt=True)
+    assert ServerSettings.from_env(settings.to_env()) == settings
+    with pytest.raises(ValueError, match="max_concurrency"):
+        ServerSettings.from_env({"DOMAIN_ROUTER_MAX_CONCURRENCY": "0"})
+
+
+def test_text_chars_counts_every_string():
+    value = {"messages": [{"type": "human", "content": "가나다"}], "question": "라마"}
+    assert text_chars(value) == len("human") + 3 + 2  # values only, not keys
