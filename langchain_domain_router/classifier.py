@@ -8,18 +8,24 @@ import threading
 from collections.abc import Sequence
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import run_in_executor
 from pydantic import ConfigDict, Field, PrivateAttr
 from typing_extensions import override
 
+from langchain_domain_router._cache import LRUCache, text_normaliser
+from langchain_domain_router._coalesce import Coalescer
 from langchain_domain_router._inputs import RouterInput, extract_question
+from langchain_domain_router._onnx import OnnxModel, OnnxTokenizer, load_onnx
+from langchain_domain_router._optimize import Quantization, by_length_chunks, quantize
 from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
 from langchain_domain_router.schema import DomainPrediction, LabelScore
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     import torch
     from transformers import PreTrainedModel, PreTrainedTokenizerBase
@@ -59,7 +65,14 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
 
     Any Hugging Face sequence-classification checkpoint works; labels and their order
     come from its ``config.id2label``. The model loads lazily (once, thread-safely) on
-    first use. ``batch`` runs one padded forward pass per chunk of ``batch_size``.
+    first use. ``batch`` runs one padded forward pass per chunk of ``batch_size``, with
+    the questions sorted by length so each chunk pads little.
+
+    Speed options (see ``docs/performance.md``): ``coalesce_ms`` gathers concurrent
+    ``ainvoke`` calls into one forward pass; ``cache_size`` keeps an LRU cache of
+    predictions; ``num_threads`` sets torch's thread count; ``quantize="int8"`` trades a
+    little accuracy for speed on CPU. Forward passes of one classifier never overlap, so
+    concurrent callers do not oversubscribe the CPU cores.
 
     Example:
         ```python
@@ -69,6 +82,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         prediction = classifier.invoke("민법상 채권자대위권의 요건은?")
         print(prediction.label, round(prediction.score, 2))
         classifier.batch(["세금 신고 기한이 언제예요?", "What is a Fourier transform?"])
+
+        # a server with many concurrent async callers
+        fast = DomainClassifier.default(coalesce_ms=2, cache_size=10_000, num_threads=2)
         ```
     """
 
@@ -88,10 +104,29 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     """For message lists: how many earlier human turns to prepend to the last one."""
     max_chars: int = Field(default=2048, gt=0)
     """Characters kept before tokenizing: a 1 MB question costs no more than a long one."""
+    coalesce_ms: float | None = Field(default=None, ge=0)
+    """Gather concurrent ``ainvoke`` calls for up to this many milliseconds into one
+    forward pass (calls that arrive while a pass runs join the next one, even with 0);
+    ``None`` runs each call on its own in an executor thread."""
+    cache_size: int = Field(default=0, ge=0)
+    """Predictions kept in an LRU cache keyed on the normalised question; 0 turns it off."""
+    num_threads: int | None = Field(default=None, gt=0)
+    """Torch intra-op threads, set process-wide (``torch.set_num_threads``) when the model
+    loads; ``None`` leaves torch's setting alone."""
+    quantize: Quantization | None = None
+    """``"int8"``: dynamic int8 quantisation of the linear layers (CPU only)."""
+    backend: Literal["torch", "onnx"] = "torch"
+    """``"onnx"`` runs the graph ``export_onnx`` wrote with ONNX Runtime, without torch."""
 
     _model: PreTrainedModel | None = PrivateAttr(default=None)
     _tokenizer: PreTrainedTokenizerBase | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    # One forward pass at a time: overlapping passes each want every core.
+    _forward_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
+    _cache_key: Callable[[str], str] | None = PrivateAttr(default=None)
+    _coalescer: Coalescer[DomainPrediction] | None = PrivateAttr(default=None)
+    _coalescer_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
     def from_pretrained(
@@ -111,7 +146,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
             device: The torch device, e.g. ``"cpu"`` or ``"cuda"``.
             max_length: Token cap per question.
             batch_size: Questions per forward pass in ``batch``.
-            **kwargs: Other fields (``top_k``, ``context_turns``, ``max_chars``).
+            **kwargs: Other fields (``top_k``, ``context_turns``, ``max_chars``,
+                ``coalesce_ms``, ``cache_size``, ``num_threads``, ``quantize``).
 
         Returns:
             The classifier; weights load on first use.
@@ -158,6 +194,25 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         return self
 
     def _load(self) -> None:
+        model: Any
+        tokenizer: Any
+        if self.backend == "onnx":
+            model, tokenizer = load_onnx(self.model_path, self.quantize, self.num_threads)
+        else:
+            model, tokenizer = self._load_torch()
+        labels = _labels(model.config)
+        if all(_DEFAULT_LABEL.match(label) for label in labels):
+            msg = f"{self.model_path!r}: config.json has no id2label naming the domains"
+            raise ValueError(msg)
+        if self.cache_size:
+            self._cache = LRUCache(self.cache_size)
+            self._cache_key = text_normaliser(tokenizer)
+        self._tokenizer = tokenizer
+        self._model = model
+        logger.info("loaded %s (%d labels, %s backend)", self.model_path, len(labels), self.backend)
+
+    def _load_torch(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         try:
@@ -166,34 +221,42 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         except (OSError, ValueError) as exc:
             msg = f"could not load a sequence-classification model from {self.model_path!r}: {exc}"
             raise ValueError(msg) from exc
-        labels = _labels(model.config)
-        if all(_DEFAULT_LABEL.match(label) for label in labels):
-            msg = f"{self.model_path!r}: config.json has no id2label naming the domains"
-            raise ValueError(msg)
+        if torch.device(self.device).type == "cpu" and model.dtype != torch.float32:
+            # Weights may be saved in float16 to halve the file; CPUs compute float16
+            # slowly, so compute in float32.
+            model = model.float()
         model.to(self.device).eval()
-        self._tokenizer = tokenizer
-        self._model = model
-        logger.info("loaded %s (%d labels) on %s", self.model_path, len(labels), self.device)
+        if self.quantize is not None:
+            model = quantize(model, self.quantize, self.device)
+        if self.num_threads is not None:
+            torch.set_num_threads(self.num_threads)
+            logger.info("torch.set_num_threads(%d) for %s", self.num_threads, self.model_path)
+        return model, tokenizer
 
     @property
-    def model(self) -> PreTrainedModel:
-        """The loaded ``transformers`` model."""
-        return cast("PreTrainedModel", self.load()._model)
+    def model(self) -> Any:
+        """The loaded model: a ``transformers`` model, or an ONNX Runtime session wrapper."""
+        return self.load()._model
 
     @property
-    def tokenizer(self) -> PreTrainedTokenizerBase:
-        """The loaded tokenizer."""
-        return cast("PreTrainedTokenizerBase", self.load()._tokenizer)
+    def tokenizer(self) -> Any:
+        """The loaded tokenizer (a ``transformers`` tokenizer for the torch backend)."""
+        return self.load()._tokenizer
+
+    @property
+    def config(self) -> Any:
+        """The model's config (``id2label``, ``problem_type``, ``domain_router``)."""
+        return self.model.config
 
     @property
     def router_settings(self) -> dict[str, Any]:
         """The ``domain_router`` block of the model's config (temperature, thresholds)."""
-        return dict(getattr(self.model.config, "domain_router", None) or {})
+        return dict(getattr(self.config, "domain_router", None) or {})
 
     @property
     def labels(self) -> list[str]:
         """The labels in the model's ``id2label`` order."""
-        return _labels(self.model.config)
+        return _labels(self.config)
 
     @property
     def model_version(self) -> str:
@@ -207,9 +270,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
 
     # -- preprocess -> _forward -> postprocess -------------------------------------
 
-    def preprocess(self, texts: Sequence[str]) -> dict[str, torch.Tensor]:
+    def preprocess(self, texts: Sequence[str]) -> dict[str, Any]:
         """Tokenize ``texts`` into one padded batch on the model's device."""
         max_length = self.max_length or int(self.router_settings.get("max_length", 128))
+        if isinstance(self.tokenizer, OnnxTokenizer):
+            return self.tokenizer.encode([text[: self.max_chars] for text in texts], max_length)
         encoded = self.tokenizer(
             [text[: self.max_chars] for text in texts],
             padding=True,
@@ -219,26 +284,36 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         )
         return {key: value.to(self.device) for key, value in encoded.items()}
 
-    def _forward(self, encoded: dict[str, torch.Tensor]) -> torch.Tensor:
+    def _forward(self, encoded: dict[str, Any]) -> np.ndarray:
+        model = self.model
+        if isinstance(model, OnnxModel):
+            with self._forward_lock:
+                return model(encoded)
         import torch
 
-        with torch.inference_mode():
-            return self.model(**encoded).logits.float()
+        with self._forward_lock, torch.inference_mode():
+            return model(**encoded).logits.float().cpu().numpy()
 
-    def scores(self, logits: torch.Tensor) -> torch.Tensor:
+    def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
         """Turn logits into probabilities, following the model's ``problem_type``."""
-        scaled = logits / self.temperature
-        if self.model.config.problem_type == "multi_label_classification":
-            return scaled.sigmoid()
-        return scaled.softmax(dim=-1)
+        import numpy as np
 
-    def postprocess(self, logits: torch.Tensor) -> list[DomainPrediction]:
+        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
+        if self.config.problem_type == "multi_label_classification":
+            return 1.0 / (1.0 + np.exp(-scaled))
+        exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+        return exp / exp.sum(axis=-1, keepdims=True)
+
+    def postprocess(self, logits: np.ndarray | torch.Tensor) -> list[DomainPrediction]:
         """Turn a batch of logits into sorted predictions."""
+        import numpy as np
+
         probs = self.scores(logits)
         labels, version = self.labels, self.model_version
         k = min(self.top_k, len(labels))
-        top_scores, top_ids = probs.topk(k, dim=-1)
-        multi_label = self.model.config.problem_type == "multi_label_classification"
+        top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+        top_scores = np.take_along_axis(probs, top_ids, axis=-1)
+        multi_label = self.config.problem_type == "multi_label_classification"
         predictions = []
         for row, scores, ids in zip(
             probs.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
@@ -272,11 +347,10 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         """
         import numpy as np
 
-        chunks = [
-            self._forward(self.preprocess(texts[i : i + self.batch_size])).cpu().numpy()
-            for i in range(0, len(texts), self.batch_size)
-        ]
-        return np.concatenate(chunks) if chunks else np.zeros((0, len(self.labels)))
+        rows = by_length_chunks(
+            texts, self.batch_size, lambda chunk: list(self._forward(self.preprocess(chunk)))
+        )
+        return np.stack(rows) if rows else np.zeros((0, len(self.labels)))
 
     def classify_texts(self, texts: Sequence[str]) -> list[DomainPrediction]:
         """Classify already-extracted texts, one forward pass per chunk of ``batch_size``.
@@ -287,11 +361,18 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         Returns:
             One prediction per text, in order.
         """
-        predictions: list[DomainPrediction] = []
-        for start in range(0, len(texts), self.batch_size):
-            chunk = texts[start : start + self.batch_size]
-            predictions.extend(self.postprocess(self._forward(self.preprocess(chunk))))
-        return predictions
+        self.load()
+        if self._cache is None or self._cache_key is None:
+            return self._classify_uncached(texts)
+        keys = [self._cache_key(text[: self.max_chars]) for text in texts]
+        return self._cache.get_or_compute(keys, texts, self._classify_uncached)
+
+    def _classify_uncached(self, texts: Sequence[str]) -> list[DomainPrediction]:
+        return by_length_chunks(
+            texts,
+            self.batch_size,
+            lambda chunk: self.postprocess(self._forward(self.preprocess(chunk))),
+        )
 
     def _classify_inputs(self, inputs: list[RouterInput]) -> list[Exception | DomainPrediction]:
         results: list[Exception | DomainPrediction] = []
@@ -320,11 +401,28 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     ) -> DomainPrediction:
         return self._call_with_config(self._classify_one, input, config, run_type="chain")
 
+    async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:
+        text = extract_question(value, context_turns=self.context_turns)
+        if self._coalescer is None:
+            # Not self._lock: a model load holds that for seconds, and this runs on the loop.
+            with self._coalescer_lock:
+                if self._coalescer is None:
+                    self._coalescer = Coalescer(
+                        self.classify_texts,
+                        max_batch=self.batch_size,
+                        window_s=(self.coalesce_ms or 0.0) / 1000,
+                    )
+        return await self._coalescer.submit(text)
+
     @override
     async def ainvoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
-        return await run_in_executor(config, self.invoke, input, config)
+        if self.coalesce_ms is None:
+            return await run_in_executor(config, self.invoke, input, config)
+        return await self._acall_with_config(
+            self._aclassify_coalesced, input, config, run_type="chain"
+        )
 
     @override
     def batch(

@@ -1,0 +1,179 @@
+"""Shared helpers of the benchmark scripts: arguments, data, timing, tables, machine state."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import glob
+import json
+import os
+import platform
+import random
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+_LOWER_CASE_SUBJECTS = {"korean-history": "Korean-History", "math": "Math"}
+
+QUESTIONS = [
+    "민법상 채권자대위권의 요건은 무엇인가요?",
+    "법인세 중간예납 기한이 언제예요?",
+    "조선 후기 실학자의 주장으로 옳은 것은?",
+    "냉동기의 성적계수를 구하는 방법 알려줘",
+    "What is a Fourier transform?",
+    "함수 f(x)=x^3-3x의 극댓값은?",
+    "항공기 엔진 정비 시 토크 렌치 사용법",
+    "회계에서 감가상각 방법 중 정률법이란?",
+]
+"""Short everyday questions for latency runs (no data needed)."""
+
+
+def parser(description: str) -> argparse.ArgumentParser:
+    """The arguments every benchmark takes."""
+    from langchain_domain_router.classifier import default_model_path
+
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument(
+        "--model", default=str(default_model_path()), help="model dir (default: embedded)"
+    )
+    p.add_argument("--quick", action="store_true", help="a short run (fewer repeats, a sample)")
+    p.add_argument("--data", default=str(SHARED), help="the shared data folder")
+    return p
+
+
+def check_model(path: str) -> None:
+    """Exit with a clear message when the model directory is missing."""
+    if not (Path(path) / "config.json").is_file():
+        sys.exit(f"no model at {path}: pass --model DIR (a saved sequence classifier)")
+
+
+def subject_of(path: str) -> str:
+    """The KMMLU subject of a CSV file, from its name (``Law-test.csv`` -> ``Law``)."""
+    base = Path(path).name[: -len(".csv")].rsplit("-", 1)[0]
+    return _LOWER_CASE_SUBJECTS.get(base, base)
+
+
+def load_kmmlu(data: str, split: str) -> list[tuple[str, str]]:
+    """``(question, subject)`` rows of a KMMLU split; empty when the data is absent."""
+    rows = []
+    for path in sorted(glob.glob(f"{data}/kmmlu/*-{split}.csv")):
+        with open(path, encoding="utf-8", newline="") as handle:
+            rows += [(row["question"], subject_of(path)) for row in csv.DictReader(handle)]
+    return rows
+
+
+def load_synthetic(data: str) -> list[tuple[str, str]]:
+    """``(text, label)`` rows of the synthetic set; empty when absent."""
+    rows = []
+    for path in sorted(glob.glob(f"{data}/synthetic/*.jsonl")):
+        with open(path, encoding="utf-8") as handle:
+            rows += [(r["text"], r["label"]) for r in map(json.loads, handle) if r.get("text")]
+    return rows
+
+
+def sample(rows: Sequence[Any], size: int | None, seed: int = 0) -> list[Any]:
+    """A fixed-seed sample of ``size`` rows (all rows when ``size`` is ``None``)."""
+    if size is None or size >= len(rows):
+        return list(rows)
+    return random.Random(seed).sample(list(rows), size)  # noqa: S311 - a sample, not a secret
+
+
+def timings_ms(fn: Callable[[], object], repeats: int, warmup: int = 20) -> list[float]:
+    """Milliseconds of ``repeats`` calls of ``fn`` after ``warmup`` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    out = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def percentile(values: Sequence[float], q: float) -> float:
+    """The ``q``-th percentile (0-100) of ``values``, interpolated."""
+    ordered = sorted(values)
+    if len(ordered) == 1:
+        return ordered[0]
+    position = (len(ordered) - 1) * q / 100
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def p50_p99(values: Sequence[float]) -> tuple[float, float]:
+    """Median and 99th percentile."""
+    return statistics.median(values), percentile(values, 99)
+
+
+def table(title: str, header: Sequence[str], rows: Iterable[Sequence[object]]) -> None:
+    """Print a Markdown table."""
+    print(f"\n### {title}\n")
+    print("| " + " | ".join(header) + " |")
+    print("|" + "|".join("---" for _ in header) + "|")
+    for row in rows:
+        print("| " + " | ".join(_cell(value) for value in row) + " |")
+    sys.stdout.flush()
+
+
+def _cell(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:,.3f}" if abs(value) < 10 else f"{value:,.1f}"
+    return str(value)
+
+
+def machine_state() -> None:
+    """Print the machine, the library versions and what else was running."""
+    import torch
+    import transformers
+
+    load = os.getloadavg()
+    print(f"- machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs")
+    print(
+        f"- python {platform.python_version()}, torch {torch.__version__}, "
+        f"transformers {transformers.__version__}, torch threads {torch.get_num_threads()}"
+    )
+    print(f"- load average (1/5/15 min): {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+    try:
+        top = subprocess.run(
+            ["top", "-bn1", "-w", "160"],  # noqa: S607 - reads the load only; absent is fine
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        ).stdout.splitlines()
+    except (OSError, subprocess.SubprocessError):
+        return
+    busy = [line for line in top[7:] if line.split() and _cpu(line) >= 5.0]
+    print(
+        "- other processes using >= 5% CPU at the start: "
+        + (
+            "; ".join(" ".join(line.split()[8:9] + line.split()[11:]) for line in busy[:6])
+            or "none"
+        )
+    )
+
+
+def _cpu(line: str) -> float:
+    try:
+        return float(line.split()[8])
+    except (IndexError, ValueError):
+        return 0.0
+
+
+def model_summary(path: str) -> str:
+    """One line: the model's size and version, read from its config."""
+    config = json.loads((Path(path) / "config.json").read_text())
+    settings = config.get("domain_router", {})
+    return (
+        f"{path}: {config.get('model_type')} {config.get('num_hidden_layers')} layers x "
+        f"{config.get('hidden_size')}, vocab {config.get('vocab_size')}, "
+        f"{len(config.get('id2label', {}))} labels, max_length {settings.get('max_length')}, "
+        f"version {settings.get('model_version')}"
+    )

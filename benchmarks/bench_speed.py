@@ -1,0 +1,461 @@
+"""Speed of the domain classifier and the routing graph on this machine, in one run.
+
+Prints Markdown tables: single-question latency, throughput by batch size, graph
+overhead, request coalescing under 64 concurrent callers, memory, import + first answer,
+and the issue's targets with the measured value next to each.
+
+    python benchmarks/bench_speed.py --model DIR [--quick]
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import itertools
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from benchmarks._common import (  # noqa: E402 - the path above makes the package importable
+    QUESTIONS,
+    ROOT,
+    check_model,
+    load_kmmlu,
+    machine_state,
+    model_summary,
+    p50_p99,
+    parser,
+    sample,
+    table,
+    timings_ms,
+)
+
+BATCH_SIZES = (1, 8, 32, 128)
+
+
+class _MinimalState(TypedDict, total=False):
+    messages: Annotated[list[AnyMessage], add_messages]
+    question: str
+
+
+CALLERS = 64
+
+_SUBPROCESS = """
+import os, time
+start = time.perf_counter()
+from langchain_domain_router import DomainClassifier
+classifier = DomainClassifier.from_pretrained({model!r}, **{options!r})
+label = classifier.invoke("민법상 채권자대위권의 요건은 무엇인가요?").label
+first = time.perf_counter() - start
+rss = next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("VmRSS"))
+print({{"first_s": first, "rss_mb": rss / 1024, "label": label}})
+"""
+
+
+VARIANTS: dict[str, dict[str, Any]] = {
+    "torch (default)": {},
+    "torch, num_threads=1": {"num_threads": 1},
+    "torch, int8": {"quantize": "int8"},
+    "onnx": {"backend": "onnx"},
+    "onnx, num_threads=1": {"backend": "onnx", "num_threads": 1},
+    "onnx, int8": {"backend": "onnx", "quantize": "int8"},
+}
+"""The operating points every table compares (``classifier_for`` builds them)."""
+DEFAULT = "torch (default)"
+FAST = "onnx, num_threads=1"
+
+
+def classifier_for(model: str, onnx_model: str, **options: Any) -> Any:
+    """A loaded classifier; ONNX variants read the exported copy of the model."""
+    import torch
+
+    from langchain_domain_router import DomainClassifier
+
+    # num_threads is process-wide for torch: start every variant from the same setting.
+    torch.set_num_threads(os.cpu_count() or 1)
+    path = onnx_model if options.get("backend") == "onnx" else model
+    return DomainClassifier.from_pretrained(path, **options).load()
+
+
+def exported(model: str) -> str:
+    """``model`` itself when it has an ONNX export, else an exported temporary copy."""
+    from langchain_domain_router.optimize import export_onnx
+
+    if (Path(model) / "onnx" / "model.int8.onnx").is_file():
+        return model
+    copy = Path(tempfile.mkdtemp(prefix="bench-onnx-")) / "model"
+    shutil.copytree(model, copy)
+    with contextlib.redirect_stdout(io.StringIO()):
+        export_onnx(copy, quantize="int8")
+    return str(copy)
+
+
+def single_latency(model: str, onnx_model: str, repeats: int) -> dict[str, tuple[float, float]]:
+    results = {}
+    for name, options in {
+        **VARIANTS,
+        "onnx, num_threads=1, cache hit": {**VARIANTS[FAST], "cache_size": 10_000},
+    }.items():
+        classifier = classifier_for(model, onnx_model, **options)
+        questions = itertools.cycle(QUESTIONS)
+        ask = classifier.invoke
+        results[name] = p50_p99(timings_ms(lambda a=ask, q=questions: a(next(q)), repeats))
+        if name == DEFAULT:
+            direct = classifier.classify_texts
+            results["torch (default), classify_texts: no callbacks"] = p50_p99(
+                timings_ms(lambda d=direct, q=questions: d([next(q)]), repeats)
+            )
+    rows = [(name, p50, p99) for name, (p50, p99) in results.items()]
+    table("Single-question latency, invoke (ms)", ["variant", "p50", "p99"], rows)
+    return results
+
+
+def throughput(
+    model: str, onnx_model: str, texts: Sequence[str], seconds: float
+) -> dict[str, dict[int, float]]:
+    results: dict[str, dict[int, float]] = {}
+    for name, options in VARIANTS.items():
+        results[name] = {}
+        for size in BATCH_SIZES:
+            classifier = classifier_for(model, onnx_model, batch_size=size, **options)
+            chunks = itertools.cycle([list(texts[i : i + size]) for i in range(0, 1024, size)])
+            classifier.batch(next(chunks))
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() - start < seconds:
+                done += len(classifier.batch(next(chunks)))
+            results[name][size] = done / (time.perf_counter() - start)
+    base = results[DEFAULT]
+    rows = [
+        (size, *(results[name][size] for name in VARIANTS), results[FAST][size] / base[size])
+        for size in BATCH_SIZES
+    ]
+    table(
+        "Throughput by batch size (questions/s; batch_size = batch: one forward pass each)",
+        ["batch", *VARIANTS, f"{FAST} / default"],
+        rows,
+    )
+    return results
+
+
+def bucketing(model: str, onnx_model: str, texts: Sequence[str]) -> dict[str, float]:
+    """One ``batch`` call over the whole workload: length-sorted chunks against input order."""
+    results: dict[str, float] = {}
+    rows = []
+    workloads = {"KMMLU test sample": list(texts), "short everyday questions": QUESTIONS * 256}
+    for name in (DEFAULT, FAST, "onnx, int8"):
+        classifier = classifier_for(model, onnx_model, batch_size=64, **VARIANTS[name])
+        for workload, items in workloads.items():
+            classifier.batch(items[:64])
+            start = time.perf_counter()
+            for i in range(0, len(items), 64):
+                classifier.classify_texts(items[i : i + 64])
+            unsorted = len(items) / (time.perf_counter() - start)
+            start = time.perf_counter()
+            classifier.batch(items)
+            rate = len(items) / (time.perf_counter() - start)
+            results[f"{name}, {workload}"] = rate
+            rows.append((name, workload, len(items), unsorted, rate, rate / unsorted))
+    table(
+        "Throughput of one large batch() call (batch_size=64): chunks in input order "
+        "vs length-sorted chunks (questions/s)",
+        ["variant", "workload", "questions", "input order", "length-sorted", "gain"],
+        rows,
+    )
+    return results
+
+
+def graph_overhead(model: str, onnx_model: str, repeats: int) -> dict[str, float]:
+    from langchain_core.language_models import GenericFakeChatModel
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    from langchain_domain_router import ExpertProfile, RouterConfig, build_router_graph
+
+    expert = GenericFakeChatModel(messages=itertools.cycle([AIMessage(content="ok")]))
+    config = RouterConfig(
+        experts=[
+            ExpertProfile(name=name, model=expert, supercategories=[sup])
+            for name, sup in [("stem", "STEM"), ("applied", "Applied Science"), ("humss", "HUMSS")]
+        ],
+        fallback=ExpertProfile(name="general", model=expert),
+    )
+    # The fast classifier: the pairing cancels its time, and a shorter one is less noise.
+    classifier = classifier_for(model, onnx_model, **VARIANTS[FAST])
+    graph = build_router_graph(config, classifier=classifier)
+    questions = itertools.cycle(QUESTIONS)
+
+    def paired() -> tuple[float, float, float]:
+        question = next(questions)
+        t0 = time.perf_counter()
+        graph.invoke({"question": question})
+        t1 = time.perf_counter()
+        classifier.invoke(question)
+        t2 = time.perf_counter()
+        expert.invoke([HumanMessage(content=question)])
+        t3 = time.perf_counter()
+        return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
+
+    async def apaired() -> tuple[float, float, float]:
+        question = next(questions)
+        t0 = time.perf_counter()
+        await graph.ainvoke({"question": question})
+        t1 = time.perf_counter()
+        await classifier.ainvoke(question)
+        t2 = time.perf_counter()
+        await expert.ainvoke([HumanMessage(content=question)])
+        t3 = time.perf_counter()
+        return (t1 - t0) * 1000, (t2 - t1) * 1000, (t3 - t2) * 1000
+
+    async def arun(count: int) -> list[tuple[float, float, float]]:
+        return [await apaired() for _ in range(count)]
+
+    results: dict[str, float] = {}
+    rows = []
+    for mode, runs in (
+        ("invoke", lambda count: [paired() for _ in range(count)]),
+        ("ainvoke", lambda count: asyncio.run(arun(count))),
+    ):
+        runs(20)
+        samples = runs(repeats)
+        graph_ms = [g for g, _, _ in samples]
+        routing = [g - e for g, _, e in samples]
+        overhead = [g - c - e for g, c, e in samples]
+        results[mode] = statistics.median(overhead)
+        rows.append(
+            (
+                mode,
+                statistics.median(graph_ms),
+                statistics.median(c for _, c, _ in samples),
+                statistics.median(e for _, _, e in samples),
+                statistics.median(routing),
+                statistics.median(overhead),
+                p50_p99(overhead)[1],
+            )
+        )
+    floor = statistics.median(_minimal_graph_ms(repeats))
+    rows.append(("LangGraph floor: a bare 2-node graph, no work", floor, "-", "-", "-", floor, "-"))
+    table(
+        f"Graph overhead (ms; paired per question, medians; instant fake expert; {FAST})",
+        [
+            "path",
+            "graph total",
+            "classifier alone",
+            "expert alone",
+            "graph - expert (routing cost)",
+            "graph - classifier - expert (p50)",
+            "same, p99",
+        ],
+        rows,
+    )
+    return results
+
+
+def _minimal_graph_ms(repeats: int) -> list[float]:
+    """Per-invoke time of the smallest graph of the same shape: what LangGraph itself costs."""
+    from langchain_core.messages import AIMessage, HumanMessage
+    from langgraph.graph import END, START, StateGraph
+
+    def ask(state: _MinimalState) -> dict[str, Any]:
+        return {"messages": [HumanMessage(content=state["question"])]}
+
+    def answer(state: _MinimalState) -> dict[str, Any]:
+        return {"messages": [AIMessage(content="ok")]}
+
+    builder = StateGraph(_MinimalState)
+    builder.add_node("ask", ask)
+    builder.add_node("answer", answer)
+    builder.add_edge(START, "ask")
+    builder.add_conditional_edges("ask", lambda state: "answer", path_map=["answer"])
+    builder.add_edge("answer", END)
+    graph = builder.compile()
+    return timings_ms(lambda: graph.invoke({"question": "q"}), repeats)
+
+
+def coalescing(
+    model: str, onnx_model: str, texts: Sequence[str], per_caller: int
+) -> dict[str, float]:
+    variants: dict[str, dict[str, Any]] = {
+        "torch: no coalescing, overlapping forwards (before)": {},
+        "torch: no coalescing (executor threads)": {},
+        "torch: coalesce_ms=0": {"coalesce_ms": 0.0},
+        "torch: coalesce_ms=2": {"coalesce_ms": 2.0},
+        "torch: coalesce_ms=5": {"coalesce_ms": 5.0},
+        "onnx: no coalescing": VARIANTS["onnx"],
+        "onnx: coalesce_ms=2": {**VARIANTS["onnx"], "coalesce_ms": 2.0},
+        f"{FAST}: no coalescing": VARIANTS[FAST],
+        f"{FAST}: coalesce_ms=2": {**VARIANTS[FAST], "coalesce_ms": 2.0},
+    }
+    results: dict[str, float] = {}
+    rows = []
+    for name, options in variants.items():
+        classifier = classifier_for(model, onnx_model, **options)
+        if "before" in name:
+            # The code before this change had no forward lock: executor threads overlap.
+            classifier._forward_lock = contextlib.nullcontext()
+        rate, latencies = asyncio.run(_callers(classifier, texts, per_caller))
+        results[name] = rate
+        p50, p99 = p50_p99(latencies)
+        batches = classifier._coalescer.batches if classifier._coalescer else None
+        rows.append((name, rate, p50, p99, batches if batches is not None else "-"))
+    base = results["torch: no coalescing (executor threads)"]
+    rows = [(*row, results[row[0]] / base) for row in rows]
+    table(
+        f"Request coalescing: {CALLERS} concurrent ainvoke callers x {per_caller} calls",
+        [
+            "variant",
+            "questions/s",
+            "latency p50 ms",
+            "latency p99 ms",
+            "forward passes",
+            "vs torch, no coalescing",
+        ],
+        rows,
+    )
+    return results
+
+
+async def _callers(
+    classifier: Any, texts: Sequence[str], per_caller: int
+) -> tuple[float, list[float]]:
+    await classifier.ainvoke(texts[0])
+
+    async def caller(index: int) -> list[float]:
+        latencies = []
+        for call in range(per_caller):
+            text = texts[(index * per_caller + call) % len(texts)]
+            start = time.perf_counter()
+            await classifier.ainvoke(text)
+            latencies.append((time.perf_counter() - start) * 1000)
+        return latencies
+
+    start = time.perf_counter()
+    per_task = await asyncio.gather(*(caller(i) for i in range(CALLERS)))
+    elapsed = time.perf_counter() - start
+    return CALLERS * per_caller / elapsed, [ms for task in per_task for ms in task]
+
+
+def fresh_process(model: str, onnx_model: str, runs: int) -> dict[str, dict[str, float]]:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
+    results: dict[str, dict[str, float]] = {}
+    rows = []
+    for name in (DEFAULT, "torch, int8", "onnx", FAST, "onnx, int8"):
+        options = VARIANTS[name]
+        path = onnx_model if options.get("backend") == "onnx" else model
+        walls, firsts, rss = [], [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            out = subprocess.run(  # noqa: S603 - runs this interpreter on our own script
+                [sys.executable, "-c", _SUBPROCESS.format(model=path, options=options)],
+                capture_output=True,
+                text=True,
+                env=env,
+                check=True,
+            ).stdout
+            walls.append(time.perf_counter() - start)
+            record = json.loads(out.strip().splitlines()[-1].replace("'", '"'))
+            firsts.append(record["first_s"])
+            rss.append(record["rss_mb"])
+        results[name] = {
+            "wall_s": statistics.median(walls),
+            "first_s": statistics.median(firsts),
+            "rss_mb": statistics.median(rss),
+        }
+        rows.append((name, *results[name].values()))
+    table(
+        f"Fresh process (median of {runs}): import + load + first answer, and memory",
+        ["variant", "process wall s (incl. interpreter)", "import -> first answer s", "RSS MB"],
+        rows,
+    )
+    return results
+
+
+def targets(
+    latency: dict[str, tuple[float, float]],
+    rates: dict[str, dict[int, float]],
+    large: dict[str, float],
+    overhead: dict[str, float],
+    fresh: dict[str, dict[str, float]],
+    coalesced: dict[str, float],
+) -> None:
+    def row(name: str) -> list[str]:
+        p50, p99 = latency[name]
+        rate = max(*rates[name].values(), large[f"{name}, KMMLU test sample"])
+        return [
+            f"{p50:.2f} ms {_ok(p50 <= 3)}",
+            f"{p99:.2f} ms {_ok(p99 <= 10)}",
+            f"{rate:,.0f} q/s {_ok(rate >= 2000)}",
+            f"{fresh[name]['rss_mb']:.0f} MB {_ok(fresh[name]['rss_mb'] <= 300)}",
+            f"{fresh[name]['first_s']:.2f} s {_ok(fresh[name]['first_s'] <= 2)}",
+        ]
+
+    what = [
+        "single question p50 <= 3 ms",
+        "single question p99 <= 10 ms",
+        "best batched throughput, KMMLU questions >= 2,000 q/s",
+        "RSS with the model loaded <= 300 MB",
+        "import + first answer <= 2 s",
+    ]
+    table(
+        "Targets (ISSUE 6)",
+        ["target", DEFAULT, FAST],
+        [(w, a, b) for w, a, b in zip(what, row(DEFAULT), row(FAST), strict=True)],
+    )
+    gain = coalesced[f"{FAST}: coalesce_ms=2"] / coalesced[f"{FAST}: no coalescing"]
+    onnx_gain = coalesced["onnx: coalesce_ms=2"] / coalesced["onnx: no coalescing"]
+    torch_gain = (
+        coalesced["torch: coalesce_ms=2"] / coalesced["torch: no coalescing (executor threads)"]
+    )
+    print(
+        f"\n- graph overhead p50 <= 1 ms: invoke {overhead['invoke']:.2f} ms "
+        f"{_ok(overhead['invoke'] <= 1)}, ainvoke {overhead['ainvoke']:.2f} ms "
+        f"{_ok(overhead['ainvoke'] <= 1)}"
+    )
+    print(
+        f"- coalescing gain under {CALLERS} callers (coalesce_ms=2 vs none): "
+        f"torch {torch_gain:.2f}x, onnx {onnx_gain:.2f}x, {FAST} {gain:.2f}x"
+    )
+
+
+def _ok(met: bool) -> str:
+    return "(met)" if met else "(**missed**)"
+
+
+def main() -> None:
+    args = parser(__doc__.splitlines()[0]).parse_args()
+    check_model(args.model)
+    stamp = time.strftime("%Y-%m-%d %H:%M %Z")
+    print(f"# bench_speed {'--quick ' if args.quick else ''}({stamp})\n")
+    print(f"- model: {model_summary(args.model)}")
+    machine_state()
+    rows = load_kmmlu(args.data, "test")
+    texts = [q for q, _ in sample(rows, 2048, seed=0)] if rows else QUESTIONS * 256
+    workload = "2,048 KMMLU test questions (seed 0)" if rows else "the built-in questions"
+    print(f"- batch and coalescing workload: {workload}; single latency: 8 short questions")
+    onnx_model = exported(args.model)
+    repeats = 100 if args.quick else 1000
+    latency = single_latency(args.model, onnx_model, repeats)
+    rates = throughput(args.model, onnx_model, texts, 0.5 if args.quick else 3.0)
+    large = bucketing(args.model, onnx_model, texts)
+    overhead = graph_overhead(args.model, onnx_model, 50 if args.quick else 500)
+    coalesced = coalescing(args.model, onnx_model, texts, 4 if args.quick else 16)
+    fresh = fresh_process(args.model, onnx_model, 1 if args.quick else 3)
+    targets(latency, rates, large, overhead, fresh, coalesced)
+    load = os.getloadavg()
+    print(f"- load average at the end: {load[0]:.2f} / {load[1]:.2f} / {load[2]:.2f}")
+
+
+if __name__ == "__main__":
+    main()

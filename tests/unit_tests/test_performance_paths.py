@@ -1,0 +1,251 @@
+"""The speed options give the same labels as the plain path (benchmarks measure speed)."""
+
+import asyncio
+import threading
+from pathlib import Path
+
+import pytest
+import torch
+
+from langchain_domain_router import DomainClassifier, DomainPrediction
+from tests.conftest import SAMPLE_LINES, build_checkpoint
+
+QUESTIONS = [*SAMPLE_LINES, "민법 채권 미분", "오늘 법인세 점심", "Fourier 냉동기", "실학"]
+
+
+@pytest.fixture(scope="module")
+def varied_checkpoint(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A tiny model whose label depends on the text, with clear margins on QUESTIONS.
+
+    Random weights (std 1) make the [CLS] features differ between texts; the output
+    bias then removes their shared part so that the difference decides the label.
+    """
+    from transformers import ElectraForSequenceClassification
+
+    path = build_checkpoint(tmp_path_factory.mktemp("varied"))
+    model = ElectraForSequenceClassification.from_pretrained(path)
+    encoded = DomainClassifier.from_pretrained(path).preprocess(QUESTIONS)
+    generator = torch.Generator().manual_seed(2)
+    with torch.no_grad():
+        for name, parameter in model.named_parameters():
+            if "LayerNorm" not in name:
+                parameter.copy_(torch.randn(parameter.shape, generator=generator))
+        model.classifier.out_proj.bias -= model(**encoded).logits.mean(0)
+    model.save_pretrained(path)
+    return path
+
+
+def labels_of(predictions: list[DomainPrediction]) -> list[str]:
+    return [p.label for p in predictions]
+
+
+def assert_same(got: list[DomainPrediction], want: list[DomainPrediction]) -> None:
+    """Same labels; scores equal up to float noise (padding changes the sums' order)."""
+    assert labels_of(got) == labels_of(want)
+    assert [p.score for p in got] == pytest.approx([p.score for p in want], abs=1e-4)
+
+
+@pytest.fixture(scope="module")
+def plain(varied_checkpoint: Path) -> list[DomainPrediction]:
+    return [DomainClassifier.from_pretrained(varied_checkpoint).invoke(q) for q in QUESTIONS]
+
+
+def count_forwards(classifier: DomainClassifier, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the batch size of every forward pass ``classifier`` runs."""
+    sizes: list[int] = []
+    original = classifier.model.forward
+
+    def counting_forward(*args, **kwargs):
+        sizes.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classifier.model, "forward", counting_forward)
+    return sizes
+
+
+def test_the_varied_checkpoint_really_varies(plain):
+    assert len(set(labels_of(plain))) >= 4
+
+
+async def test_coalesced_ainvoke_matches_the_plain_path_in_fewer_passes(
+    varied_checkpoint, plain, monkeypatch
+):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, coalesce_ms=50).load()
+    sizes = count_forwards(classifier, monkeypatch)
+    results = await asyncio.gather(*(classifier.ainvoke(q) for q in QUESTIONS))
+    assert_same(results, plain)
+    assert sum(sizes) == len(QUESTIONS)
+    assert len(sizes) < len(QUESTIONS)
+
+
+async def test_coalescing_keeps_bad_inputs_and_failures_to_their_own_caller(
+    varied_checkpoint, plain, monkeypatch
+):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, coalesce_ms=20).load()
+    original = DomainClassifier.preprocess
+
+    def failing_preprocess(self, texts):
+        if "boom" in texts:
+            msg = "tokenizer exploded"
+            raise RuntimeError(msg)
+        return original(self, texts)
+
+    monkeypatch.setattr(DomainClassifier, "preprocess", failing_preprocess)
+    results = await asyncio.gather(
+        classifier.ainvoke(QUESTIONS[0]),
+        classifier.ainvoke(""),
+        classifier.ainvoke(3),  # type: ignore[arg-type]
+        classifier.ainvoke("boom"),
+        classifier.ainvoke(QUESTIONS[1]),
+        return_exceptions=True,
+    )
+    assert isinstance(results[1], ValueError)
+    assert isinstance(results[2], TypeError)
+    assert isinstance(results[3], RuntimeError)
+    assert labels_of([results[0], results[4]]) == labels_of(plain[:2])  # type: ignore[list-item]
+
+
+def test_coalescing_serves_several_event_loops_in_several_threads(varied_checkpoint, plain):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, coalesce_ms=5)
+    outcomes: list[list[str]] = []
+
+    async def ask_all() -> list[str]:
+        return labels_of(await asyncio.gather(*(classifier.ainvoke(q) for q in QUESTIONS)))
+
+    threads = [
+        threading.Thread(target=lambda: outcomes.append(asyncio.run(ask_all()))) for _ in range(4)
+    ]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert outcomes == [labels_of(plain)] * 4
+
+
+async def test_a_cancelled_caller_does_not_disturb_the_others(varied_checkpoint, plain):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, coalesce_ms=30).load()
+    doomed = asyncio.ensure_future(classifier.ainvoke(QUESTIONS[0]))
+    kept = asyncio.ensure_future(classifier.ainvoke(QUESTIONS[1]))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    assert (await kept).label == plain[1].label
+    assert doomed.cancelled()
+
+
+def test_the_cache_returns_the_plain_labels_without_a_second_pass(
+    varied_checkpoint, plain, monkeypatch
+):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, cache_size=100).load()
+    sizes = count_forwards(classifier, monkeypatch)
+    first = classifier.batch(QUESTIONS)
+    spaced = [f"  {q.replace(' ', '   ')} " for q in QUESTIONS]
+    again = classifier.batch(spaced) + [classifier.invoke(q) for q in QUESTIONS]
+    assert_same(first, plain)
+    assert labels_of(again) == labels_of(plain) * 2
+    assert sum(sizes) == len(QUESTIONS)
+
+
+def test_the_cache_evicts_the_least_recently_used(varied_checkpoint):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, cache_size=2)
+    classifier.invoke("미분")
+    classifier.invoke("법인세")
+    classifier.invoke("미분")
+    classifier.invoke("실학")  # evicts 법인세, the least recently used
+    cache = classifier._cache
+    assert cache is not None and len(cache) == 2
+    misses = cache.misses
+    classifier.invoke("법인세")
+    assert cache.misses == misses + 1
+
+
+def test_the_cache_is_off_by_default(varied_checkpoint):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint).load()
+    assert classifier._cache is None
+
+
+def test_length_sorted_chunks_keep_the_input_order(varied_checkpoint, plain, monkeypatch):
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, batch_size=3).load()
+    sizes = count_forwards(classifier, monkeypatch)
+    assert labels_of(classifier.batch(QUESTIONS)) == labels_of(plain)
+    logits = classifier.predict_logits(QUESTIONS)
+    assert [classifier.labels[i] for i in logits.argmax(axis=1)] == labels_of(plain)
+    assert sizes == [3, 3, 3, 2] * 2
+
+
+def test_int8_quantisation_gives_the_plain_labels(make_checkpoint):
+    # The random 16-wide model above is too noisy for int8 (its logits move by ~1.5):
+    # here the bias sets the label, and benchmarks/ measure agreement on KMMLU itself.
+    path = make_checkpoint(bias={"Math": 3.0, "Law": 2.0, "Taxation": 1.0})
+    plain = DomainClassifier.from_pretrained(path).batch(QUESTIONS)
+    classifier = DomainClassifier.from_pretrained(path, quantize="int8")
+    assert_same(classifier.batch(QUESTIONS), plain)
+    assert "quantized" in type(classifier.model.classifier.dense).__module__
+
+
+def test_int8_quantisation_is_cpu_only(varied_checkpoint):
+    with pytest.raises(ValueError, match="CPU only"):
+        DomainClassifier.from_pretrained(varied_checkpoint, quantize="int8", device="meta").load()
+
+
+def test_num_threads_is_applied_on_load_only(varied_checkpoint, plain):
+    before = torch.get_num_threads()
+    classifier = DomainClassifier.from_pretrained(varied_checkpoint, num_threads=1)
+    assert torch.get_num_threads() == before
+    try:
+        assert labels_of(classifier.batch(QUESTIONS)) == labels_of(plain)
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
+
+
+def test_float16_weights_run_in_float32_on_cpu(tmp_path, varied_checkpoint, plain):
+    from transformers import ElectraForSequenceClassification
+
+    half = tmp_path / "half"
+    ElectraForSequenceClassification.from_pretrained(varied_checkpoint).half().save_pretrained(half)
+    for name in ("tokenizer.json", "tokenizer_config.json"):
+        (half / name).write_bytes((varied_checkpoint / name).read_bytes())
+    classifier = DomainClassifier.from_pretrained(half)
+    assert labels_of(classifier.batch(QUESTIONS)) == labels_of(plain)
+    assert classifier.model.dtype == torch.float32
+
+
+@pytest.fixture(scope="module")
+def exported_checkpoint(tmp_path_factory, varied_checkpoint) -> Path:
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("onnx")
+    import shutil
+
+    from langchain_domain_router.optimize import export_onnx
+
+    path = tmp_path_factory.mktemp("exported") / "model"
+    shutil.copytree(varied_checkpoint, path)
+    export_onnx(path, quantize="int8")
+    return path
+
+
+def test_the_onnx_backend_gives_the_plain_labels_and_scores(exported_checkpoint, plain):
+    classifier = DomainClassifier.from_pretrained(exported_checkpoint, backend="onnx")
+    assert_same(classifier.batch(QUESTIONS), plain)
+    assert_same([classifier.invoke(q) for q in QUESTIONS], plain)
+    assert classifier.labels == DomainClassifier.from_pretrained(exported_checkpoint).labels
+
+
+async def test_the_onnx_backend_coalesces_and_caches(exported_checkpoint, plain):
+    classifier = DomainClassifier.from_pretrained(
+        exported_checkpoint, backend="onnx", coalesce_ms=5, cache_size=100, num_threads=1
+    )
+    results = await asyncio.gather(*(classifier.ainvoke(q) for q in QUESTIONS * 2))
+    assert labels_of(results) == labels_of(plain) * 2
+
+
+def test_the_onnx_int8_graph_loads_and_predicts(exported_checkpoint):
+    classifier = DomainClassifier.from_pretrained(
+        exported_checkpoint, backend="onnx", quantize="int8"
+    )
+    assert len(classifier.batch(QUESTIONS)) == len(QUESTIONS)
+
+
+def test_the_onnx_backend_says_how_to_export(varied_checkpoint):
+    with pytest.raises(ValueError, match="langchain_domain_router.optimize"):
+        DomainClassifier.from_pretrained(varied_checkpoint, backend="onnx").load()
