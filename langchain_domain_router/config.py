@@ -198,6 +198,17 @@ class ClassifierSettings(BaseModel):
     """Questions per forward pass."""
     context_turns: int = Field(default=0, ge=0)
     """Earlier human turns prepended to the last one when classifying."""
+    backend: Literal["torch", "onnx"] = "torch"
+    """``"onnx"``: ONNX Runtime on the exported graph (``python -m
+    langchain_domain_router.optimize MODEL_DIR``); no torch import."""
+    num_threads: int | None = Field(default=None, gt=0)
+    """Intra-op threads (torch: process-wide); 1 when other work shares the cores."""
+    coalesce_ms: float | None = Field(default=None, ge=0)
+    """Gather concurrent async calls for up to this many ms into one forward pass."""
+    cache_size: int = Field(default=0, ge=0)
+    """LRU cache of predictions; 0 turns it off."""
+    quantize: Literal["int8"] | None = None
+    """Dynamic int8 quantisation (CPU)."""
 
 
 class FanOutSettings(BaseModel):

@@ -39,6 +39,11 @@ def classifier_from_settings(settings: ClassifierSettings) -> DomainClassifier:
         "max_length": settings.max_length,
         "batch_size": settings.batch_size,
         "context_turns": settings.context_turns,
+        "backend": settings.backend,
+        "num_threads": settings.num_threads,
+        "coalesce_ms": settings.coalesce_ms,
+        "cache_size": settings.cache_size,
+        "quantize": settings.quantize,
     }
     if settings.model == "default":
         return DomainClassifier.default(**options)

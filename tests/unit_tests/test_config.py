@@ -150,3 +150,16 @@ def test_to_file_refuses_model_instances_and_unknown_formats(tmp_path):
         config.to_file(tmp_path / "c.yaml")
     with pytest.raises(ValueError, match="can only write"):
         RouterConfig.example().to_file(tmp_path / "c.toml")
+
+
+def test_classifier_settings_reach_the_classifier(math_checkpoint):
+    from langchain_domain_router.config import ClassifierSettings
+    from langchain_domain_router.graph import classifier_from_settings
+
+    settings = ClassifierSettings(
+        model=str(math_checkpoint), batch_size=8, cache_size=16, coalesce_ms=2.0, num_threads=1
+    )
+    classifier = classifier_from_settings(settings)
+    assert (classifier.batch_size, classifier.cache_size, classifier.coalesce_ms) == (8, 16, 2.0)
+    assert classifier.num_threads == 1 and classifier.backend == "torch"
+    assert classifier.invoke("미분").label == "Math"
