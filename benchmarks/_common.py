@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import csv
-import glob
 import json
 import os
 import platform
@@ -19,7 +17,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
-_LOWER_CASE_SUBJECTS = {"korean-history": "Korean-History", "math": "Math"}
 
 QUESTIONS = [
     "민법상 채권자대위권의 요건은 무엇인가요?",
@@ -53,28 +50,28 @@ def check_model(path: str) -> None:
         sys.exit(f"no model at {path}: pass --model DIR (a saved sequence classifier)")
 
 
-def subject_of(path: str) -> str:
-    """The KMMLU subject of a CSV file, from its name (``Law-test.csv`` -> ``Law``)."""
-    base = Path(path).name[: -len(".csv")].rsplit("-", 1)[0]
-    return _LOWER_CASE_SUBJECTS.get(base, base)
+def _pairs(load: Callable[[], Iterable[Any]]) -> list[tuple[str, str]]:
+    """``(text, label)`` rows from a training-data loader; empty when the data is absent."""
+    from langchain_domain_router.training._data import DataError
+
+    try:
+        return [(row.text, row.label) for row in load()]
+    except DataError:
+        return []
 
 
 def load_kmmlu(data: str, split: str) -> list[tuple[str, str]]:
     """``(question, subject)`` rows of a KMMLU split; empty when the data is absent."""
-    rows = []
-    for path in sorted(glob.glob(f"{data}/kmmlu/*-{split}.csv")):
-        with open(path, encoding="utf-8", newline="") as handle:
-            rows += [(row["question"], subject_of(path)) for row in csv.DictReader(handle)]
-    return rows
+    from langchain_domain_router.training._data import load_kmmlu as load
+
+    return _pairs(lambda: load(Path(data) / "kmmlu", split))
 
 
 def load_synthetic(data: str) -> list[tuple[str, str]]:
     """``(text, label)`` rows of the synthetic set; empty when absent."""
-    rows = []
-    for path in sorted(glob.glob(f"{data}/synthetic/*.jsonl")):
-        with open(path, encoding="utf-8") as handle:
-            rows += [(r["text"], r["label"]) for r in map(json.loads, handle) if r.get("text")]
-    return rows
+    from langchain_domain_router.training._data import load_labelled_folder
+
+    return _pairs(lambda: load_labelled_folder(Path(data) / "synthetic"))
 
 
 def sample(rows: Sequence[Any], size: int | None, seed: int = 0) -> list[Any]:
