@@ -181,3 +181,16 @@ def make_config(settings: Mapping[str, Any] | None = None, **experts: Any) -> Ro
         min_margin=0.1,
         **(settings or {}),
     )
+
+
+def count_forwards(classifier: Any, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Record the batch size of every forward pass ``classifier`` runs."""
+    sizes: list[int] = []
+    original = classifier.model.forward
+
+    def counting_forward(*args: Any, **kwargs: Any) -> Any:
+        sizes.append(kwargs["input_ids"].shape[0])
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(classifier.model, "forward", counting_forward)
+    return sizes

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from langchain_domain_router import KMMLU_DOMAINS, DomainClassifier, DomainPrediction
+from tests.conftest import count_forwards
 
 
 def test_from_pretrained_loads_a_real_checkpoint_and_predicts(math_checkpoint):
@@ -50,14 +51,7 @@ def test_temperature_from_the_model_config_softens_scores(make_checkpoint):
 
 def test_batch_runs_one_forward_pass_per_chunk(math_checkpoint, monkeypatch):
     classifier = DomainClassifier.from_pretrained(math_checkpoint, batch_size=4).load()
-    calls: list[int] = []
-    original = classifier.model.forward
-
-    def counting_forward(*args, **kwargs):
-        calls.append(kwargs["input_ids"].shape[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(classifier.model, "forward", counting_forward)
+    calls = count_forwards(classifier, monkeypatch)
     questions = [f"질문 {i} 미분" * (i % 3 + 1) for i in range(10)]
     predictions = classifier.batch(questions)
     assert len(predictions) == 10

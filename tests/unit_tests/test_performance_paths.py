@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from langchain_domain_router import DomainClassifier, DomainPrediction
-from tests.conftest import SAMPLE_LINES, build_checkpoint
+from tests.conftest import SAMPLE_LINES, build_checkpoint, count_forwards
 
 QUESTIONS = [*SAMPLE_LINES, "민법 채권 미분", "오늘 법인세 점심", "Fourier 냉동기", "실학"]
 
@@ -48,19 +48,6 @@ def assert_same(got: list[DomainPrediction], want: list[DomainPrediction]) -> No
 @pytest.fixture(scope="module")
 def plain(varied_checkpoint: Path) -> list[DomainPrediction]:
     return [DomainClassifier.from_pretrained(varied_checkpoint).invoke(q) for q in QUESTIONS]
-
-
-def count_forwards(classifier: DomainClassifier, monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Record the batch size of every forward pass ``classifier`` runs."""
-    sizes: list[int] = []
-    original = classifier.model.forward
-
-    def counting_forward(*args, **kwargs):
-        sizes.append(kwargs["input_ids"].shape[0])
-        return original(*args, **kwargs)
-
-    monkeypatch.setattr(classifier.model, "forward", counting_forward)
-    return sizes
 
 
 def test_the_varied_checkpoint_really_varies(plain):
