@@ -202,9 +202,9 @@ def choose_candidate(profile: ExpertProfile, domain: str) -> tuple[int, str]:
         The index of the candidate in ``profile.options()``, and why it was chosen
         (empty when there was no choice).
     """
-    options = profile.options()
-    if len(options) == 1:
+    if len(profile.candidates) < 2:  # nothing to choose: skip building the options
         return 0, ""
+    options = profile.options()
 
     def quality(candidate: CandidateModel) -> float:
         return candidate.quality.get(domain, 0.0)
