@@ -30,8 +30,8 @@ def _add_sources(parser: argparse.ArgumentParser) -> None:
         dest="data",
         action="append",
         default=[],
-        help="extra text,label CSV/JSONL for training, e.g. the misroutes that "
-        "DomainRouter.record_feedback stored (repeatable)",
+        help="extra text,label CSV/JSONL file or folder for training, e.g. data/team or "
+        "the misroutes that DomainRouter.record_feedback stored (repeatable)",
     )
     group.add_argument("--dataset", help="hub dataset instead of --kmmlu, e.g. HAERAE-HUB/KMMLU")
 

@@ -46,7 +46,7 @@ class DataSources:
     korean_text: str | None = None
     """The ``korean_text`` folder (out-of-domain text)."""
     extra: list[str] = field(default_factory=list)
-    """More ``text,label`` CSV/JSONL files, used for training only."""
+    """More ``text,label`` CSV/JSONL files or folders of them, used for training only."""
     dataset: str | None = None
     """A hub dataset name (e.g. ``HAERAE-HUB/KMMLU``), read instead of ``kmmlu``."""
 
@@ -112,7 +112,8 @@ def load_bundle(
         if sources.kmmlu or sources.dataset:
             bundle.validation += _kmmlu_split(sources, "dev")
         for extra in sources.extra:
-            bundle.train += load_labelled_file(extra)
+            is_dir = Path(extra).is_dir()
+            bundle.train += load_labelled_folder(extra) if is_dir else load_labelled_file(extra)
     if sources.synthetic:
         syn_train, syn_val, syn_test = stratified_split(
             load_labelled_folder(sources.synthetic), SYNTHETIC_FRACTIONS, seed=seed

@@ -92,3 +92,21 @@ def test_feedback_files_fold_into_training(tmp_path: Path) -> None:
     assert _sources(args).extra == [str(store.path)]
     (row,) = load_labelled_file(store.path)
     assert (row.text, row.label) == ("그럼 그건 어떻게 계산해?", "Taxation")
+
+
+def test_extra_folder_goes_into_training_only(tiny_shared: Path, tmp_path: Path) -> None:
+    (tmp_path / "a.jsonl").write_text(
+        '{"text": "굴착기 유압펌프 소음 원인", "label": "Construction", "style": "keyword"}\n',
+        encoding="utf-8",
+    )
+    (tmp_path / "b.csv").write_text("text,label\nWhat is a sine bar?,Industrial-Engineer\n")
+    sources = DataSources.shared(tiny_shared)
+    sources.extra = [str(tmp_path)]
+    bundle = load_bundle(sources)
+    added = [r for r in bundle.train if r.text in {"굴착기 유압펌프 소음 원인", "What is a sine bar?"}]
+    assert [(r.label, r.style) for r in added] == [
+        ("Construction", "keyword"),
+        ("Industrial-Engineer", "other"),
+    ]
+    evaluated = bundle.validation + bundle.kmmlu_test + bundle.synthetic_test
+    assert not {r.text for r in added} & {r.text for r in evaluated}
