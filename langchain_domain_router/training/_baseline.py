@@ -1,4 +1,4 @@
-"""``baseline``: the TF-IDF + LinearSVC floor (the teacher) on the same splits as the model."""
+"""``baseline``: the TF-IDF + LinearSVC teacher, alone, on the same splits as the model."""
 
 from __future__ import annotations
 

@@ -190,3 +190,24 @@ def test_baseline_scores_the_floor_on_the_same_splits(
         "keyword",
         "english",
     }
+
+
+def test_teacher_soft_targets_only_for_kmmlu_rows(trained: Path, tiny_shared: Path) -> None:
+    from langchain_domain_router.training._splits import DataSources, load_bundle
+    from langchain_domain_router.training._train import _teacher_targets
+
+    rows = load_bundle(DataSources.shared(tiny_shared), with_test=False).train
+    label2id = {label: i for i, label in enumerate(KMMLU_DOMAINS)}
+    # The module's run cached its cross-fitted scores for these same rows.
+    targets = _teacher_targets(rows, label2id, 3, 0, trained)
+    assert targets.shape == (len(rows), len(KMMLU_DOMAINS))
+    np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-5)
+    for row, target in zip(rows, targets, strict=True):
+        if row.style != "kmmlu":
+            assert target[label2id[row.label]] == 1.0
+    kmmlu = np.array([r.style == "kmmlu" for r in rows])
+    scores = np.load(trained / "teacher_scores.npy")
+    y = np.array([label2id[r.label] for r in rows])
+    teacher = softmax(scores, fit_temperature(scores, y))
+    assert kmmlu.any()
+    np.testing.assert_allclose(targets[kmmlu], teacher[kmmlu], rtol=1e-5, atol=1e-7)
