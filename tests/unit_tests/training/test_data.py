@@ -103,7 +103,8 @@ def test_extra_folder_goes_into_training_only(tiny_shared: Path, tmp_path: Path)
     sources = DataSources.shared(tiny_shared)
     sources.extra = [str(tmp_path)]
     bundle = load_bundle(sources)
-    added = [r for r in bundle.train if r.text in {"굴착기 유압펌프 소음 원인", "What is a sine bar?"}]
+    written = {"굴착기 유압펌프 소음 원인", "What is a sine bar?"}
+    added = [r for r in bundle.train if r.text in written]
     assert [(r.label, r.style) for r in added] == [
         ("Construction", "keyword"),
         ("Industrial-Engineer", "other"),
