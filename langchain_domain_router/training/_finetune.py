@@ -33,7 +33,7 @@ class LoopOptions:
         ```
     """
 
-    epochs: int = 3
+    epochs: int = 6
     """Passes over the (balanced) training plan."""
     batch_size: int = 64
     """Rows per optimiser step."""
@@ -43,17 +43,17 @@ class LoopOptions:
     """Share of steps spent warming up."""
     weight_decay: float = 0.01
     """AdamW weight decay."""
-    class_cap: int = 1500
+    class_cap: int = 3000
     """Most rows of one subject drawn per epoch (a fresh draw each epoch); 0: no cap."""
-    synthetic_repeat: int = 3
+    synthetic_repeat: int = 5
     """How often each non-KMMLU training row appears per epoch."""
     option_prob: float = 0.15
     """Chance that a KMMLU row is shown with its answer options appended (training only)."""
-    distill: float = 0.5
+    distill: float = 0.7
     """Weight of the teacher's soft targets against the hard labels (0 turns it off)."""
     ood_weight: float = 0.5
     """Weight of the outlier-exposure loss (uniform target on out-of-domain text)."""
-    ood_per_epoch: int = 5000
+    ood_per_epoch: int = 6000
     """Out-of-domain rows drawn per epoch."""
     checkpoint_every: int = 400
     """Steps between checkpoints."""
