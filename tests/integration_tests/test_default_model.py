@@ -9,12 +9,17 @@ pytestmark = pytest.mark.skipif(
     not (default_model_path() / "config.json").is_file(), reason="no embedded default model"
 )
 
+# Networking sits in two KMMLU subjects (Computer-Science's security exam asks about DNS and
+# TCP too), so either is a right answer for the TCP/UDP question.
 CLEAR = [
-    ("형법상 정당방위가 성립하기 위한 요건은 무엇인가요?", "Criminal-Law"),
-    ("부가가치세 과세표준은 어떻게 계산하나요?", "Taxation"),
-    ("Explain the difference between TCP and UDP.", "Information-Technology"),
-    ("광합성의 명반응과 암반응의 차이를 설명해 주세요", "Biology"),
-    ("조선 후기 실학자들의 주장을 정리해 줘", "Korean-History"),
+    ("형법상 정당방위가 성립하기 위한 요건은 무엇인가요?", {"Criminal-Law"}),
+    ("부가가치세 과세표준은 어떻게 계산하나요?", {"Taxation"}),
+    (
+        "Explain the difference between TCP and UDP.",
+        {"Information-Technology", "Computer-Science"},
+    ),
+    ("광합성의 명반응과 암반응의 차이를 설명해 주세요", {"Biology"}),
+    ("조선 후기 실학자들의 주장을 정리해 줘", {"Korean-History"}),
 ]
 
 
@@ -32,10 +37,10 @@ def test_is_small_and_self_describing(classifier):
     assert settings["temperature"] > 0
 
 
-@pytest.mark.parametrize(("question", "domain"), CLEAR)
-def test_clear_questions_have_their_domain_in_the_top_3(classifier, question, domain):
+@pytest.mark.parametrize(("question", "domains"), CLEAR)
+def test_clear_questions_have_their_domain_in_the_top_3(classifier, question, domains):
     prediction = classifier.invoke(question)
-    assert domain in [s.label for s in prediction.top_k[:3]], prediction.top_k[:3]
+    assert domains & {s.label for s in prediction.top_k[:3]}, prediction.top_k[:3]
 
 
 def test_routes_end_to_end_offline(monkeypatch):
