@@ -47,6 +47,11 @@ class Example:
     answer: int | None = None
     """The correct option (1-4) for KMMLU rows: used to measure expert models' quality."""
 
+    @property
+    def is_kmmlu(self) -> bool:
+        """Whether the row is a real KMMLU question (not synthetic, team-written or feedback)."""
+        return self.style == "kmmlu"
+
 
 def check_label(label: str, source: str | Path) -> str:
     """Return ``label`` when it is a KMMLU subject, else raise naming ``source``.

@@ -99,7 +99,7 @@ def encode_pool(
         question_ids=ids([r.text for r in rows]),
         option_ids=option_ids,
         labels=[label2id[r.label] for r in rows],
-        is_kmmlu=[r.style == "kmmlu" for r in rows],
+        is_kmmlu=[r.is_kmmlu for r in rows],
         ood_ids=ids(list(ood_texts)),
     )
 

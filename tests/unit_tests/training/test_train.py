@@ -203,9 +203,9 @@ def test_teacher_soft_targets_only_for_kmmlu_rows(trained: Path, tiny_shared: Pa
     assert targets.shape == (len(rows), len(KMMLU_DOMAINS))
     np.testing.assert_allclose(targets.sum(1), 1.0, rtol=1e-5)
     for row, target in zip(rows, targets, strict=True):
-        if row.style != "kmmlu":
+        if not row.is_kmmlu:
             assert target[label2id[row.label]] == 1.0
-    kmmlu = np.array([r.style == "kmmlu" for r in rows])
+    kmmlu = np.array([r.is_kmmlu for r in rows])
     scores = np.load(trained / "teacher_scores.npy")
     y = np.array([label2id[r.label] for r in rows])
     teacher = softmax(scores, fit_temperature(scores, y))
