@@ -1,0 +1,241 @@
+"""The project's own sequence classifier: a BERT-shaped encoder plus a hashed n-gram branch.
+
+Importing this module registers the model type ``domain-router-encoder`` with
+``AutoConfig`` and ``AutoModelForSequenceClassification``, so a saved checkpoint loads with
+the usual ``from_pretrained`` calls and no ``trust_remote_code``. The package's loaders
+import it lazily; it pulls in ``torch`` and ``transformers``.
+
+The encoder is a BERT/ELECTRA-discriminator stack (multilingual-e5-small's layers, see
+``training.convert_e5``) whose token states are mean-pooled, as e5 was trained. Beside it
+sits a fastText-style branch: token unigrams, bigrams and trigrams are hashed into
+``ngram_buckets`` rows of an embedding table, averaged, and mapped to the labels. Both
+branches' logits are summed and trained jointly. The n-grams are hashed inside the graph
+from ``input_ids`` (integer multiply-add and modulo), so the model's inputs stay
+``input_ids`` and ``attention_mask`` and its ONNX export carries the whole computation;
+no per-question Python work is added to tokenisation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import nn
+from transformers import (
+    AutoConfig,
+    AutoModelForSequenceClassification,
+    BertConfig,
+    BertModel,
+    PreTrainedModel,
+)
+from transformers.modeling_outputs import SequenceClassifierOutput
+
+MODEL_TYPE = "domain-router-encoder"
+
+# Odd multipliers for the rolling hash; the modulus keeps every product inside int64.
+_HASH_MULTIPLIER = 1_000_003
+_HASH_MODULUS = 2_147_483_647
+
+
+class DomainEncoderConfig(BertConfig):
+    """Configuration of :class:`DomainEncoderForSequenceClassification`.
+
+    A ``BertConfig`` (the encoder) with the n-gram branch's shape.
+
+    Args:
+        ngram_buckets: Rows of the hashed n-gram table (row 0 is padding); 0 disables
+            the branch.
+        ngram_dim: Width of an n-gram embedding.
+        ngram_orders: The token n-gram lengths that are hashed.
+        ngram_branch_dropout: In training, the share of rows whose n-gram logits are
+            dropped, so that the encoder also learns to classify alone.
+        **kwargs: ``BertConfig`` fields (``vocab_size``, ``hidden_size``,
+            ``num_hidden_layers``...) and ``PretrainedConfig`` ones (``id2label``...).
+
+    Example:
+        ```python
+        from langchain_domain_router.modeling import DomainEncoderConfig
+
+        config = DomainEncoderConfig(
+            vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=128, ngram_buckets=4096, ngram_dim=16, num_labels=3,
+        )
+        ```
+    """
+
+    model_type = MODEL_TYPE
+
+    def __init__(
+        self,
+        ngram_buckets: int = 1 << 17,
+        ngram_dim: int = 64,
+        ngram_orders: Sequence[int] = (1, 2, 3),
+        ngram_branch_dropout: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.ngram_branch_dropout = ngram_branch_dropout
+        self.ngram_buckets = ngram_buckets
+        self.ngram_dim = ngram_dim
+        self.ngram_orders = list(ngram_orders)
+
+
+def hashed_ngrams(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor, orders: Sequence[int], buckets: int
+) -> torch.Tensor:
+    """Return the bucket of every token n-gram, 0 where the n-gram runs into padding.
+
+    Args:
+        input_ids: ``(batch, sequence)`` token ids.
+        attention_mask: ``(batch, sequence)``, 1 for real tokens.
+        orders: N-gram lengths, e.g. ``(1, 2, 3)``.
+        buckets: Table rows; buckets ``1 .. buckets - 1`` are used.
+
+    Returns:
+        ``(batch, len(orders) * sequence)`` int64 bucket ids, one block per order.
+    """
+    parts = []
+    for n in orders:
+        code = torch.full_like(input_ids, n)
+        valid = attention_mask.bool()
+        for k in range(n):
+            # Token k places to the right, zero-padded: no shape arithmetic, so the ONNX
+            # export keeps a dynamic sequence axis.
+            ids = nn.functional.pad(input_ids[:, k:], (0, k))
+            code = (code * _HASH_MULTIPLIER + ids) % _HASH_MODULUS
+            valid = valid & nn.functional.pad(attention_mask[:, k:], (0, k)).bool()
+        bucket = code % (buckets - 1) + 1
+        parts.append(torch.where(valid, bucket, torch.zeros_like(bucket)))
+    return torch.cat(parts, dim=1)
+
+
+class DomainEncoderForSequenceClassification(PreTrainedModel):
+    """A mean-pooled BERT encoder and a hashed n-gram branch whose logits are summed.
+
+    Loads and saves like any ``transformers`` model; the package's classifier, training
+    and ONNX export use it through ``AutoModelForSequenceClassification`` once this
+    module is imported.
+
+    Args:
+        config: The model's configuration.
+
+    Example:
+        ```python
+        import torch
+
+        from langchain_domain_router.modeling import (
+            DomainEncoderConfig,
+            DomainEncoderForSequenceClassification,
+        )
+
+        config = DomainEncoderConfig(
+            vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
+            intermediate_size=128, ngram_buckets=4096, ngram_dim=16, num_labels=3,
+        )
+        model = DomainEncoderForSequenceClassification(config).eval()
+        ids = torch.tensor([[0, 17, 42, 2]])
+        logits = model(input_ids=ids, attention_mask=torch.ones_like(ids)).logits
+        ```
+    """
+
+    config_class = DomainEncoderConfig
+    base_model_prefix = "encoder"
+    supports_gradient_checkpointing = False
+    _no_split_modules = ["BertLayer"]
+
+    def __init__(self, config: DomainEncoderConfig) -> None:
+        super().__init__(config)
+        self.num_labels = int(config.num_labels or 0)
+        self.encoder = BertModel(config, add_pooling_layer=False)
+        self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.classifier = nn.Linear(config.hidden_size, self.num_labels)
+        if config.ngram_buckets:
+            self.ngram_embeddings = nn.Embedding(
+                config.ngram_buckets, config.ngram_dim, padding_idx=0
+            )
+            self.ngram_classifier = nn.Linear(config.ngram_dim, self.num_labels)
+        self.post_init()
+
+    def _init_weights(self, module: nn.Module) -> None:
+        super()._init_weights(module)
+        if isinstance(module, nn.Embedding) and module is getattr(self, "ngram_embeddings", None):
+            # Small rows: the branch starts near zero and grows with what it learns.
+            nn.init.normal_(module.weight, std=0.02)
+            with torch.no_grad():
+                module.weight[0].zero_()
+
+    def ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """Return the n-gram branch's logits alone (the mean of the hashed n-gram rows).
+
+        Args:
+            input_ids: ``(batch, sequence)`` token ids.
+            attention_mask: ``(batch, sequence)``, 1 for real tokens.
+
+        Returns:
+            ``(batch, num_labels)`` logits.
+        """
+        grams = hashed_ngrams(
+            input_ids, attention_mask, self.config.ngram_orders, self.config.ngram_buckets
+        )
+        rows = self.ngram_embeddings(grams)
+        present = (grams != 0).unsqueeze(-1).to(rows.dtype)
+        return self.ngram_classifier((rows * present).sum(1) / present.sum(1).clamp(min=1.0))
+
+    def forward(
+        self,
+        input_ids: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        token_type_ids: torch.Tensor | None = None,
+        labels: torch.Tensor | None = None,
+        **kwargs: Any,
+    ) -> SequenceClassifierOutput:
+        """Return the summed logits (and the cross-entropy when ``labels`` are given).
+
+        Args:
+            input_ids: ``(batch, sequence)`` token ids.
+            attention_mask: ``(batch, sequence)``; all ones when omitted.
+            token_type_ids: Accepted for tokenizers that emit them; passed to the encoder.
+            labels: Optional ``(batch,)`` class ids.
+            **kwargs: Ignored (``return_dict`` and other ``transformers`` conventions).
+
+        Returns:
+            ``SequenceClassifierOutput`` with ``logits`` (and ``loss``).
+        """
+        if input_ids is None:
+            msg = "input_ids is required"
+            raise ValueError(msg)
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        logits = self.classifier(self.dropout(pooled))
+        if self.config.ngram_buckets:
+            ngram = self.ngram_logits(input_ids, attention_mask)
+            drop = getattr(self.config, "ngram_branch_dropout", 0.0)
+            if self.training and drop:
+                # Rows that train without the branch keep the encoder learning once the
+                # n-gram table has memorised the training text.
+                keep = torch.rand(ngram.shape[0], 1, device=ngram.device) >= drop
+                ngram = ngram * keep.to(ngram.dtype)
+            logits = logits + ngram
+        loss = None
+        if labels is not None:
+            loss = nn.functional.cross_entropy(logits, labels)
+        return SequenceClassifierOutput(loss=loss, logits=logits)
+
+
+AutoConfig.register(MODEL_TYPE, DomainEncoderConfig, exist_ok=True)
+AutoModelForSequenceClassification.register(
+    DomainEncoderConfig, DomainEncoderForSequenceClassification, exist_ok=True
+)
+
+__all__ = [
+    "MODEL_TYPE",
+    "DomainEncoderConfig",
+    "DomainEncoderForSequenceClassification",
+    "hashed_ngrams",
+]

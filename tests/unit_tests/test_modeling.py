@@ -1,0 +1,136 @@
+"""The project's model class: registration, save/load, the n-gram branch and ONNX export."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from langchain_domain_router.modeling import (
+    DomainEncoderConfig,
+    DomainEncoderForSequenceClassification,
+    hashed_ngrams,
+)
+
+
+def _config(**overrides: object) -> DomainEncoderConfig:
+    fields: dict[str, object] = {
+        "vocab_size": 64,
+        "hidden_size": 32,
+        "num_hidden_layers": 1,
+        "num_attention_heads": 2,
+        "intermediate_size": 64,
+        "max_position_embeddings": 32,
+        "ngram_buckets": 128,
+        "ngram_dim": 8,
+        "num_labels": 3,
+        "id2label": {0: "Law", 1: "Math", 2: "Taxation"},
+        "label2id": {"Law": 0, "Math": 1, "Taxation": 2},
+        "pad_token_id": 1,
+    }
+    fields.update(overrides)
+    return DomainEncoderConfig(**fields)
+
+
+def test_ngram_buckets_skip_padding_and_depend_on_order() -> None:
+    ids = torch.tensor([[0, 5, 6, 7, 2], [0, 7, 6, 2, 1]])
+    mask = torch.tensor([[1, 1, 1, 1, 1], [1, 1, 1, 1, 0]])
+    grams = hashed_ngrams(ids, mask, (1, 2, 3), 128)
+    assert grams.shape == (2, 15)
+    assert int(grams.min()) >= 0 and int(grams.max()) < 128
+    unigrams, bigrams, trigrams = grams.split(5, dim=1)
+    assert (unigrams[0] > 0).all() and unigrams[1, 4] == 0  # the pad token
+    assert (bigrams[0, :4] > 0).all() and bigrams[0, 4] == 0  # runs off the end
+    assert (trigrams[1, 2:] == 0).all()  # runs into padding
+    # the same token gets the same unigram bucket; (5, 6) and (7, 6) differ as bigrams
+    assert unigrams[0, 2] == unigrams[1, 2]
+    assert bigrams[0, 1] != bigrams[1, 1]
+
+
+def test_padding_does_not_change_the_logits() -> None:
+    torch.manual_seed(0)
+    model = DomainEncoderForSequenceClassification(_config()).eval()
+    short = torch.tensor([[0, 5, 9, 2]])
+    padded = torch.tensor([[0, 5, 9, 2, 1, 1]])
+    with torch.no_grad():
+        a = model(input_ids=short, attention_mask=torch.ones_like(short)).logits
+        b = model(input_ids=padded, attention_mask=(padded != 1).long()).logits
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+
+
+def test_ngram_branch_adds_logits_and_learns() -> None:
+    torch.manual_seed(0)
+    with_branch = DomainEncoderForSequenceClassification(_config())
+    without = DomainEncoderForSequenceClassification(_config(ngram_buckets=0))
+    assert hasattr(with_branch, "ngram_embeddings") and not hasattr(without, "ngram_embeddings")
+    ids = torch.tensor([[0, 5, 9, 2], [0, 11, 12, 2]])
+    labels = torch.tensor([0, 2])
+    before = with_branch.ngram_embeddings.weight.detach().clone()
+    optimizer = torch.optim.AdamW(with_branch.parameters(), lr=1e-2)
+    first = None
+    for _ in range(30):
+        out = with_branch(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
+        assert out.loss is not None
+        first = first if first is not None else float(out.loss)
+        out.loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    assert float(out.loss) < first / 4
+    assert not torch.equal(before, with_branch.ngram_embeddings.weight)  # it trained too
+    assert float(with_branch.ngram_embeddings.weight[0].abs().sum()) == 0.0  # padding row
+
+
+def test_save_and_load_through_the_auto_classes(tmp_path: Path) -> None:
+    from transformers import AutoConfig, AutoModelForSequenceClassification
+
+    model = DomainEncoderForSequenceClassification(_config()).eval()
+    model.save_pretrained(tmp_path)
+    assert AutoConfig.from_pretrained(tmp_path).model_type == "domain-router-encoder"
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    assert isinstance(loaded, DomainEncoderForSequenceClassification)
+    assert loaded.config.ngram_orders == [1, 2, 3]
+    ids = torch.tensor([[0, 5, 9, 2]])
+    with torch.no_grad():
+        torch.testing.assert_close(model(input_ids=ids).logits, loaded(input_ids=ids).logits)
+
+
+def test_forward_without_input_ids_is_a_clear_error() -> None:
+    model = DomainEncoderForSequenceClassification(_config())
+    with pytest.raises(ValueError, match="input_ids is required"):
+        model(attention_mask=torch.ones(1, 3, dtype=torch.long))
+
+
+def test_onnx_export_carries_the_ngram_branch(tmp_path: Path) -> None:
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    torch.manual_seed(0)
+    model = DomainEncoderForSequenceClassification(_config()).eval()
+    with torch.no_grad():  # make the branch matter: large n-gram rows
+        model.ngram_embeddings.weight.normal_(std=1.0)
+    sample = torch.tensor([[0, 5, 9, 7, 2], [0, 8, 2, 1, 1]])
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(
+        model,
+        (),
+        str(path),
+        kwargs={"input_ids": sample, "attention_mask": (sample != 1).long()},
+        input_names=["input_ids", "attention_mask"],
+        output_names=["logits"],
+        dynamic_axes={
+            "input_ids": {0: "batch", 1: "sequence"},
+            "attention_mask": {0: "batch", 1: "sequence"},
+            "logits": {0: "batch"},
+        },
+        opset_version=17,
+        dynamo=False,
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    other = torch.tensor([[0, 5, 9, 7, 11, 12, 13, 2], [0, 4, 2, 1, 1, 1, 1, 1]])  # new length
+    mask = (other != 1).long()
+    (got,) = session.run(None, {"input_ids": other.numpy(), "attention_mask": mask.numpy()})
+    with torch.no_grad():
+        expected = model(input_ids=other, attention_mask=mask).logits.numpy()
+    np.testing.assert_allclose(got, expected, atol=1e-4)
