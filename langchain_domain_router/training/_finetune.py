@@ -39,6 +39,9 @@ class LoopOptions:
     """Rows per optimiser step."""
     learning_rate: float = 1e-3
     """Peak learning rate (linear warm-up, then linear decay)."""
+    fresh_learning_rate: float | None = None
+    """Peak learning rate of the parts a pretrained base lacks (the head and the n-gram
+    branch, which start from random); ``None``: ``learning_rate``."""
     warmup: float = 0.06
     """Share of steps spent warming up."""
     weight_decay: float = 0.01
@@ -55,6 +58,12 @@ class LoopOptions:
     """Weight of the outlier-exposure loss (uniform target on out-of-domain text)."""
     ood_per_epoch: int = 6000
     """Out-of-domain rows drawn per epoch."""
+    ngram_prefit_epochs: int = 0
+    """Epochs of training the n-gram branch alone before the joint loop (a model with an
+    n-gram branch only). A fresh branch beside a pretrained encoder otherwise stays small:
+    the encoder fits the batch first and leaves it little gradient."""
+    ngram_prefit_learning_rate: float = 1e-2
+    """Learning rate of that pre-fit."""
     checkpoint_every: int = 400
     """Steps between checkpoints."""
     seed: int = 0
@@ -71,6 +80,7 @@ class EncodedPool:
     is_kmmlu: list[bool]
     teacher: np.ndarray | None = None
     ood_ids: list[list[int]] = field(default_factory=list)
+    pad_id: int = 0
 
 
 def encode_pool(
@@ -101,6 +111,7 @@ def encode_pool(
         labels=[label2id[r.label] for r in rows],
         is_kmmlu=[r.is_kmmlu for r in rows],
         ood_ids=ids(list(ood_texts)),
+        pad_id=tokenizer.pad_token_id or 0,
     )
 
 
@@ -174,11 +185,24 @@ def _collate(pool: EncodedPool, batch: Batch) -> tuple[torch.Tensor, torch.Tenso
     n = len(pool.labels)
     seqs = [_sequence(pool, i, opt) for i, opt in batch]
     labels = [pool.labels[i] if i < n else OOD_LABEL for i, _ in batch]
+    return (*padded(seqs, pool.pad_id), torch.tensor(labels))
+
+
+def padded(seqs: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Return ``(input_ids, attention_mask)`` for token id lists, padded with ``pad_id``.
+
+    The mask comes from the lengths, not from the ids: a tokenizer may use id 0 for a real
+    token (XLM-R's ``<s>``).
+    """
+    import torch
+
     width = max(map(len, seqs))
-    ids = torch.zeros(len(seqs), width, dtype=torch.long)
+    ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
+    mask = torch.zeros(len(seqs), width, dtype=torch.long)
     for r, s in enumerate(seqs):
         ids[r, : len(s)] = torch.tensor(s)
-    return ids, (ids != 0).long(), torch.tensor(labels)
+        mask[r, : len(s)] = 1
+    return ids, mask
 
 
 def batch_loss(
@@ -214,6 +238,23 @@ def batch_loss(
     return total / len(labels)
 
 
+FRESH_PREFIXES = ("classifier", "ngram_")
+"""Parameter names that a pretrained base never supplies."""
+
+
+def parameter_groups(model: Any, options: LoopOptions) -> list[dict[str, Any]]:
+    """Split parameters into the base's and the fresh ones, each with its peak rate."""
+    fresh_lr = options.fresh_learning_rate or options.learning_rate
+    groups: dict[bool, list[Any]] = {False: [], True: []}
+    for name, param in model.named_parameters():
+        groups[name.startswith(FRESH_PREFIXES)].append(param)
+    return [
+        {"params": params, "lr": fresh_lr if fresh else options.learning_rate}
+        for fresh, params in groups.items()
+        if params
+    ]
+
+
 def run_loop(
     model: Any,
     pool: EncodedPool,
@@ -243,7 +284,7 @@ def run_loop(
     plans = [epoch_plan(pool, options, e) for e in range(options.epochs)]
     total_steps = sum(map(len, plans))
     optimizer = torch.optim.AdamW(
-        model.parameters(), lr=options.learning_rate, weight_decay=options.weight_decay
+        parameter_groups(model, options), weight_decay=options.weight_decay
     )
     warm = max(1, int(options.warmup * total_steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(

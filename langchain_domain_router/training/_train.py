@@ -46,15 +46,19 @@ class TrainOptions:
     """Stored in ``config.domain_router.model_version``."""
     threads: int = 2
     """CPU threads for torch."""
+    ngram_branch_dropout: float | None = None
+    """Set the model's ``ngram_branch_dropout`` for this run (models with the branch)."""
     warm_start: bool = True
     """Start a from-scratch model from token-subject statistics (see ``warm_start``)."""
 
 
-def _labels() -> list[str]:
+def subject_labels() -> list[str]:
+    """The 45 KMMLU subjects, in the order every trained model's ``id2label`` uses."""
     return list(KMMLU_DOMAINS)
 
 
-def _tokenizer_text(bundle: DataBundle) -> list[str]:
+def tokenizer_text(bundle: DataBundle) -> list[str]:
+    """All training text: questions, their options and the out-of-domain rows."""
     texts = [r.text for r in bundle.train]
     texts += [o for r in bundle.train for o in r.options]
     return texts + bundle.ood_train
@@ -71,7 +75,7 @@ def _get_tokenizer(options: TrainOptions, bundle: DataBundle, run: Path) -> Any:
     if (folder / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(folder)
     tok = train_wordpiece(
-        _tokenizer_text(bundle), vocab_size=options.vocab_size, max_length=options.max_length
+        tokenizer_text(bundle), vocab_size=options.vocab_size, max_length=options.max_length
     )
     tok.save_pretrained(folder)
     return tok
@@ -159,6 +163,7 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
         load_base_model,
         warm_start,
     )
+    from langchain_domain_router.training._ngram_prefit import prefit_ngrams
 
     torch.set_num_threads(options.threads)
     torch.manual_seed(options.loop.seed)
@@ -169,7 +174,7 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
     if not bundle.train or not bundle.validation:
         msg = "no training or validation rows: give --kmmlu, --synthetic, --data or --dataset"
         raise DataError(msg)
-    labels = _labels()
+    labels = subject_labels()
     label2id = {label: i for i, label in enumerate(labels)}
     tokenizer = _get_tokenizer(options, bundle, run)
     model: Any
@@ -179,6 +184,12 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
         model = build_scratch_model(
             labels, len(tokenizer), options.size, options.max_length, seed=options.loop.seed
         )
+    if options.ngram_branch_dropout is not None:
+        model.config.ngram_branch_dropout = options.ngram_branch_dropout
+    positions = getattr(model.config, "max_position_embeddings", options.max_length)
+    if options.max_length > positions:
+        msg = f"--max-length {options.max_length} exceeds the model's {positions} positions"
+        raise DataError(msg)
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     pool: EncodedPool = encode_pool(
         tokenizer, bundle.train, bundle.ood_train, label2id, options.max_length
@@ -196,6 +207,8 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
         len(bundle.validation),
         model.num_parameters(),
     )
+    if not (run / "checkpoint" / "state.pt").is_file():  # a resumed run restores the branch
+        prefit_ngrams(model, pool, options.loop)
     evaluate_epoch = _validation_fn(tokenizer, bundle.validation, label2id, options.max_length)
     history = run_loop(model, pool, options.loop, run / "checkpoint", evaluate_epoch)
     wall = time.time() - started
