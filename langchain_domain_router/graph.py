@@ -98,7 +98,7 @@ def build_router_graph(
         from langchain_domain_router import RouterConfig, build_router_graph
 
         graph = build_router_graph(RouterConfig.example())
-        state = graph.invoke({"question": "부가가치세 신고는 언제 하나요?"})
+        state = graph.invoke({"question": "법인세 신고 기한은 언제인가요?"})
         state["routing"]["expert"], state["answer"]
         ```
     """
