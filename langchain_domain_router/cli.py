@@ -206,6 +206,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         sys.stderr.write(f"domain-router: {exc}\n")
         return 2
+    _setup_logging(args.verbose)
     limits = {name: getattr(args, name) for name, _, _ in _SERVE_LIMITS}
     settings = ServerSettings(
         audit_path=args.audit_log,
@@ -301,9 +302,6 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     route.set_defaults(handler=_run_route)
     for command in (classify, route):
         command.add_argument("--json", action="store_true", help="print JSON only")
-        command.add_argument(
-            "-v", "--verbose", action="count", default=0, help="show the log (-vv: more)"
-        )
 
     serve = commands.add_parser("serve", help="serve /router and /classify over HTTP")
     serve.add_argument("--config", help="router config (YAML/TOML/JSON); default: the example")
@@ -319,6 +317,10 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     serve.add_argument("--timeout-keep-alive", type=int, default=75, help="idle keep-alive seconds")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=_run_serve)
+    for command in (classify, route, serve):
+        command.add_argument(
+            "-v", "--verbose", action="count", default=0, help="show the log (-vv: more)"
+        )
 
     quality = commands.add_parser(
         "measure-quality",
