@@ -16,7 +16,8 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -55,17 +56,33 @@ def _shorten(question: str) -> str:
     return line[: MAX_SHOWN_CHARS - 1].rstrip() + "…"
 
 
-def _setup_logging(verbose: int) -> None:
-    """Show the package's INFO lines (``-v``: DEBUG; ``-vv``: every library's DEBUG)."""
+@contextmanager
+def _logging(verbose: int | None) -> Iterator[None]:
+    """Show the package's INFO lines on stderr (``-v``: DEBUG; ``-vv``: every library's).
+
+    ``None`` (a plugin command, which sets up its own logging) changes nothing. Levels and
+    handlers are put back afterwards, so ``main`` can run in-process more than once.
+    """
+    if verbose is None:
+        yield
+        return
+    package, root = logging.getLogger(PACKAGE_LOGGER), logging.getLogger()
+    levels = package.level, root.level
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(
-        logging.Formatter(
-            "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
-        )
-    )
-    root = logging.DEBUG if verbose > 1 else logging.INFO if verbose else logging.WARNING
-    logging.basicConfig(level=root, handlers=[handler], force=True)
-    logging.getLogger(PACKAGE_LOGGER).setLevel(logging.DEBUG if verbose else logging.INFO)
+    layout = "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+    handler.setFormatter(logging.Formatter(layout))
+    # -vv: every library's records reach the root handler, the package's included, once.
+    owner = root if verbose > 1 else package
+    owner.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose > 1:
+        root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        owner.removeHandler(handler)
+        package.setLevel(levels[0])
+        root.setLevel(levels[1])
 
 
 def _check_args(args: argparse.Namespace) -> None:
@@ -132,7 +149,6 @@ def _print_prediction(question: str, prediction: dict[str, Any]) -> None:
 
 def _run_classify(args: argparse.Namespace) -> int:
     _check_args(args)
-    _setup_logging(args.verbose)
     prediction = _classifier(args.model, args.top_k).invoke(args.question)
     result = prediction.model_dump(mode="json")
     if args.json:
@@ -173,7 +189,6 @@ def _print_route(question: str, answer: str, routing: dict[str, Any]) -> None:
 
 def _run_route(args: argparse.Namespace) -> int:
     _check_args(args)
-    _setup_logging(args.verbose)
     from langchain_domain_router.router import DomainRouter
 
     classifier = None if args.model is None else _classifier(args.model, top_k=5)
@@ -206,7 +221,6 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         sys.stderr.write(f"domain-router: {exc}\n")
         return 2
-    _setup_logging(args.verbose)
     limits = {name: getattr(args, name) for name, _, _ in _SERVE_LIMITS}
     settings = ServerSettings(
         audit_path=args.audit_log,
@@ -353,7 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser(plugins=not builtin).parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _logging(getattr(args, "verbose", None)):
+            return handler(args)
     except (ValueError, TypeError) as exc:
         sys.stderr.write(f"domain-router: error: {exc}\n")
         return 2

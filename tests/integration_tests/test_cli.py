@@ -114,12 +114,14 @@ def test_make_demo_is_quiet_one_info_line_naming_the_key():
     assert line.startswith("INFO: ") and "OPENAI_API_KEY" in line, line
 
 
-def test_verbose_shows_the_debug_log_and_the_loading_output():
-    _needs_shipped_model()
-    done = _domain_router("route", cli.DEFAULT_QUESTION, "-v")
-    assert done.returncode == 0, done.stderr
-    assert "DEBUG langchain_domain_router.classifier: loaded" in done.stderr
-    assert "Loading weights" in done.stderr
+def test_verbose_shows_the_debug_log_and_quiet_is_restored(math_checkpoint, capsys):
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint), "-v"]) == 0
+    debug = [line for line in capsys.readouterr().err.splitlines() if line.startswith("DEBUG ")]
+    assert any("science (openai:gpt-4o): no API key is set" in line for line in debug), debug
+    assert any(".classifier: loaded" in line for line in debug), debug
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint)]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("INFO: no chat model available for ") and "OPENAI_API_KEY" in line
 
 
 def test_bad_arguments_fail_before_any_heavy_import():
