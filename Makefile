@@ -3,17 +3,29 @@
 #   make test   install what the tests need, then lint, type-check and test
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
-# torch==2.13.0 is the CPU build; a bare `torch` would pull a multi-GB CUDA build.
-BASE := torch==2.13.0 "httpx>=0.27"
+# torch comes from the PyTorch CPU index, for torch only (as in the Dockerfile): PyPI's
+# Linux torch wheel is a CUDA build that pulls several GB of nvidia-* packages. Where that
+# index cannot be reached (one quick try), the pinned wheel comes from the usual index.
+TORCH := torch==2.13.0
+TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
+BASE := "httpx>=0.27"
 QUESTION ?= 민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?
 
-.PHONY: demo test install install-test lint notebooks
+.PHONY: demo test install install-test install-torch check-cpu lint notebooks
 
-install:
+install-torch:
+	$(PIP) install --index-url $(TORCH_INDEX_URL) --timeout 10 --retries 0 "$(TORCH)" \
+	|| { echo "PyTorch CPU index not reachable: $(TORCH) from the default index" >&2; \
+	     $(PIP) install "$(TORCH)"; }
+
+install: install-torch
 	$(PIP) install $(BASE) -e .
 
-install-test:
+install-test: install-torch
 	$(PIP) install $(BASE) -e ".[test,train]"
+
+check-cpu:
+	$(PYTHON) .ci/check_cpu_only.py
 
 demo: install
 	$(PYTHON) -m langchain_domain_router route "$(QUESTION)"

@@ -3,33 +3,70 @@
 A KoELECTRA-architecture classifier labels each question with one of the 45 KMMLU
 domains; a LangGraph graph sends it to that domain's expert chat model, or to a general
 fallback when the classifier is unsure, and returns the answer with the routing record.
+
+The public names are imported on first use, so ``import langchain_domain_router`` (and
+the command line, which checks its arguments before anything heavy loads) stays fast.
 """
 
-from langchain_domain_router._nodes import ROUTING_COMPLETE_EVENT, ROUTING_EVENT, RouterState
-from langchain_domain_router._taxonomy import (
-    KMMLU_DOMAINS,
-    SUPERCATEGORIES,
-    Domain,
-    Supercategory,
-)
-from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import (
-    CandidateModel,
-    ClassifierSettings,
-    ExpertProfile,
-    FanOutSettings,
-    RouterConfig,
-    StickySettings,
-)
-from langchain_domain_router.experts import OfflineExpert
-from langchain_domain_router.graph import build_router_graph
-from langchain_domain_router.router import DomainRouter
-from langchain_domain_router.schema import (
-    DomainPrediction,
-    LabelScore,
-    RoutingDecision,
-    RoutingReason,
-)
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from langchain_domain_router._nodes import (
+        ROUTING_COMPLETE_EVENT,
+        ROUTING_EVENT,
+        RouterState,
+    )
+    from langchain_domain_router._taxonomy import (
+        KMMLU_DOMAINS,
+        SUPERCATEGORIES,
+        Domain,
+        Supercategory,
+    )
+    from langchain_domain_router.classifier import DomainClassifier
+    from langchain_domain_router.config import (
+        CandidateModel,
+        ClassifierSettings,
+        ExpertProfile,
+        FanOutSettings,
+        RouterConfig,
+        StickySettings,
+    )
+    from langchain_domain_router.experts import OfflineExpert
+    from langchain_domain_router.graph import build_router_graph
+    from langchain_domain_router.router import DomainRouter
+    from langchain_domain_router.schema import (
+        DomainPrediction,
+        LabelScore,
+        RoutingDecision,
+        RoutingReason,
+    )
+
+_MODULE_OF = {
+    "ROUTING_COMPLETE_EVENT": "_nodes",
+    "ROUTING_EVENT": "_nodes",
+    "RouterState": "_nodes",
+    "KMMLU_DOMAINS": "_taxonomy",
+    "SUPERCATEGORIES": "_taxonomy",
+    "Domain": "_taxonomy",
+    "Supercategory": "_taxonomy",
+    "DomainClassifier": "classifier",
+    "CandidateModel": "config",
+    "ClassifierSettings": "config",
+    "ExpertProfile": "config",
+    "FanOutSettings": "config",
+    "RouterConfig": "config",
+    "StickySettings": "config",
+    "OfflineExpert": "experts",
+    "build_router_graph": "graph",
+    "DomainRouter": "router",
+    "DomainPrediction": "schema",
+    "LabelScore": "schema",
+    "RoutingDecision": "schema",
+    "RoutingReason": "schema",
+}
 
 __all__ = [
     "KMMLU_DOMAINS",
@@ -54,3 +91,17 @@ __all__ = [
     "Supercategory",
     "build_router_graph",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _MODULE_OF.get(name)
+    if module is None:
+        msg = f"module {__name__!r} has no attribute {name!r}"
+        raise AttributeError(msg)
+    value = getattr(import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value  # later look-ups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

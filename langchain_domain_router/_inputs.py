@@ -8,6 +8,8 @@ from typing import Any
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
 
+from langchain_domain_router._text import require_text
+
 RouterInput = str | BaseMessage | Sequence[BaseMessage] | PromptValue | Mapping[str, Any]
 """What the classifier and the router accept: a string, a chat message, a list of
 messages, a ``PromptValue``, or a dict with ``question`` or ``messages``."""
@@ -85,8 +87,4 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
             "of messages, a PromptValue, or a dict with 'question' or 'messages'"
         )
         raise TypeError(msg)
-    text = text.strip()
-    if not text:
-        msg = "the question is empty: there is no text to classify"
-        raise ValueError(msg)
-    return text
+    return require_text(text)

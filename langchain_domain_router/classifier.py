@@ -20,6 +20,7 @@ from langchain_domain_router._coalesce import Coalescer
 from langchain_domain_router._inputs import RouterInput, extract_question
 from langchain_domain_router._onnx import OnnxModel, OnnxTokenizer, load_onnx
 from langchain_domain_router._optimize import Quantization, by_length_chunks, quantize
+from langchain_domain_router._quiet import quiet_model_loading
 from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
 from langchain_domain_router.schema import DomainPrediction, LabelScore
 
@@ -209,7 +210,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
             self._cache_key = text_normaliser(tokenizer)
         self._tokenizer = tokenizer
         self._model = model
-        logger.info("loaded %s (%d labels, %s backend)", self.model_path, len(labels), self.backend)
+        logger.debug(
+            "loaded %s (%d labels, %s backend)", self.model_path, len(labels), self.backend
+        )
 
     def _load_torch(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
         import torch
@@ -218,8 +221,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
 
         try:
-            tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-            model = AutoModelForSequenceClassification.from_pretrained(self.model_path)
+            with quiet_model_loading():
+                tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+                model = AutoModelForSequenceClassification.from_pretrained(self.model_path)
         except (OSError, ValueError) as exc:
             msg = f"could not load a sequence-classification model from {self.model_path!r}: {exc}"
             raise ValueError(msg) from exc

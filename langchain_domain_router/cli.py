@@ -1,7 +1,10 @@
 """The ``domain-router`` command line: classify or route a question, or serve over HTTP.
 
 Output is drawn with ``rich`` when it is installed (the ``[cli]`` extra) and as plain
-text otherwise; ``--json`` prints JSON only. Sub-commands from
+text otherwise; ``--json`` prints JSON only. The arguments are checked before anything
+heavy is imported, so a bad one fails at once. ``classify`` and ``route`` are quiet: one
+``INFO`` line at most (the offline-expert notice); ``-v`` shows the package's debug log and
+the model-loading output, ``-vv`` every library's. Sub-commands from
 ``langchain_domain_router.training`` (``train``, ``evaluate``) are mounted when that
 module is importable: it registers them with ``register_cli(commands)``.
 """
@@ -13,20 +16,90 @@ import importlib
 import json
 import logging
 import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
+
+from langchain_domain_router._quiet import PACKAGE_LOGGER
+from langchain_domain_router._text import require_text
 
 logger = logging.getLogger(__name__)
 
 DEFAULT_QUESTION = "민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?"
+MAX_SHOWN_CHARS = 80
+"""Longer questions are cut (with an ellipsis) in the text output; ``--json`` keeps them."""
+EXAMPLES = """\
+examples:
+  domain-router classify "부가가치세 신고 기한은 언제인가요?" --top-k 3
+  domain-router route "민법상 소멸시효는 몇 년인가요?"
+  domain-router route "함수의 미분계수를 구하는 방법을 설명해 주세요" --json
+
+With no OPENAI_API_KEY, the offline expert answers with the routing decision.
+"""
 PLUGIN_MODULES = ("langchain_domain_router.training",)
 """Modules that may add sub-commands through ``register_cli(commands)``."""
 
+BUILTIN_COMMANDS = ("classify", "route", "serve", "measure-quality")
 Handler = Callable[[argparse.Namespace], int]
 
 
 def _write(text: str) -> None:
     sys.stdout.write(text + "\n")
+
+
+def _shorten(question: str) -> str:
+    """One line of at most ``MAX_SHOWN_CHARS`` characters, for the text output."""
+    line = " ".join(question.split())
+    if len(line) <= MAX_SHOWN_CHARS:
+        return line
+    return line[: MAX_SHOWN_CHARS - 1].rstrip() + "…"
+
+
+@contextmanager
+def _logging(verbose: int | None) -> Iterator[None]:
+    """Show the package's INFO lines on stderr (``-v``: DEBUG; ``-vv``: every library's).
+
+    ``None`` (a plugin command, which sets up its own logging) changes nothing. Levels and
+    handlers are put back afterwards, so ``main`` can run in-process more than once.
+    """
+    if verbose is None:
+        yield
+        return
+    package, root = logging.getLogger(PACKAGE_LOGGER), logging.getLogger()
+    levels = package.level, root.level
+    handler = logging.StreamHandler(sys.stderr)
+    layout = "%(levelname)s %(name)s: %(message)s" if verbose else "%(levelname)s: %(message)s"
+    handler.setFormatter(logging.Formatter(layout))
+    # -vv: every library's records reach the root handler, the package's included, once.
+    owner = root if verbose > 1 else package
+    owner.addHandler(handler)
+    package.setLevel(logging.DEBUG if verbose else logging.INFO)
+    if verbose > 1:
+        root.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        owner.removeHandler(handler)
+        package.setLevel(levels[0])
+        root.setLevel(levels[1])
+
+
+def _check_args(args: argparse.Namespace) -> None:
+    """Reject bad arguments before the model (and torch) is imported and loaded."""
+    args.question = require_text(args.question)
+    config = getattr(args, "config", None)
+    if config is not None and not Path(config).expanduser().is_file():
+        msg = f"config file not found: {config!r}"
+        raise ValueError(msg)
+
+
+def _positive_int(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        msg = f"must be at least 1, got {number}"
+        raise argparse.ArgumentTypeError(msg)
+    return number
 
 
 def _rich_console() -> Any:
@@ -50,6 +123,7 @@ def _classifier(model: str, top_k: int) -> Any:
 
 def _print_prediction(question: str, prediction: dict[str, Any]) -> None:
     console = _rich_console()
+    question = _shorten(question)
     if console is None:
         _write(question)
         _write(
@@ -74,6 +148,7 @@ def _print_prediction(question: str, prediction: dict[str, Any]) -> None:
 
 
 def _run_classify(args: argparse.Namespace) -> int:
+    _check_args(args)
     prediction = _classifier(args.model, args.top_k).invoke(args.question)
     result = prediction.model_dump(mode="json")
     if args.json:
@@ -89,7 +164,7 @@ def _run_classify(args: argparse.Namespace) -> int:
 def _print_route(question: str, answer: str, routing: dict[str, Any]) -> None:
     offline = " (offline expert: no model reachable)" if routing.get("offline") else ""
     rows = [
-        ("question", question),
+        ("question", _shorten(question)),
         ("domain", f"{routing['domain']} ({routing['score']:.2f}, {routing['supercategory']})"),
         ("expert", f"{routing['expert']} [{routing['model']}] reason={routing['reason']}{offline}"),
         ("why", routing["explanation"]),
@@ -113,6 +188,7 @@ def _print_route(question: str, answer: str, routing: dict[str, Any]) -> None:
 
 
 def _run_route(args: argparse.Namespace) -> int:
+    _check_args(args)
     from langchain_domain_router.router import DomainRouter
 
     classifier = None if args.model is None else _classifier(args.model, top_k=5)
@@ -212,17 +288,25 @@ def register_plugins(commands: argparse._SubParsersAction) -> list[str]:
     return mounted
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """Build the ``domain-router`` argument parser, plugins included."""
+def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
+    """Build the ``domain-router`` argument parser.
+
+    Args:
+        plugins: Mount the sub-commands of ``PLUGIN_MODULES`` too (importing them takes
+            a while; a built-in command does not need them).
+    """
     parser = argparse.ArgumentParser(
-        prog="domain-router", description="Route Korean questions to KMMLU domain experts."
+        prog="domain-router",
+        description="Route Korean questions to KMMLU domain experts.",
+        epilog=EXAMPLES,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     commands = parser.add_subparsers(dest="command", required=True)
 
     classify = commands.add_parser("classify", help="label a question with its KMMLU domain")
     classify.add_argument("question", nargs="?", default=DEFAULT_QUESTION)
     classify.add_argument("--model", default="default", help="model directory or hub id")
-    classify.add_argument("--top-k", type=int, default=5, help="how many domains to list")
+    classify.add_argument("--top-k", type=_positive_int, default=5, help="how many domains to list")
     classify.set_defaults(handler=_run_classify)
 
     route = commands.add_parser("route", help="route a question through the graph and answer")
@@ -247,6 +331,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--timeout-keep-alive", type=int, default=75, help="idle keep-alive seconds")
     serve.add_argument("--log-level", default="info")
     serve.set_defaults(handler=_run_serve)
+    for command in (classify, route, serve):
+        command.add_argument(
+            "-v", "--verbose", action="count", default=0, help="show the log (-vv: more)"
+        )
 
     quality = commands.add_parser(
         "measure-quality",
@@ -260,7 +348,8 @@ def build_parser() -> argparse.ArgumentParser:
     quality.add_argument("--out", required=True, help="where to write the measured config")
     quality.set_defaults(handler=_run_measure_quality)
 
-    register_plugins(commands)
+    if plugins:
+        register_plugins(commands)
     return parser
 
 
@@ -273,10 +362,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     Returns:
         The exit status: 0 on success, 2 on bad input or configuration.
     """
-    args = build_parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    builtin = bool(argv) and argv[0] in BUILTIN_COMMANDS
+    args = build_parser(plugins=not builtin).parse_args(argv)
     handler: Handler = args.handler
     try:
-        return handler(args)
+        with _logging(getattr(args, "verbose", None)):
+            return handler(args)
     except (ValueError, TypeError) as exc:
         sys.stderr.write(f"domain-router: error: {exc}\n")
         return 2

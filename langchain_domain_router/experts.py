@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import logging
+import re
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +29,8 @@ _EXPERT_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="domain-
 
 OFFLINE_MODEL = "offline"
 """The ``model`` value that asks for the offline expert explicitly."""
+_MISSING_KEY = re.compile(r"credentials|api[_ ]key", re.IGNORECASE)
+"""How providers' errors say that no API key was given."""
 
 
 def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None, str | None]:
@@ -50,7 +53,11 @@ def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None,
     try:
         return init_chat_model(candidate.model, **candidate.model_kwargs), None
     except Exception as exc:  # noqa: BLE001 - any provider failure means "unreachable"
+        logger.debug("cannot build %s: %r", candidate.model_name, exc)
         first_sentence = str(exc).split(". ")[0].rstrip(".")
+        if _MISSING_KEY.search(first_sentence):
+            # The usual case, and no fault: say so plainly instead of quoting the error.
+            return None, "no API key is set"
         return None, f"{type(exc).__name__}: {first_sentence}"
 
 

@@ -19,6 +19,7 @@ from langchain_domain_router._nodes import (
     RouterState,
     merge_answers,
 )
+from langchain_domain_router._quiet import offline_notice
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import (
     CLASSIFY_NODE,
@@ -97,7 +98,7 @@ def build_router_graph(
         from langchain_domain_router import RouterConfig, build_router_graph
 
         graph = build_router_graph(RouterConfig.example())
-        state = graph.invoke({"question": "부가가치세 신고는 언제 하나요?"})
+        state = graph.invoke({"question": "법인세 신고 기한은 언제인가요?"})
         state["routing"]["expert"], state["answer"]
         ```
     """
@@ -108,12 +109,14 @@ def build_router_graph(
     classify = ClassifyNode(classifier, config, thresholds)
     experts = [ExpertNode(profile, profile.name) for profile in config.experts]
     general = ExpertNode(config.fallback, GENERAL_NODE)
-    offline: dict[str, list[str]] = {}
+    unreachable = []
     for node in [*experts, general]:
         for model, why in node.unavailable.items():
-            offline.setdefault(why, []).append(f"{node.node} ({model})")
-    for why, where in offline.items():
-        logger.warning("%s for %s: the offline expert answers there", why, ", ".join(where))
+            logger.debug("%s (%s): %s", node.node, model, why)
+            unreachable.append((node.node, model))
+    notice = offline_notice(unreachable)
+    if notice:
+        logger.info(notice)
 
     graph = StateGraph(RouterState, input_schema=RouterInputState)
     graph.add_node(CLASSIFY_NODE, RunnableLambda(classify.invoke, afunc=classify.ainvoke))

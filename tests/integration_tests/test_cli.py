@@ -85,12 +85,73 @@ def test_training_commands_mount_when_the_module_exists(monkeypatch, capsys):
     assert capsys.readouterr().out == "trained 3\n"
 
 
-def test_readme_demo_command_with_the_shipped_model(tmp_path: Path):
-    if not (default_model_path() / "config.json").is_file():
-        pytest.skip("the shipped default model (langchain_domain_router/models/default) is absent")
-    command = [sys.executable, "-m", "langchain_domain_router", "route", QUESTION, "--json"]
-    done = subprocess.run(  # noqa: S603 - a fixed command line
+def _domain_router(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "langchain_domain_router", *args]
+    return subprocess.run(  # noqa: S603 - a fixed command line
         command, capture_output=True, text=True, env=child_env(), cwd=REPO_ROOT, timeout=300
     )
+
+
+def _needs_shipped_model() -> None:
+    if not (default_model_path() / "config.json").is_file():
+        pytest.skip("the shipped default model (langchain_domain_router/models/default) is absent")
+
+
+def test_readme_demo_command_with_the_shipped_model(tmp_path: Path):
+    _needs_shipped_model()
+    done = _domain_router("route", "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"].startswith("[offline expert]")
+
+
+def test_make_demo_is_quiet_one_info_line_naming_the_key():
+    _needs_shipped_model()
+    done = _domain_router("route", cli.DEFAULT_QUESTION)
+    assert done.returncode == 0, done.stderr
+    assert "law" in done.stdout and "offline expert" in done.stdout
+    assert "Error" not in done.stdout and "Missing credentials" not in done.stdout
+    [line] = done.stderr.splitlines()  # no progress bar, no error-looking line
+    assert line.startswith("INFO: ") and "OPENAI_API_KEY" in line, line
+
+
+def test_verbose_shows_the_debug_log_and_quiet_is_restored(math_checkpoint, capsys):
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint), "-v"]) == 0
+    debug = [line for line in capsys.readouterr().err.splitlines() if line.startswith("DEBUG ")]
+    assert any("science (openai:gpt-4o): no API key is set" in line for line in debug), debug
+    assert any(".classifier: loaded" in line for line in debug), debug
+    assert cli.main(["route", QUESTION, "--model", str(math_checkpoint)]) == 0
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("INFO: no chat model available for ") and "OPENAI_API_KEY" in line
+
+
+def test_bad_arguments_fail_before_any_heavy_import():
+    # `route ""` must fail at once: nothing heavy (torch, transformers, LangChain) is
+    # imported before the arguments are checked. Timings are in the report, not here.
+    probe = (
+        "import sys\n"
+        "from langchain_domain_router.cli import main\n"
+        "codes = [main(['route', '']), main(['classify', '  ']),"
+        " main(['route', 'q', '--config', 'missing.yaml'])]\n"
+        "heavy = {'torch', 'transformers', 'langchain_core', 'pydantic'}\n"
+        "print(codes, sorted(heavy & set(sys.modules)))\n"
+    )
+    done = subprocess.run(  # noqa: S603 - a fixed command line
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=60,
+    )
+    assert done.stdout.strip() == "[2, 2, 2] []", done.stdout + done.stderr
+    assert done.stderr.count("domain-router: error:") == 3
+
+
+def test_long_questions_are_cut_in_the_text_output(math_checkpoint, capsys):
+    # One long word: a single [UNK] token for the tiny test model, 3,000 characters on screen.
+    long_question = QUESTION + " " + "가" * 3000
+    assert cli.main(["route", long_question, "--model", str(math_checkpoint)]) == 0
+    out = capsys.readouterr().out
+    assert len(out) < 2000 and "…" in out
+    assert cli.main(["classify", long_question, "--model", str(math_checkpoint)]) == 0
+    assert len(capsys.readouterr().out) < 1000
