@@ -120,12 +120,18 @@ def text_chars(value: Any) -> int:
 
 
 class _Response:
-    """Tracks what has been sent, so a failure after the first byte can end cleanly."""
+    """Tracks what has been sent, so a failure after the first byte can end cleanly.
+
+    LangServe answers any failure inside a stream, a timeout included, with a generic
+    ``500`` error event and then raises. That event is held back until the outcome is
+    known, so the client learns the real status (504 for a timeout) from one event.
+    """
 
     def __init__(self, send: Send) -> None:
         self._send = send
         self.status = 500  # what a client sees if the app dies before answering
-        self.started = self.finished = self.event_stream = self.error_sent = False
+        self.started = self.finished = self.event_stream = False
+        self.held: Message | None = None
 
     async def send(self, message: Message) -> None:
         if message["type"] == "http.response.start":
@@ -133,7 +139,12 @@ class _Response:
             headers = dict(message.get("headers") or [])
             self.event_stream = headers.get(b"content-type", b"").startswith(b"text/event-stream")
         elif message["type"] == "http.response.body":
-            self.error_sent |= b"event: error" in message.get("body", b"")
+            if self.event_stream and b"event: error" in message.get("body", b""):
+                self.held = message
+                return
+            if self.held is not None:
+                held, self.held = self.held, None
+                await self._send(held)
             self.finished = not message.get("more_body", False)
         await self._send(message)
 
@@ -145,11 +156,12 @@ class _Response:
             return
         if self.finished:
             return
-        if self.event_stream and not self.error_sent:
+        if self.event_stream:
             # LangServe's shape: RemoteRunnable raises an HTTPStatusError from it.
             data = json.dumps({"status_code": status, "message": detail})
             event = f"event: error\r\ndata: {data}\r\n\r\n".encode()
-            await self.send({"type": "http.response.body", "body": event, "more_body": True})
+            self.held = None
+            await self._send({"type": "http.response.body", "body": event, "more_body": True})
         await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
