@@ -7,7 +7,7 @@ PIP ?= $(PYTHON) -m pip
 BASE := torch==2.13.0 "httpx>=0.27"
 QUESTION ?= 민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?
 
-.PHONY: demo test install install-test lint notebooks
+.PHONY: demo test install install-test lint notebooks fuzz
 
 install:
 	$(PIP) install $(BASE) -e .
@@ -25,6 +25,10 @@ lint:
 
 test: install-test lint
 	$(PYTHON) -m pytest
+
+# Hostile requests against a real server: 20,000 generated bodies, never a 500 or a reset.
+fuzz:
+	$(PYTHON) benchmarks/fuzz_server.py --requests 20000
 
 notebooks: install-test
 	$(PYTHON) -m jupyter execute --inplace notebooks/*.ipynb
