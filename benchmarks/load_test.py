@@ -120,18 +120,25 @@ async def one_request(client: httpx.AsyncClient, index: int, run: Run, resend: i
 
 
 async def drive(
-    url: str, requests: int, concurrency: int, resend: int = 0, run: Run | None = None
+    url: str,
+    requests: int,
+    concurrency: int,
+    resend: int = 0,
+    run: Run | None = None,
+    max_seconds: float = float("inf"),
 ) -> Run:
     run = run or Run()
     queue = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        start = time.perf_counter()
 
         async def worker() -> None:
             for index in queue:  # each index is taken by exactly one worker
+                if time.perf_counter() - start > max_seconds:
+                    break  # out of time: the report gives the true count
                 await one_request(client, index, run, resend)
 
-        start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         run.seconds = time.perf_counter() - start
         return run
@@ -147,9 +154,14 @@ def worker_pids(supervisor: int) -> set[int]:
     }
 
 
-async def kill_one_worker(supervisor: int, run: Run, after: int, log: list[str]) -> None:
-    """SIGKILL one worker once ``after`` requests are done, then wait for its successor."""
-    while run.done < after:
+async def kill_one_worker(
+    supervisor: int, run: Run, after: int, after_s: float, log: list[str]
+) -> None:
+    """SIGKILL one worker once ``after`` requests are done (or ``after_s`` passed)."""
+    start = time.perf_counter()
+    while run.done < after and time.perf_counter() - start < after_s:
+        if run.seconds:  # the run is over
+            return
         await asyncio.sleep(0.05)
     before = worker_pids(supervisor)
     victim = min(before)
@@ -167,10 +179,12 @@ async def drive_with_kill(
     url: str, args: argparse.Namespace, supervisor: int, log: list[str]
 ) -> Run:
     run = Run()
-    jobs = [drive(url, args.requests, args.concurrency, args.resend, run)]
+    jobs = [drive(url, args.requests, args.concurrency, args.resend, run, args.max_seconds)]
     if args.kill_worker_at:
         after = round(args.kill_worker_at * args.requests)
-        jobs.append(kill_one_worker(supervisor, run, after, log))
+        jobs.append(
+            kill_one_worker(supervisor, run, after, args.kill_worker_at * args.max_seconds, log)
+        )
     await asyncio.gather(*jobs)
     return run
 
@@ -204,6 +218,7 @@ def main() -> int:
     parser.add_argument("--kill-worker-at", type=float, default=0.0, help="fraction done")
     parser.add_argument("--resend", type=int, default=2, help="resends after a reset")
     parser.add_argument("--model", help="classifier model directory, or 'tiny'")
+    parser.add_argument("--max-seconds", type=float, default=float("inf"), help="then stop")
     args = parser.parse_args()
     if args.kill_worker_at and args.workers < 2:
         parser.error("--kill-worker-at needs --workers 2 or more")
@@ -255,14 +270,14 @@ def main() -> int:
     fallbacks = {key: after[key] - before.get(key, 0) for key in after}
     rows = [
         ("classifier", f"{model_kind} ({model})"),
-        ("requests", args.requests),
+        ("requests", f"{run.done} of {args.requests}"),
         ("concurrency", args.concurrency),
         ("server workers", args.workers),
         ("expert failure rate", f"{args.failure_rate:.0%} (retries {args.retries})"),
         ("expert hang rate", f"{args.hang_rate:.0%} (timeout {args.expert_timeout:g} s)"),
         ("worker kill", "; ".join(kills) or "none"),
         ("wall time", f"{run.seconds:.1f} s"),
-        ("throughput", f"{args.requests / run.seconds:.1f} req/s"),
+        ("throughput", f"{run.done / run.seconds:.1f} req/s"),
         ("latency p50", f"{percentile(run.latencies, 50) * 1000:.0f} ms"),
         ("latency p90", f"{percentile(run.latencies, 90) * 1000:.0f} ms"),
         ("latency p99", f"{percentile(run.latencies, 99) * 1000:.0f} ms"),
