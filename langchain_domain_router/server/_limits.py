@@ -233,52 +233,47 @@ class LimitsMiddleware:
                 break
         return b"".join(chunks)
 
-    def _check_inputs(self, payload: Any, key: str) -> dict[int, str]:
-        """Check sizes and validity; return a batch's invalid inputs by index."""
+    def _problem(self, value: Any, where: str) -> LimitError | None:
+        """What is wrong with one input, if anything: too long, or invalid."""
+        chars, limit = text_chars(value), self.settings.max_input_chars
+        if chars > limit:
+            msg = f"{where} holds {chars} characters; the limit is {limit}"
+            return LimitError(422, "input_too_long", msg)
+        if self.validate_input is not None:
+            try:
+                self.validate_input(value, where)
+            except ValueError as exc:
+                return LimitError(422, "invalid_input", str(exc))
+        return None
+
+    def _check_inputs(self, payload: Any, key: str) -> dict[int, LimitError]:
+        """Check one input (raising), or a batch's: its problems by index."""
         if not isinstance(payload, dict) or key not in payload:
             return {}  # LangServe answers 422 for a body without its input
         inputs = payload[key]
-        if key == "inputs":
-            if not isinstance(inputs, list):
-                return {}
-            limit = self.settings.max_batch_size
-            if len(inputs) > limit:
-                msg = f"batch of {len(inputs)} inputs exceeds max_batch_size {limit}"
-                raise LimitError(422, "batch_too_large", msg)
-            config = payload.get("config")
-            if isinstance(config, list) and len(config) != len(inputs):
-                msg = f"config: {len(config)} configs for {len(inputs)} inputs"
-                raise LimitError(422, "invalid_config", msg)
-        else:
-            inputs = [inputs]
-        limit = self.settings.max_input_chars
-        for index, value in enumerate(inputs):
-            chars = text_chars(value)
-            if chars > limit:
-                msg = f"input {index} holds {chars} characters; the limit is {limit}"
-                raise LimitError(422, "input_too_long", msg)
-        if self.validate_input is None:
-            return {}
         if key != "inputs":
-            try:
-                self.validate_input(payload[key], key)
-            except ValueError as exc:
-                raise LimitError(422, "invalid_input", str(exc)) from None
+            if problem := self._problem(inputs, key):
+                raise problem
             return {}
-        problems: dict[int, str] = {}
-        for index, value in enumerate(inputs):
-            try:
-                self.validate_input(value, f"inputs[{index}]")
-            except ValueError as exc:
-                problems[index] = str(exc)
-        return problems
+        if not isinstance(inputs, list):
+            return {}
+        limit = self.settings.max_batch_size
+        if len(inputs) > limit:
+            msg = f"batch of {len(inputs)} inputs exceeds max_batch_size {limit}"
+            raise LimitError(422, "batch_too_large", msg)
+        config = payload.get("config")
+        if isinstance(config, list) and len(config) != len(inputs):
+            msg = f"config: {len(config)} configs for {len(inputs)} inputs"
+            raise LimitError(422, "invalid_config", msg)
+        found = {i: self._problem(value, f"inputs[{i}]") for i, value in enumerate(inputs)}
+        return {index: problem for index, problem in found.items() if problem}
 
     async def _guarded(self, scope: Scope, receive: Receive, response: _Response, key: str) -> None:
         body = await self._read_body(scope, receive)
         payload = decode_json(body, self.settings.max_json_depth)
         problems = self._check_inputs(payload, key)
-        if problems:
-            self.metrics.rejected.labels(reason="invalid_input").inc(len(problems))
+        for problem in problems.values():
+            self.metrics.rejected.labels(reason=problem.reason).inc()
         try:
             await asyncio.wait_for(self.slots.acquire(), timeout=self.settings.queue_timeout_s)
         except TimeoutError:
@@ -288,7 +283,8 @@ class LimitsMiddleware:
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
                 if problems:
-                    await answer_batch(self.app, scope, receive, response.send, payload, problems)
+                    errors = {index: problem.detail for index, problem in problems.items()}
+                    await answer_batch(self.app, scope, receive, response.send, payload, errors)
                 else:
                     await self.app(scope, replay(body, receive), response.send)
         except TimeoutError:

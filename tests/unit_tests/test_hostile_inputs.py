@@ -195,14 +195,15 @@ async def test_a_batch_with_bad_items_runs_only_the_good_ones():
         await send({"type": "http.response.start", "status": 200, "headers": []})
         await send({"type": "http.response.body", "body": payload})
 
+    settings = ServerSettings(max_input_chars=10)
     middleware = LimitsMiddleware(
-        batch_app, ServerSettings(), RouterMetrics(), validate_input=parse_served_input
+        batch_app, settings, RouterMetrics(), validate_input=parse_served_input
     )
     transport = httpx.ASGITransport(app=middleware)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
-        configs = [{"tags": ["a"]}, {"tags": ["b"]}, {"tags": ["c"]}]
+        configs = [{"tags": ["a"]}, {"tags": ["b"]}, {"tags": ["c"]}, {"tags": ["d"]}]
         response = await http.post(
-            "/router/batch", json={"inputs": ["미분", 5, "적분"], "config": configs}
+            "/router/batch", json={"inputs": ["미분", 5, "적분", "가" * 11], "config": configs}
         )
     assert response.status_code == 207
     assert seen == [{"inputs": ["미분", "적분"], "config": [configs[0], configs[2]]}]
@@ -215,3 +216,5 @@ async def test_a_batch_with_bad_items_runs_only_the_good_ones():
             "with 'question' or 'messages', not a number",
         }
     }
+    assert output[3]["error"]["message"] == "inputs[3] holds 11 characters; the limit is 10"
+    assert response.json()["metadata"]["run_ids"] == [None] * 4  # the fake app gives none
