@@ -79,7 +79,8 @@ def main() -> int:
         port = free_port()
         audit = tmp / "audit.jsonl"
         command = serve_command(path, port, "--audit-log", str(audit), "--max-input-chars", "2000")
-        server = ServerProcess(command, port=port, log_path=tmp / "server.log").wait_ready()
+        server = ServerProcess(command, port=port, log_path=tmp / "server.log")
+        server.wait_ready(timeout_s=900)  # a shared, busy machine loads slowly
         prober = Prober(server.url, httpx.Client(timeout=60))
         start = time.perf_counter()
         try:

@@ -249,7 +249,7 @@ def main() -> int:
         command = serve_command(path, port, *options)
         server = ServerProcess(command, port=port, log_path=tmp / "server.log", env=child_env())
         try:
-            server.wait_ready(timeout_s=300)
+            server.wait_ready(timeout_s=900)  # a shared, busy machine loads slowly
             asyncio.run(drive(server.url, min(args.concurrency, 32), args.concurrency))  # warm-up
             before = scrape(server.url, "domain_router_fallbacks_total")
             run = asyncio.run(drive_with_kill(server.url, args, server.process.pid, kills))
