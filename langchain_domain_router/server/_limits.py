@@ -38,7 +38,6 @@ _INPUT_ENDPOINTS = {"invoke": "input", "stream": "input", "stream_log": "input"}
 _INPUT_ENDPOINTS |= {"stream_events": "input", "batch": "inputs"}
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
-_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 InputValidator = Callable[[Any, str], Any]
 """Checks one input (``value``, ``path``); raises ``ValueError`` naming the field."""
 
@@ -82,17 +81,24 @@ def decode_json(body: bytes, max_depth: int) -> Any:
         msg = f"request body nests JSON {depth} levels deep; the limit is {max_depth}"
         raise LimitError(422, "too_deep", msg)
     try:
-        payload = json.loads(text)
+        return json.loads(text)
     except ValueError as exc:
         msg = f"request body is not valid JSON: {exc}"
         raise LimitError(422, "invalid_json", msg) from None
-    if _SURROGATE_ESCAPE.search(text):  # strict UTF-8 decoding leaves no other way in
-        for path, value in _strings(payload, ""):
-            try:
-                check_text(value, path[:200] or "the body")
-            except ValueError as exc:
-                raise LimitError(422, "invalid_unicode", str(exc)) from None
-    return payload
+
+
+def unicode_problem(value: Any, where: str) -> LimitError | None:
+    r"""The first string (or key) in decoded JSON that holds an unpaired surrogate.
+
+    Strict UTF-8 decoding lets none through; JSON escapes such as ``"\ud800"`` can.
+    """
+    for path, text in _strings(value, where):
+        try:
+            # backslashreplace: the path itself may hold the surrogate (a key)
+            check_text(text, path[:200].encode("utf-8", "backslashreplace").decode() or "body")
+        except ValueError as exc:
+            return LimitError(422, "invalid_unicode", str(exc))
+    return None
 
 
 def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
@@ -234,7 +240,9 @@ class LimitsMiddleware:
         return b"".join(chunks)
 
     def _problem(self, value: Any, where: str) -> LimitError | None:
-        """What is wrong with one input, if anything: too long, or invalid."""
+        """What is wrong with one input, if anything: bad Unicode, too long, or invalid."""
+        if problem := unicode_problem(value, where):
+            return problem
         chars, limit = text_chars(value), self.settings.max_input_chars
         if chars > limit:
             msg = f"{where} holds {chars} characters; the limit is {limit}"
@@ -249,7 +257,12 @@ class LimitsMiddleware:
     def _check_inputs(self, payload: Any, key: str) -> dict[int, LimitError]:
         """Check one input (raising), or a batch's: its problems by index."""
         if not isinstance(payload, dict) or key not in payload:
+            if problem := unicode_problem(payload, ""):
+                raise problem
             return {}  # LangServe answers 422 for a body without its input
+        envelope = {name: value for name, value in payload.items() if name != key}
+        if problem := unicode_problem(envelope, ""):
+            raise problem
         inputs = payload[key]
         if key != "inputs":
             if problem := self._problem(inputs, key):

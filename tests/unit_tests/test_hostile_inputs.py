@@ -19,6 +19,7 @@ from langchain_domain_router.server._limits import (
     LimitsMiddleware,
     decode_json,
     json_depth,
+    unicode_problem,
 )
 from langchain_domain_router.server._requests import parse_served_input
 from tests.conftest import fake_expert, make_config
@@ -135,8 +136,6 @@ def test_json_depth_ignores_brackets_in_strings(text, depth):
         (b'{"input": "\xff"}', 400, "invalid_utf8"),
         (b"[" * 100_000, 422, "too_deep"),
         (b"{not json", 422, "invalid_json"),
-        (b'{"input": "\\ud800"}', 422, "invalid_unicode"),
-        (b'{"input": {"\\udfff": 1}}', 422, "invalid_unicode"),
     ],
 )
 def test_decode_json_refuses_what_the_graph_cannot_take(body, status, reason):
@@ -144,6 +143,20 @@ def test_decode_json_refuses_what_the_graph_cannot_take(body, status, reason):
         decode_json(body, 32)
     assert (caught.value.status, caught.value.reason) == (status, reason)
     assert decode_json(b'{"input": "\\ud83d\\ude00"}', 32) == {"input": "😀"}
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"input": "\ud800"}, "input holds an unpaired surrogate (U+D800) at index 0"),
+        ({"config": {"\udfff": 1}}, "config.\\udfff holds an unpaired surrogate (U+DFFF)"),
+        (["a", {"b": ["\udc00"]}], "[1].b[0] holds"),
+    ],
+)
+def test_unicode_problem_names_the_field(value, message):
+    problem = unicode_problem(value, "")
+    assert problem is not None and problem.status == 422 and problem.detail.startswith(message)
+    assert unicode_problem({"input": "😀 \x00 \u200b"}, "") is None
 
 
 def sse_app(fail_with: BaseException, *, langserve_event: bool = False):
@@ -203,7 +216,8 @@ async def test_a_batch_with_bad_items_runs_only_the_good_ones():
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
         configs = [{"tags": ["a"]}, {"tags": ["b"]}, {"tags": ["c"]}, {"tags": ["d"]}]
         response = await http.post(
-            "/router/batch", json={"inputs": ["미분", 5, "적분", "가" * 11], "config": configs}
+            "/router/batch",
+            json={"inputs": ["미분", 5, "적분", "가" * 11, "\ud800"], "config": [*configs, {}]},
         )
     assert response.status_code == 207
     assert seen == [{"inputs": ["미분", "적분"], "config": [configs[0], configs[2]]}]
@@ -217,4 +231,5 @@ async def test_a_batch_with_bad_items_runs_only_the_good_ones():
         }
     }
     assert output[3]["error"]["message"] == "inputs[3] holds 11 characters; the limit is 10"
-    assert response.json()["metadata"]["run_ids"] == [None] * 4  # the fake app gives none
+    assert output[4]["error"]["message"].startswith("inputs[4] holds an unpaired surrogate")
+    assert response.json()["metadata"]["run_ids"] == [None] * 5  # the fake app gives none
