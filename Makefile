@@ -11,7 +11,7 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 BASE := "httpx>=0.27"
 QUESTION ?= 민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?
 
-.PHONY: demo test install install-test install-torch check-cpu lint notebooks
+.PHONY: demo test install install-test install-torch check-cpu lint notebooks fuzz
 
 install-torch:
 	$(PIP) install --index-url $(TORCH_INDEX_URL) --timeout 10 --retries 0 "$(TORCH)" \
@@ -37,6 +37,10 @@ lint:
 
 test: install-test lint
 	$(PYTHON) -m pytest
+
+# Hostile requests against a real server: 20,000 generated bodies, never a 500 or a reset.
+fuzz:
+	$(PYTHON) benchmarks/fuzz_server.py --requests 20000
 
 notebooks: install-test
 	$(PYTHON) -m jupyter execute --inplace notebooks/*.ipynb

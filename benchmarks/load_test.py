@@ -1,24 +1,36 @@
 """Load test: the HTTP server under concurrent traffic while experts fail.
 
 Starts, on 127.0.0.1 only, the fake OpenAI server (``tests/fake_openai.py``; its
-``fake-flaky`` model fails every ``1 / failure-rate``-th call with HTTP 500) and
-``domain-router serve`` with a config whose ``math`` expert is that model and whose
-``general`` fallback always answers; then sends ``--requests`` questions to
-``/router/invoke`` from ``--concurrency`` concurrent clients and prints throughput,
-latency percentiles and the number of answers lost (a request that did not end in a
-200 with an answer and its routing record). It exits 1 when any answer was lost.
+``fake-flaky`` model fails every ``1 / failure-rate``-th call with HTTP 500 and hangs
+on every ``1 / hang-rate``-th call, past the expert's ``--expert-timeout``) and
+``domain-router serve`` with an audit log and a config whose ``math`` expert is that
+model and whose ``general`` fallback always answers; then sends ``--requests``
+questions to ``/router/invoke`` from ``--concurrency`` concurrent clients and prints
+throughput, latency percentiles, fallbacks by reason and the number of answers lost
+(a request that did not end in a 200 with an answer and its routing record), and
+checks that every answer has its line in the audit log. With ``--kill-worker-at F``
+(and ``--workers 2`` or more) one worker is killed (SIGKILL) once a fraction ``F`` of
+the requests is done; uvicorn starts a new one, and a request whose connection the
+kill reset is sent again once (``--resend``), as a client or load balancer would.
+It exits 1 when any answer was lost or has no audit line.
 
     python benchmarks/load_test.py --requests 5000 --concurrency 64 --failure-rate 0.1
+    python benchmarks/load_test.py --model tiny --workers 2 --failure-rate 0.1 \\
+        --hang-rate 0.05 --expert-timeout 2 --kill-worker-at 0.5
 
-The classifier is the shipped model when present, else ``--model DIR``, else a tiny
-checkpoint built on the fly (which measures the serving path, not the model).
+The classifier is ``--model DIR`` (``tiny``: a tiny checkpoint built on the fly, which
+routes every question to the flaky ``math`` expert and measures the serving path, not
+the model), else the shipped model.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import json
+import os
 import re
+import signal
 import statistics
 import sys
 import tempfile
@@ -41,6 +53,7 @@ from tests.integration_tests._servers import (  # noqa: E402
     write_config,
 )
 
+JSON = "application/json"
 QUESTIONS = [
     "미분계수의 정의를 설명해 주세요",
     "정적분과 부정적분의 차이는?",
@@ -50,48 +63,136 @@ QUESTIONS = [
 
 
 def model_dir(args: argparse.Namespace, tmp: Path) -> tuple[Path, str]:
+    if args.model == "tiny" or not (args.model or (default_model_path() / "config.json").is_file()):
+        from tests.conftest import build_checkpoint
+
+        return build_checkpoint(tmp / "tiny", bias={"Math": 10.0}), "tiny test checkpoint"
     if args.model:
         return Path(args.model), "given"
-    if (default_model_path() / "config.json").is_file():
-        return default_model_path(), "shipped default"
-    from tests.conftest import build_checkpoint
-
-    return build_checkpoint(tmp / "tiny", bias={"Math": 10.0}), "tiny test checkpoint"
+    return default_model_path(), "shipped default"
 
 
-async def one_request(
-    client: httpx.AsyncClient, index: int, latencies: list[float], outcomes: Counter[str]
-) -> None:
+def _kind(routing: dict) -> str:
+    """``expert/reason``, with an expert failure told apart as a timeout or an error."""
+    kind = f"{routing['expert']}/{routing['reason']}"
+    if routing["reason"] == "expert_error":
+        kind += " (timeout)" if "timed out" in str(routing.get("error")) else " (error)"
+    return kind
+
+
+class Run:
+    """What one driven run saw."""
+
+    def __init__(self) -> None:
+        self.latencies: list[float] = []
+        self.outcomes: Counter[str] = Counter()
+        self.request_ids: list[str] = []
+        self.resent = 0
+        self.done = 0
+        self.seconds = 0.0
+
+
+async def one_request(client: httpx.AsyncClient, index: int, run: Run, resend: int) -> None:
     question = f"{QUESTIONS[index % len(QUESTIONS)]} (#{index})"
     start = time.perf_counter()
-    try:
-        response = await client.post("/router/invoke", json={"input": question})
-        body = response.json() if response.status_code == 200 else {}
+    for attempt in range(resend + 1):
+        try:
+            response = await client.post("/router/invoke", json={"input": question})
+        except httpx.TransportError as exc:  # a connection reset by a killed worker
+            if attempt < resend:
+                run.resent += 1
+                continue
+            run.outcomes[f"lost: {type(exc).__name__}: {exc}"[:120]] += 1
+            break
+        body = response.json() if response.headers.get("content-type") == JSON else {}
         output = body.get("output") or {}
         routing = (output.get("response_metadata") or {}).get("routing")
-        if output.get("content") and routing:
-            outcomes[f"{routing['expert']}/{routing['reason']}"] += 1
+        if response.status_code == 200 and output.get("content") and routing:
+            run.outcomes[_kind(routing)] += 1
+            run.request_ids.append(routing["request_id"])
+        elif response.status_code in (503, 504) and body.get("detail"):
+            run.outcomes[f"clean error: HTTP {response.status_code}"] += 1  # retry later
         else:
-            outcomes[f"lost: HTTP {response.status_code}"] += 1
-    except (httpx.HTTPError, ValueError) as exc:
-        outcomes[f"lost: {type(exc).__name__}: {exc}"[:120]] += 1
-    latencies.append(time.perf_counter() - start)
+            run.outcomes[f"lost: HTTP {response.status_code}"] += 1
+        break
+    run.latencies.append(time.perf_counter() - start)
+    run.done += 1
 
 
-async def drive(url: str, requests: int, concurrency: int) -> tuple[float, list[float], Counter]:
-    latencies: list[float] = []
-    outcomes: Counter[str] = Counter()
+async def drive(
+    url: str,
+    requests: int,
+    concurrency: int,
+    resend: int = 0,
+    run: Run | None = None,
+    max_seconds: float = float("inf"),
+) -> Run:
+    run = run or Run()
     queue = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
     async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+        start = time.perf_counter()
 
         async def worker() -> None:
             for index in queue:  # each index is taken by exactly one worker
-                await one_request(client, index, latencies, outcomes)
+                if time.perf_counter() - start > max_seconds:
+                    break  # out of time: the report gives the true count
+                await one_request(client, index, run, resend)
 
-        start = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(concurrency)))
-        return time.perf_counter() - start, latencies, outcomes
+        run.seconds = time.perf_counter() - start
+        return run
+
+
+def worker_pids(supervisor: int) -> set[int]:
+    """The uvicorn worker processes under ``supervisor`` (Linux ``/proc``)."""
+    children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    return {
+        int(pid)
+        for pid in children
+        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not the resource tracker
+    }
+
+
+async def kill_one_worker(
+    supervisor: int, run: Run, after: int, after_s: float, log: list[str]
+) -> None:
+    """SIGKILL one worker once ``after`` requests are done (or ``after_s`` passed)."""
+    start = time.perf_counter()
+    while run.done < after and time.perf_counter() - start < after_s:
+        if run.seconds:  # the run is over
+            return
+        await asyncio.sleep(0.05)
+    before = worker_pids(supervisor)
+    victim = min(before)
+    os.kill(victim, signal.SIGKILL)
+    killed_at = time.perf_counter()
+    log.append(f"killed worker {victim} after {run.done} requests")
+    while not (worker_pids(supervisor) - before):
+        await asyncio.sleep(0.1)
+    restarted = min(worker_pids(supervisor) - before)
+    seconds = time.perf_counter() - killed_at
+    log.append(f"uvicorn started worker {restarted} {seconds:.1f} s later")
+
+
+async def drive_with_kill(
+    url: str, args: argparse.Namespace, supervisor: int, log: list[str]
+) -> Run:
+    run = Run()
+    jobs = [drive(url, args.requests, args.concurrency, args.resend, run, args.max_seconds)]
+    if args.kill_worker_at:
+        after = round(args.kill_worker_at * args.requests)
+        jobs.append(
+            kill_one_worker(supervisor, run, after, args.kill_worker_at * args.max_seconds, log)
+        )
+    await asyncio.gather(*jobs)
+    return run
+
+
+def missing_audit_lines(path: Path, request_ids: list[str]) -> int:
+    lines = path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+    logged = {json.loads(line)["request_id"] for line in lines if line.strip()}
+    return sum(request_id not in logged for request_id in request_ids)
 
 
 def percentile(values: list[float], q: float) -> float:
@@ -110,18 +211,27 @@ def main() -> int:
     parser.add_argument("--requests", type=int, default=5000)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--failure-rate", type=float, default=0.1, help="expert calls failing")
+    parser.add_argument("--hang-rate", type=float, default=0.0, help="expert calls hanging")
+    parser.add_argument("--expert-timeout", type=float, default=10.0, help="seconds (timeout_s)")
     parser.add_argument("--retries", type=int, default=0, help="expert retries before fallback")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
-    parser.add_argument("--model", help="classifier model directory")
+    parser.add_argument("--kill-worker-at", type=float, default=0.0, help="fraction done")
+    parser.add_argument("--resend", type=int, default=2, help="resends after a reset")
+    parser.add_argument("--model", help="classifier model directory, or 'tiny'")
+    parser.add_argument("--max-seconds", type=float, default=float("inf"), help="then stop")
     args = parser.parse_args()
+    if args.kill_worker_at and args.workers < 2:
+        parser.error("--kill-worker-at needs --workers 2 or more")
 
+    kills: list[str] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
         model, model_kind = model_dir(args, tmp)
         fake_port, port = free_port(), free_port()
         fake = ServerProcess(
             [sys.executable, "-m", "tests.fake_openai", "--port", str(fake_port)]
-            + ["--failure-rate", str(args.failure_rate)],
+            + ["--failure-rate", str(args.failure_rate), "--hang-rate", str(args.hang_rate)]
+            + ["--hang-s", str(args.expert_timeout * 3)],
             port=fake_port,
             log_path=tmp / "fake.log",
             ready_path="/stats",
@@ -130,24 +240,25 @@ def main() -> int:
             model,
             f"{fake.url}/v1",
             expert_model="fake-flaky",
-            timeout_s=10.0,
+            timeout_s=args.expert_timeout,
             max_retries=args.retries,
         )
         path = write_config(tmp / "router.yaml", config)
-        command = serve_command(path, port, "--workers", str(args.workers))
+        audit = tmp / "audit.jsonl"
+        options = ("--workers", str(args.workers), "--audit-log", str(audit))
+        command = serve_command(path, port, *options)
         server = ServerProcess(command, port=port, log_path=tmp / "server.log", env=child_env())
         try:
-            server.wait_ready(timeout_s=300)
+            server.wait_ready(timeout_s=900)  # a shared, busy machine loads slowly
             asyncio.run(drive(server.url, min(args.concurrency, 32), args.concurrency))  # warm-up
             before = scrape(server.url, "domain_router_fallbacks_total")
-            seconds, latencies, outcomes = asyncio.run(
-                drive(server.url, args.requests, args.concurrency)
-            )
+            run = asyncio.run(drive_with_kill(server.url, args, server.process.pid, kills))
             after = scrape(server.url, "domain_router_fallbacks_total")
             calls = httpx.get(f"{fake.url}/stats", timeout=10).json()
         finally:
             server.stop()
             fake.stop()
+        missing = missing_audit_lines(audit, run.request_ids)
         problems = [
             line
             for line in server.log_path.read_text(errors="replace").splitlines()
@@ -155,24 +266,30 @@ def main() -> int:
             and not line.startswith("expert 'math' failed")  # the injected failures
         ]
 
-    lost = sum(count for outcome, count in outcomes.items() if outcome.startswith("lost"))
+    lost = sum(count for outcome, count in run.outcomes.items() if outcome.startswith("lost"))
     fallbacks = {key: after[key] - before.get(key, 0) for key in after}
     rows = [
         ("classifier", f"{model_kind} ({model})"),
-        ("requests", args.requests),
+        ("requests", f"{run.done} of {args.requests}"),
         ("concurrency", args.concurrency),
         ("server workers", args.workers),
         ("expert failure rate", f"{args.failure_rate:.0%} (retries {args.retries})"),
-        ("wall time", f"{seconds:.1f} s"),
-        ("throughput", f"{args.requests / seconds:.1f} req/s"),
-        ("latency p50", f"{percentile(latencies, 50) * 1000:.0f} ms"),
-        ("latency p90", f"{percentile(latencies, 90) * 1000:.0f} ms"),
-        ("latency p99", f"{percentile(latencies, 99) * 1000:.0f} ms"),
-        ("latency max", f"{max(latencies) * 1000:.0f} ms"),
+        ("expert hang rate", f"{args.hang_rate:.0%} (timeout {args.expert_timeout:g} s)"),
+        ("worker kill", "; ".join(kills) or "none"),
+        ("wall time", f"{run.seconds:.1f} s"),
+        ("throughput", f"{run.done / run.seconds:.1f} req/s"),
+        ("latency p50", f"{percentile(run.latencies, 50) * 1000:.0f} ms"),
+        ("latency p90", f"{percentile(run.latencies, 90) * 1000:.0f} ms"),
+        ("latency p99", f"{percentile(run.latencies, 99) * 1000:.0f} ms"),
+        ("latency max", f"{max(run.latencies) * 1000:.0f} ms"),
         ("fake upstream calls", dict(sorted(calls.items()))),
         ("fallbacks (metrics)", {k: int(v) for k, v in fallbacks.items() if v}),
-        ("answers (expert/reason)", dict(sorted(outcomes.items()))),
+        ("answers (expert/reason)", dict(sorted(run.outcomes.items()))),
+        ("answers", len(run.request_ids)),
+        ("requests resent after a reset", run.resent),
+        ("clean errors (503/504)", sum(v for k, v in run.outcomes.items() if "clean" in k)),
         ("answers lost", lost),
+        ("answers without an audit line", missing),
     ]
     width = max(len(name) for name, _ in rows)
     print("| " + "metric".ljust(width) + " | value |")
@@ -182,7 +299,7 @@ def main() -> int:
     if problems:
         print(f"\nserver log: {len(problems)} error lines, the last ones:")
         print("\n".join(problems[-10:]))
-    return 1 if lost else 0
+    return 1 if lost or missing else 0
 
 
 if __name__ == "__main__":

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import re
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
+from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import BaseMessage, HumanMessage
 from langchain_core.prompt_values import PromptValue
 
@@ -13,6 +15,82 @@ from langchain_domain_router._text import require_text
 RouterInput = str | BaseMessage | Sequence[BaseMessage] | PromptValue | Mapping[str, Any]
 """What the classifier and the router accept: a string, a chat message, a list of
 messages, a ``PromptValue``, or a dict with ``question`` or ``messages``."""
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_CONFIG_TYPES: dict[str, tuple[type, ...]] = {
+    "tags": (list,),
+    "metadata": (Mapping,),
+    "run_name": (str,),
+    "configurable": (Mapping,),
+    "callbacks": (list, BaseCallbackManager),
+}
+
+
+def check_text(text: str, where: str) -> str:
+    r"""Return ``text``, or raise when it holds an unpaired surrogate.
+
+    JSON escapes (``"\ud800"``) and Python strings can carry half of a UTF-16 pair;
+    such text cannot be encoded as UTF-8, so a tokenizer, a model API or a log line
+    would fail on it later. The rule is the same in process and over HTTP: reject it.
+
+    Args:
+        text: The string to check.
+        where: What the string is, for the message (``"the question"``).
+
+    Returns:
+        ``text`` unchanged.
+
+    Raises:
+        ValueError: If ``text`` holds an unpaired surrogate code point.
+    """
+    if not text.isascii() and (found := _SURROGATE.search(text)):
+        msg = (
+            f"{where} holds an unpaired surrogate (U+{ord(found.group()):04X}) at index "
+            f"{found.start()}: it is not valid Unicode text"
+        )
+        raise ValueError(msg)
+    return text
+
+
+def check_config(config: Any) -> None:
+    """Refuse a ``RunnableConfig`` that the router or the classifier cannot honour.
+
+    Raises:
+        TypeError: If ``config`` is not a mapping, or a known key has the wrong type.
+        ValueError: If ``recursion_limit`` or ``max_concurrency`` is not a positive int.
+    """
+    if config is None:
+        return
+    if not isinstance(config, Mapping):
+        msg = f"config must be a dict (a RunnableConfig), not a {type(config).__name__}"
+        raise TypeError(msg)
+    for key, kinds in _CONFIG_TYPES.items():
+        value = config.get(key)
+        if value is not None and not isinstance(value, kinds):
+            msg = f"config[{key!r}] must be a {kinds[0].__name__}, not a {type(value).__name__}"
+            raise TypeError(msg)
+    for key in ("recursion_limit", "max_concurrency"):
+        value = config.get(key)
+        if value is not None and (type(value) is not int or value < 1):
+            msg = f"config[{key!r}] must be a positive int, not {value!r}"
+            raise ValueError(msg)
+
+
+def check_batch(inputs: Any, config: Any) -> list[Any]:
+    """Return ``inputs`` as a list after checking the arguments of a ``batch`` call.
+
+    Raises:
+        TypeError: If ``inputs`` is not a list (a string would be routed character by
+            character), or a config is not a ``RunnableConfig``.
+        ValueError: If a config holds a value the graph cannot honour.
+    """
+    if isinstance(inputs, str | bytes | Mapping) or not isinstance(inputs, Sequence):
+        msg = f"batch takes a list of inputs, not a {type(inputs).__name__}"
+        raise TypeError(msg)
+    for item in config if isinstance(config, list) else [config]:
+        check_config(item)
+    return list(inputs)
 
 
 def message_text(message: BaseMessage) -> str:
@@ -35,10 +113,42 @@ def last_human_index(messages: Sequence[BaseMessage]) -> int | None:
     return None
 
 
-def _from_messages(messages: Sequence[Any], context_turns: int) -> str:
-    if not all(isinstance(m, BaseMessage) for m in messages):
-        msg = "a list input must contain only chat messages (BaseMessage instances)"
+def check_messages(messages: Any) -> Sequence[BaseMessage]:
+    """Return ``messages`` if it is a list of chat messages whose text is valid Unicode.
+
+    Raises:
+        TypeError: If ``messages`` is not a list of ``BaseMessage`` instances.
+        ValueError: If a message's text holds an unpaired surrogate.
+    """
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        msg = f"'messages' must be a list of chat messages, not a {type(messages).__name__}"
         raise TypeError(msg)
+    for index, message in enumerate(messages):
+        if not isinstance(message, BaseMessage):
+            msg = (
+                "a list input must contain only chat messages (BaseMessage instances); "
+                f"item {index} is a {type(message).__name__}"
+            )
+            raise TypeError(msg)
+        for text in _strings(message.content):
+            check_text(text, f"message {index}'s content")
+    return messages
+
+
+def _strings(value: Any) -> Iterator[str]:
+    """Yield every string in a message's content (a string, or a list of blocks)."""
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, Mapping):
+        for item in value.values():
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _from_messages(messages: Sequence[Any], context_turns: int) -> str:
+    check_messages(messages)
     index = last_human_index(messages)
     if index is None:
         msg = "the messages contain no human message to classify"
@@ -72,14 +182,20 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
     elif isinstance(value, BaseMessage):
         text = message_text(value)
     elif isinstance(value, Mapping):
-        if isinstance(value.get("question"), str):
-            text = value["question"]
-        elif isinstance(value.get("messages"), Sequence):
+        question = value.get("question")
+        if question is not None and not isinstance(question, str):
+            msg = f"'question' must be a string, not a {type(question).__name__}"
+            raise TypeError(msg)
+        if value.get("messages") is not None:
+            check_messages(value["messages"])
+        if isinstance(question, str):
+            text = question
+        elif value.get("messages") is not None:
             text = _from_messages(value["messages"], context_turns)
         else:
             msg = "a dict input needs a 'question' string or a 'messages' list"
             raise ValueError(msg)
-    elif isinstance(value, Sequence):
+    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         text = _from_messages(value, context_turns)
     else:
         msg = (
@@ -87,4 +203,4 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
             "of messages, a PromptValue, or a dict with 'question' or 'messages'"
         )
         raise TypeError(msg)
-    return require_text(text)
+    return require_text(check_text(text, "the question"))

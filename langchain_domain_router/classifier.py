@@ -17,7 +17,12 @@ from typing_extensions import override
 
 from langchain_domain_router._cache import LRUCache, text_normaliser
 from langchain_domain_router._coalesce import Coalescer
-from langchain_domain_router._inputs import RouterInput, extract_question
+from langchain_domain_router._inputs import (
+    RouterInput,
+    check_batch,
+    check_config,
+    extract_question,
+)
 from langchain_domain_router._onnx import OnnxModel, OnnxTokenizer, load_onnx
 from langchain_domain_router._optimize import Quantization, by_length_chunks, quantize
 from langchain_domain_router._quiet import quiet_model_loading
@@ -405,6 +410,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
+        check_config(config)
         return self._call_with_config(self._classify_one, input, config, run_type="chain")
 
     async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:
@@ -424,6 +430,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     async def ainvoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
+        check_config(config)
         if self.coalesce_ms is None:
             return await run_in_executor(config, self.invoke, input, config)
         return await self._acall_with_config(
@@ -439,6 +446,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[DomainPrediction]:
+        inputs = check_batch(inputs, config)
         if not inputs:
             return []
         return self._batch_with_config(
@@ -458,6 +466,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[DomainPrediction]:
+        inputs = check_batch(inputs, config)
+        if not inputs:
+            return []
         first = config[0] if isinstance(config, list) and config else config
         return await run_in_executor(
             cast("RunnableConfig | None", first),

@@ -209,6 +209,7 @@ _SERVE_LIMITS = (  # ServerSettings fields, each a --flag-with-dashes
     ("max_input_chars", int, "characters one input may hold (question plus conversation)"),
     ("max_batch_size", int, "inputs one /batch request may hold"),
     ("max_body_bytes", int, "bytes a request body may hold (413 above)"),
+    ("max_json_depth", int, "levels of JSON nesting a request body may hold (422 above)"),
     ("request_timeout_s", float, "seconds one request may take (504 above)"),
     ("max_concurrency", int, "requests served at once per worker"),
     ("queue_timeout_s", float, "seconds a request waits for a slot (503 above)"),

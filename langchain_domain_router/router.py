@@ -17,7 +17,12 @@ from langgraph.types import StreamMode
 from pydantic import ConfigDict, Field
 from typing_extensions import override
 
-from langchain_domain_router._inputs import RouterInput, extract_question
+from langchain_domain_router._inputs import (
+    RouterInput,
+    check_batch,
+    check_config,
+    extract_question,
+)
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
@@ -41,7 +46,7 @@ def to_graph_input(value: RouterInput) -> dict[str, Any]:
     if isinstance(value, Mapping):
         state = {key: value[key] for key in ("messages", "question") if key in value}
         if isinstance(state.get("question"), str):
-            state["messages"] = [*state.get("messages", []), HumanMessage(state["question"])]
+            state["messages"] = [*(state.get("messages") or []), HumanMessage(state["question"])]
         return state
     return {"messages": list(value)}
 
@@ -209,12 +214,14 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AIMessage:
+        check_config(config)
         return self._call_with_config(self._invoke, input, config, run_type="chain")
 
     @override
     async def ainvoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AIMessage:
+        check_config(config)
         return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
 
     def _stream_tokens(
@@ -251,6 +258,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     def stream(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> Iterator[AIMessage]:
+        check_config(config)
         yield from self._transform_stream_with_config(
             iter([input]), self._stream_tokens, config, run_type="chain"
         )
@@ -259,6 +267,8 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     async def astream(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AsyncIterator[AIMessage]:
+        check_config(config)
+
         async def single() -> AsyncIterator[RouterInput]:
             yield input
 
@@ -277,4 +287,5 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         **kwargs: Any,
     ) -> list[AIMessage]:
         # Each question runs its own graph (experts are independent calls), in threads.
-        return super().batch(list(inputs), config, return_exceptions=return_exceptions)
+        inputs = check_batch(inputs, config)
+        return super().batch(inputs, config, return_exceptions=return_exceptions)

@@ -5,7 +5,8 @@ The requested model name picks the behaviour:
 - ``fake-answer`` (or any other name): answers, as JSON or as an SSE stream.
 - ``fake-500``: always fails with HTTP 500.
 - ``fake-hang``: waits ``hang_s`` seconds before answering (a hung endpoint).
-- ``fake-flaky``: fails with HTTP 500 on every ``1 / failure_rate``-th call.
+- ``fake-flaky``: fails with HTTP 500 on every ``1 / failure_rate``-th call, and hangs
+  like ``fake-hang`` on every ``1 / hang_rate``-th call (other calls than the failures).
 - ``fake-scripted``: fails when the last user message contains ``[[500]]``, hangs when
   it contains ``[[hang]]``, answers otherwise (one expert, every behaviour).
 
@@ -36,10 +37,18 @@ class FakeOpenAIServer(ThreadingHTTPServer):
     daemon_threads = True
     request_queue_size = 256  # the load benchmark opens many connections at once
 
-    def __init__(self, port: int = 0, *, hang_s: float = 30.0, failure_rate: float = 0.1) -> None:
+    def __init__(
+        self,
+        port: int = 0,
+        *,
+        hang_s: float = 30.0,
+        failure_rate: float = 0.1,
+        hang_rate: float = 0.0,
+    ) -> None:
         super().__init__(("127.0.0.1", port), _Handler)
         self.hang_s = hang_s
         self.failure_rate = failure_rate
+        self.hang_rate = hang_rate
         self.calls: Counter[str] = Counter()
         self.lock = threading.Lock()
         self.stopping = threading.Event()
@@ -124,7 +133,7 @@ class _Handler(BaseHTTPRequestHandler):
                 error = {"message": "fake upstream failure", "type": "server_error"}
                 self._send_json(500, {"error": error})
                 return
-            if model == "fake-hang" or (model == "fake-scripted" and HANG_MARKER in question):
+            if self._hangs(model, question, call):
                 if self.server.stopping.wait(self.server.hang_s):
                     return
             answer = f"[{model}] 답변: {question[:60]}"
@@ -149,6 +158,14 @@ class _Handler(BaseHTTPRequestHandler):
             period = max(1, round(1 / self.server.failure_rate))
             return call % period == 0
         return False
+
+    def _hangs(self, model: str, question: str, call: int) -> bool:
+        if model == "fake-scripted":
+            return HANG_MARKER in question
+        if model == "fake-flaky" and self.server.hang_rate > 0:
+            period = max(1, round(1 / self.server.hang_rate))
+            return (call + 1) % period == 0  # off the failure period (10 % and 5 % never meet)
+        return model == "fake-hang"
 
     def _stream(
         self, model: str, answer: str, usage: dict[str, int], request: dict[str, Any]
@@ -208,8 +225,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--hang-s", type=float, default=30.0)
     parser.add_argument("--failure-rate", type=float, default=0.1)
+    parser.add_argument("--hang-rate", type=float, default=0.0)
     args = parser.parse_args(argv)
-    server = FakeOpenAIServer(args.port, hang_s=args.hang_s, failure_rate=args.failure_rate)
+    server = FakeOpenAIServer(
+        args.port, hang_s=args.hang_s, failure_rate=args.failure_rate, hang_rate=args.hang_rate
+    )
     sys.stdout.write(server.base_url + "\n")
     sys.stdout.flush()
     try:

@@ -21,13 +21,9 @@ except ImportError as exc:
     )
     raise ImportError(_msg) from exc
 
-from langchain_domain_router.server._app import (
-    RouterRequest,
-    ServedInput,
-    create_app,
-    create_app_from_env,
-)
+from langchain_domain_router.server._app import create_app, create_app_from_env
 from langchain_domain_router.server._metrics import RouterMetrics
+from langchain_domain_router.server._requests import RouterRequest, ServedInput
 from langchain_domain_router.server._serve import serve
 from langchain_domain_router.server._settings import ServerSettings
 

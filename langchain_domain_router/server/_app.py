@@ -11,20 +11,19 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, Self, TypeVar
+from typing import Any
 
 from fastapi import FastAPI, Request, Response
 from langchain_core.callbacks import BaseCallbackHandler
-from langchain_core.messages import AIMessage, AnyMessage
+from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableBinding
 from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langserve import add_routes
 from prometheus_client import CONTENT_TYPE_LATEST
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
+from pydantic import Field
 from typing_extensions import override
 
-from langchain_domain_router._inputs import extract_question
 from langchain_domain_router.audit import AuditCallbackHandler
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
@@ -33,6 +32,7 @@ from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
+from langchain_domain_router.server._requests import ServedInput, parse_served_input
 from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -41,43 +41,6 @@ ROUTER_PATH = "/router"
 CLASSIFY_PATH = "/classify"
 _WARM_UP_QUESTION = "서버 준비 확인용 질문입니다"
 _SECRET_KWARG = re.compile(r"(key|token|secret|password)", re.IGNORECASE)
-_Value = TypeVar("_Value")
-
-
-def _require_question(value: _Value) -> _Value:
-    extract_question(value)  # the router's own check, so HTTP clients get its message
-    return value
-
-
-class RouterRequest(BaseModel):
-    """A ``question``, or a conversation (``messages``) ending in a human turn.
-
-    Example:
-        ```python
-        RemoteRunnable("http://127.0.0.1:8000/router").invoke({"question": "미분이란?"})
-        ```
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    question: str | None = None
-    """The question; appended as a human turn after ``messages`` when both are given."""
-    messages: list[AnyMessage] = Field(default_factory=list)
-    """Earlier turns, or the whole conversation when ``question`` is absent."""
-
-    @model_validator(mode="after")
-    def _has_question(self) -> Self:
-        _require_question({"question": self.question, "messages": self.messages})
-        return self
-
-
-ServedInput = (
-    Annotated[str, AfterValidator(_require_question)]
-    | Annotated[list[AnyMessage], AfterValidator(_require_question)]
-    | RouterRequest
-)
-"""What ``/router`` and ``/classify`` accept: a string, a message list, or a
-``RouterRequest``; anything without a question is 422 before the graph runs."""
 
 
 THREAD_SPECS = [
@@ -253,7 +216,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.router = router
     app.state.classifier = classifier
-    app.add_middleware(LimitsMiddleware, settings=settings, metrics=metrics)
+    app.add_middleware(
+        LimitsMiddleware, settings=settings, metrics=metrics, validate_input=parse_served_input
+    )
     return app
 
 

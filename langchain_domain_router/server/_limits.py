@@ -1,8 +1,11 @@
 """An ASGI middleware that enforces the server's limits before a runnable sees a request.
 
-Body size (413), input size and batch size (422), a bounded number of requests in
-flight (others queue, then 503) and a per-request timeout (504) apply to the runnable
-endpoints; health checks and metrics are never queued behind them.
+Body size (413), strict UTF-8 (400), JSON nesting depth, unpaired surrogates, input
+validity, input size and batch size (422), a bounded number of requests in flight
+(others queue, then 503) and a per-request timeout (504) apply to the runnable
+endpoints; health checks and metrics are never queued behind them. A ``/batch`` with
+some invalid inputs is answered per item (see ``_batch.py``), and a stream that fails
+after its first byte ends with LangServe's ``event: error`` instead of a cut connection.
 """
 
 from __future__ import annotations
@@ -10,23 +13,33 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import re
 import time
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Callable, Iterator
 from typing import Any
 
+from langchain_domain_router._inputs import check_text
+from langchain_domain_router.server._asgi import (
+    ASGIApp,
+    Message,
+    Receive,
+    Scope,
+    Send,
+    replay,
+    send_json,
+)
+from langchain_domain_router.server._batch import answer_batch
 from langchain_domain_router.server._metrics import RouterMetrics
 from langchain_domain_router.server._settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
-
 _INPUT_ENDPOINTS = {"invoke": "input", "stream": "input", "stream_log": "input"}
 _INPUT_ENDPOINTS |= {"stream_events": "input", "batch": "inputs"}
+_JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_BRACKETS = re.compile(r"[\[\]{}]")
+InputValidator = Callable[[Any, str], Any]
+"""Checks one input (``value``, ``path``); raises ``ValueError`` naming the field."""
 
 
 class LimitError(Exception):
@@ -37,6 +50,68 @@ class LimitError(Exception):
         self.status = status
         self.reason = reason
         self.detail = detail
+
+
+def json_depth(text: str) -> int:
+    """Return how deeply arrays and objects nest in JSON ``text``, without parsing it.
+
+    Parsing first is what must not happen: a body of 100,000 ``[`` makes the JSON
+    decoder recurse past Python's limit.
+    """
+    depth = deepest = 0
+    for bracket in _BRACKETS.findall(_JSON_STRING.sub("", text)):
+        depth += 1 if bracket in "[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
+def decode_json(body: bytes, max_depth: int) -> Any:
+    """Decode a request body: strict UTF-8, at most ``max_depth`` levels, valid JSON.
+
+    Raises:
+        LimitError: 400 for invalid UTF-8; 422 for too deep or malformed JSON.
+    """
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        msg = f"request body is not valid UTF-8: byte 0x{body[exc.start]:02x} at offset {exc.start}"
+        raise LimitError(400, "invalid_utf8", msg) from None
+    depth = json_depth(text)
+    if depth > max_depth:
+        msg = f"request body nests JSON {depth} levels deep; the limit is {max_depth}"
+        raise LimitError(422, "too_deep", msg)
+    try:
+        return json.loads(text)
+    except ValueError as exc:
+        msg = f"request body is not valid JSON: {exc}"
+        raise LimitError(422, "invalid_json", msg) from None
+
+
+def unicode_problem(value: Any, where: str) -> LimitError | None:
+    r"""The first string (or key) in decoded JSON that holds an unpaired surrogate.
+
+    Strict UTF-8 decoding lets none through; JSON escapes such as ``"\ud800"`` can.
+    """
+    for path, text in _strings(value, where):
+        try:
+            # backslashreplace: the path itself may hold the surrogate (a key)
+            check_text(text, path[:200].encode("utf-8", "backslashreplace").decode() or "body")
+        except ValueError as exc:
+            return LimitError(422, "invalid_unicode", str(exc))
+    return None
+
+
+def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
+    """Yield ``(path, text)`` for every key and string value in decoded JSON."""
+    if isinstance(value, str):
+        yield path, value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield f"{path}.{key}" if path else key, key
+            yield from _strings(item, f"{path}.{key}" if path else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _strings(item, f"{path}[{index}]")
 
 
 def text_chars(value: Any) -> int:
@@ -50,52 +125,98 @@ def text_chars(value: Any) -> int:
     return 0
 
 
-async def _send_json(send: Send, status: int, detail: str, headers: dict[str, str]) -> None:
-    body = json.dumps({"detail": detail}).encode()
-    raw = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    raw += [(key.encode(), value.encode()) for key, value in headers.items()]
-    await send({"type": "http.response.start", "status": status, "headers": raw})
-    await send({"type": "http.response.body", "body": body})
+class _Response:
+    """Tracks what has been sent, so a failure after the first byte can end cleanly.
+
+    LangServe answers any failure inside a stream, a timeout included, with a generic
+    ``500`` error event and then raises. That event is held back until the outcome is
+    known, so the client learns the real status (504 for a timeout) from one event.
+    """
+
+    def __init__(self, send: Send) -> None:
+        self._send = send
+        self.status = 500  # what a client sees if the app dies before answering
+        self.started = self.finished = self.event_stream = False
+        self.held: Message | None = None
+
+    async def send(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.status, self.started = message["status"], True
+            headers = dict(message.get("headers") or [])
+            self.event_stream = headers.get(b"content-type", b"").startswith(b"text/event-stream")
+        elif message["type"] == "http.response.body":
+            if self.event_stream and b"event: error" in message.get("body", b""):
+                self.held = message
+                return
+            if self.held is not None:
+                held, self.held = self.held, None
+                await self._send(held)
+            self.finished = not message.get("more_body", False)
+        await self._send(message)
+
+    async def fail(self, status: int, detail: str) -> None:
+        """Answer ``status``; once started, end a stream with an ``error`` event instead."""
+        if not self.started:
+            retry = {"retry-after": "1"} if status == 503 else {}
+            await send_json(self.send, status, {"detail": detail}, retry)
+            return
+        if self.finished:
+            return
+        if self.event_stream:
+            # LangServe's shape: RemoteRunnable raises an HTTPStatusError from it.
+            data = json.dumps({"status_code": status, "message": detail})
+            event = f"event: error\r\ndata: {data}\r\n\r\n".encode()
+            self.held = None
+            await self._send({"type": "http.response.body", "body": event, "more_body": True})
+        await self.send({"type": "http.response.body", "body": b"", "more_body": False})
 
 
 class LimitsMiddleware:
-    """Apply ``ServerSettings`` limits to the runnable endpoints and count every request."""
+    """Apply ``ServerSettings`` limits to the runnable endpoints and count every request.
 
-    def __init__(self, app: ASGIApp, settings: ServerSettings, metrics: RouterMetrics) -> None:
+    ``validate_input`` checks each input (``"input"``, or each of a batch's
+    ``"inputs"``) and raises ``ValueError`` naming the field: 422 before the runnable
+    runs, or an error entry of its own in a batch.
+    """
+
+    def __init__(
+        self,
+        app: ASGIApp,
+        settings: ServerSettings,
+        metrics: RouterMetrics,
+        validate_input: InputValidator | None = None,
+    ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
+        self.validate_input = validate_input
         self.slots = asyncio.Semaphore(settings.max_concurrency)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        status = 500  # what a client sees if the app dies before answering
-        started = False
-
-        async def tracked_send(message: Message) -> None:
-            nonlocal status, started
-            if message["type"] == "http.response.start":
-                status, started = message["status"], True
-            await send(message)
-
+        response = _Response(send)
         start = time.perf_counter()
         endpoint = scope["path"].rstrip("/").rsplit("/", 1)[-1]
         try:
             if scope["method"] == "POST" and endpoint in _INPUT_ENDPOINTS:
-                await self._guarded(scope, receive, tracked_send, _INPUT_ENDPOINTS[endpoint])
+                await self._guarded(scope, receive, response, _INPUT_ENDPOINTS[endpoint])
             else:
-                await self.app(scope, receive, tracked_send)
+                await self.app(scope, receive, response.send)
         except LimitError as exc:
             self.metrics.rejected.labels(reason=exc.reason).inc()
-            if started:
+            if response.started:
                 logger.warning("%s after the answer started: %s", exc.reason, exc.detail)
-            else:
-                retry = {"retry-after": "1"} if exc.status == 503 else {}
-                await _send_json(tracked_send, exc.status, exc.detail, retry)
+            await response.fail(exc.status, exc.detail)
+        except Exception:
+            if not response.started:
+                raise  # the server error handler answers 500
+            logger.exception("%s failed after its answer started", scope["path"])
+            await response.fail(500, "Internal Server Error")
         finally:
-            self.metrics.observe_request(scope["path"], status, time.perf_counter() - start)
+            seconds = time.perf_counter() - start
+            self.metrics.observe_request(scope["path"], response.status, seconds)
 
     async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
         limit = self.settings.max_body_bytes
@@ -118,42 +239,54 @@ class LimitsMiddleware:
                 break
         return b"".join(chunks)
 
-    def _check_inputs(self, body: bytes, key: str) -> None:
-        try:
-            payload = json.loads(body)
-        except (ValueError, UnicodeDecodeError):
-            return  # malformed JSON: LangServe answers 422 with its own message
-        if not isinstance(payload, dict):
-            return
-        inputs = payload.get(key)
-        if key == "inputs":
-            if not isinstance(inputs, list):
-                return
-            limit = self.settings.max_batch_size
-            if len(inputs) > limit:
-                msg = f"batch of {len(inputs)} inputs exceeds max_batch_size {limit}"
-                raise LimitError(422, "batch_too_large", msg)
-        else:
-            inputs = [inputs]
-        limit = self.settings.max_input_chars
-        for index, value in enumerate(inputs):
-            chars = text_chars(value)
-            if chars > limit:
-                msg = f"input {index} holds {chars} characters; the limit is {limit}"
-                raise LimitError(422, "input_too_long", msg)
+    def _problem(self, value: Any, where: str) -> LimitError | None:
+        """What is wrong with one input, if anything: bad Unicode, too long, or invalid."""
+        if problem := unicode_problem(value, where):
+            return problem
+        chars, limit = text_chars(value), self.settings.max_input_chars
+        if chars > limit:
+            msg = f"{where} holds {chars} characters; the limit is {limit}"
+            return LimitError(422, "input_too_long", msg)
+        if self.validate_input is not None:
+            try:
+                self.validate_input(value, where)
+            except ValueError as exc:
+                return LimitError(422, "invalid_input", str(exc))
+        return None
 
-    async def _guarded(self, scope: Scope, receive: Receive, send: Send, key: str) -> None:
+    def _check_inputs(self, payload: Any, key: str) -> dict[int, LimitError]:
+        """Check one input (raising), or a batch's: its problems by index."""
+        if not isinstance(payload, dict) or key not in payload:
+            if problem := unicode_problem(payload, ""):
+                raise problem
+            return {}  # LangServe answers 422 for a body without its input
+        envelope = {name: value for name, value in payload.items() if name != key}
+        if problem := unicode_problem(envelope, ""):
+            raise problem
+        inputs = payload[key]
+        if key != "inputs":
+            if problem := self._problem(inputs, key):
+                raise problem
+            return {}
+        if not isinstance(inputs, list):
+            return {}
+        limit = self.settings.max_batch_size
+        if len(inputs) > limit:
+            msg = f"batch of {len(inputs)} inputs exceeds max_batch_size {limit}"
+            raise LimitError(422, "batch_too_large", msg)
+        config = payload.get("config")
+        if isinstance(config, list) and len(config) != len(inputs):
+            msg = f"config: {len(config)} configs for {len(inputs)} inputs"
+            raise LimitError(422, "invalid_config", msg)
+        found = {i: self._problem(value, f"inputs[{i}]") for i, value in enumerate(inputs)}
+        return {index: problem for index, problem in found.items() if problem}
+
+    async def _guarded(self, scope: Scope, receive: Receive, response: _Response, key: str) -> None:
         body = await self._read_body(scope, receive)
-        self._check_inputs(body, key)
-        replayed = False
-
-        async def replay() -> Message:
-            nonlocal replayed
-            if replayed:
-                return await receive()  # later reads watch for the client disconnecting
-            replayed = True
-            return {"type": "http.request", "body": body, "more_body": False}
-
+        payload = decode_json(body, self.settings.max_json_depth)
+        problems = self._check_inputs(payload, key)
+        for problem in problems.values():
+            self.metrics.rejected.labels(reason=problem.reason).inc()
         try:
             await asyncio.wait_for(self.slots.acquire(), timeout=self.settings.queue_timeout_s)
         except TimeoutError:
@@ -162,7 +295,11 @@ class LimitsMiddleware:
         self.metrics.in_flight.inc()
         try:
             async with asyncio.timeout(self.settings.request_timeout_s):
-                await self.app(scope, replay, send)
+                if problems:
+                    errors = {index: problem.detail for index, problem in problems.items()}
+                    await answer_batch(self.app, scope, receive, response.send, payload, errors)
+                else:
+                    await self.app(scope, replay(body, receive), response.send)
         except TimeoutError:
             msg = f"request took longer than {self.settings.request_timeout_s:g}s"
             raise LimitError(504, "timeout", msg) from None

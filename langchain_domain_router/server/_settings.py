@@ -34,6 +34,8 @@ class ServerSettings(BaseModel):
     """Inputs one ``/batch`` request may hold; more is 422."""
     max_body_bytes: int = Field(default=1_000_000, gt=0)
     """Bytes a request body may hold; more is 413."""
+    max_json_depth: int = Field(default=32, gt=0)
+    """Levels of JSON nesting a request body may hold; deeper is 422."""
     request_timeout_s: float = Field(default=120.0, gt=0)
     """Seconds one request may take; an answer not started by then is 504."""
     max_concurrency: int = Field(default=64, gt=0)
