@@ -17,6 +17,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
 from typing_extensions import override
 
+from langchain_domain_router._redact import model_secrets, profile_secrets, redact
 from langchain_domain_router.config import CandidateModel, ExpertProfile
 
 logger = logging.getLogger(__name__)
@@ -51,7 +52,8 @@ def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None,
         return init_chat_model(candidate.model, **candidate.model_kwargs), None
     except Exception as exc:  # noqa: BLE001 - any provider failure means "unreachable"
         first_sentence = str(exc).split(". ")[0].rstrip(".")
-        return None, f"{type(exc).__name__}: {first_sentence}"
+        secrets = model_secrets(candidate.model, candidate.model_kwargs)
+        return None, redact(f"{type(exc).__name__}: {first_sentence}", secrets)
 
 
 class OfflineExpert(BaseChatModel):
@@ -158,12 +160,16 @@ def expert_caller(
 
 
 def describe_failure(exc: BaseException, profile: ExpertProfile) -> str:
-    """Say what went wrong with an expert, for the routing record."""
+    """Say what went wrong with an expert, for the routing record, credentials redacted.
+
+    The text goes to the client, the checkpointer, logs and audit lines, and provider
+    errors may quote the API key, so it passes through ``redact``.
+    """
     attempts = profile.max_retries + 1
     what = (
         f"timed out after {profile.timeout_s:g}s"
         if isinstance(exc, TimeoutError)
-        else f"{type(exc).__name__}: {exc}"
+        else redact(f"{type(exc).__name__}: {exc}", profile_secrets(profile))
     )
     logger.warning("expert %r failed %d time(s): %s", profile.name, attempts, what)
     return f"{what} ({attempts} attempt{'s' if attempts > 1 else ''})"

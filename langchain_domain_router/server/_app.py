@@ -5,7 +5,6 @@
 import asyncio
 import logging
 import os
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
@@ -25,6 +24,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validat
 from typing_extensions import override
 
 from langchain_domain_router._inputs import extract_question
+from langchain_domain_router._redact import config_secrets, install_log_redaction
 from langchain_domain_router.audit import AuditCallbackHandler
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
@@ -40,7 +40,6 @@ logger = logging.getLogger(__name__)
 ROUTER_PATH = "/router"
 CLASSIFY_PATH = "/classify"
 _WARM_UP_QUESTION = "서버 준비 확인용 질문입니다"
-_SECRET_KWARG = re.compile(r"(key|token|secret|password)", re.IGNORECASE)
 _Value = TypeVar("_Value")
 
 
@@ -107,17 +106,6 @@ class _Served(RunnableBinding[Any, Any]):
 class _Readiness:
     ready: bool = False
     error: str | None = None
-
-
-def config_secrets(config: RouterConfig) -> set[str]:
-    """Return secret-looking values (``api_key``...) from the experts' ``model_kwargs``."""
-    profiles = [*config.experts, config.fallback]
-    return {
-        str(value)
-        for profile in profiles
-        for key, value in profile.model_kwargs.items()
-        if _SECRET_KWARG.search(key) and value
-    }
 
 
 def _tag_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
@@ -187,6 +175,7 @@ def create_app(
     router = DomainRouter.from_config(
         router_config, classifier=classifier, checkpointer=checkpointer
     )
+    secrets = config_secrets(router_config)
     metrics = RouterMetrics()
     handlers: list[BaseCallbackHandler] = [metrics, *callbacks]
     audit = None
@@ -194,13 +183,15 @@ def create_app(
         audit = AuditCallbackHandler(
             settings.audit_path,
             include_prompt=settings.audit_include_prompt,
-            secrets=config_secrets(router_config),
+            secrets=secrets,
         )
         handlers.append(audit)
     readiness = _Readiness()
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # uvicorn has configured its handlers by now: every log line they write is redacted.
+        install_log_redaction(secrets)
         async with lifespan(app) if lifespan else nullcontext():
             try:
                 # One real forward pass: the first one pays for lazy initialisation.
