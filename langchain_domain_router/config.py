@@ -251,6 +251,27 @@ class StickySettings(BaseModel):
     """The score another domain needs to take the conversation over (hysteresis)."""
 
 
+class StreamingSettings(BaseModel):
+    """What ``stream`` does with the tokens of an expert attempt that may still fail.
+
+    An expert can stream part of an answer and then fail; the retry or the fallback
+    then answers. Either way the streamed chunks add up to the text ``invoke`` returns.
+
+    Example:
+        ```python
+        StreamingSettings(buffer="off")  # live tokens, with reset chunks on a retry
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    buffer: Literal["attempt", "off"] = "attempt"
+    """``"attempt"``: hold each attempt's tokens until it has succeeded (no partial
+    answer ever reaches the client). ``"off"``: pass tokens on as they arrive; when an
+    attempt is abandoned, a chunk with ``response_metadata["stream_reset"] == True``
+    tells the client to discard the text received so far, and the answer follows."""
+
+
 def _claims(experts: Iterable[ExpertProfile], field: str) -> dict[str, list[ExpertProfile]]:
     claims: dict[str, list[ExpertProfile]] = {}
     for expert in experts:
@@ -303,6 +324,8 @@ class RouterConfig(BaseModel):
     """Top-2 fan-out with a merge node."""
     sticky: StickySettings = Field(default_factory=StickySettings)
     """Domain stickiness across the turns of a conversation."""
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings)
+    """How ``stream`` treats the tokens of an attempt that may fail."""
 
     @model_validator(mode="after")
     def _check_experts(self) -> Self:

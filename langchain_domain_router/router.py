@@ -18,6 +18,7 @@ from pydantic import ConfigDict, Field
 from typing_extensions import override
 
 from langchain_domain_router._inputs import RouterInput, extract_question
+from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
@@ -54,44 +55,7 @@ def _final_message(state: Mapping[str, Any]) -> AIMessage:
     return message
 
 
-_MODES: list[StreamMode] = ["messages", "values", "custom"]
-
-
-class _AnswerTokens:
-    """Picks the answer's tokens out of the graph's stream.
-
-    Tokens come from the answering expert's model; in a fan-out the two experts answer
-    side by side, so only the merged message is passed on.
-    """
-
-    def __init__(self, answer_nodes: frozenset[str]) -> None:
-        self.answer_nodes = answer_nodes
-        self.fan_out = False
-        self.state: dict[str, Any] | None = None
-
-    def feed(self, mode: str, chunk: Any) -> AIMessageChunk | None:
-        if mode == "values":
-            self.state = chunk
-        elif mode == "custom":
-            self.fan_out |= chunk.get("routing", {}).get("reason") == "fan_out"
-        else:
-            message, metadata = chunk
-            node = metadata.get("langgraph_node")
-            if self.fan_out:
-                if node == FAN_OUT_NODE and isinstance(message, AIMessage):
-                    return AIMessageChunk(content=message.content, id=message.id, name=node)
-            elif isinstance(message, AIMessageChunk) and node in self.answer_nodes:
-                return message
-        return None
-
-    def closing_chunk(self, router: DomainRouter) -> AIMessageChunk:
-        """An empty chunk carrying the routing record, so merged chunks have it."""
-        answer = router._answer(self.state or {"messages": [None]})
-        return AIMessageChunk(
-            content="",
-            id=answer.id,
-            response_metadata={"routing": answer.response_metadata["routing"]},
-        )
+_MODES: list[StreamMode] = ["messages", "updates"]
 
 
 class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
@@ -100,7 +64,11 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     Accepts what the classifier accepts (a string, messages, a ``PromptValue``, a dict
     with ``question`` or ``messages``) and returns the answering expert's ``AIMessage``;
     ``response_metadata["routing"]`` holds the ``RoutingDecision``. ``stream`` yields
-    the chosen expert's tokens, then a last empty chunk carrying the routing record.
+    the answering expert's tokens (a non-streaming expert's message as one chunk), then
+    a last empty chunk carrying the routing record; the chunks always add up to the
+    text ``invoke`` returns. A failed attempt's tokens are never passed on
+    (``config.streaming``: held per attempt, or streamed live and followed by a
+    ``stream_reset`` chunk).
 
     Example:
         ```python
@@ -217,6 +185,18 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> AIMessage:
         return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
 
+    def _answer_stream(self) -> AnswerStream:
+        return AnswerStream(self.answer_nodes, buffer=self.config.streaming.buffer)
+
+    def _closing_chunk(self, stream: AnswerStream) -> AIMessageChunk:
+        """An empty chunk carrying the routing record, so merged chunks have it."""
+        answer = self._answer(stream.answer_state())
+        return AIMessageChunk(
+            content="",
+            id=answer.id,
+            response_metadata={"routing": answer.response_metadata["routing"]},
+        )
+
     def _stream_tokens(
         self,
         inputs: Iterator[RouterInput],
@@ -225,11 +205,10 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> Iterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         for value in inputs:
-            tokens = _AnswerTokens(self.answer_nodes)
+            stream = self._answer_stream()
             for mode, chunk in self.graph.stream(to_graph_input(value), child, stream_mode=_MODES):
-                if token := tokens.feed(mode, chunk):
-                    yield token
-            yield tokens.closing_chunk(self)
+                yield from stream.feed(mode, chunk)
+            yield self._closing_chunk(stream)
 
     async def _astream_tokens(
         self,
@@ -239,13 +218,13 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> AsyncIterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         async for value in inputs:
-            tokens = _AnswerTokens(self.answer_nodes)
+            stream = self._answer_stream()
             async for mode, chunk in self.graph.astream(
                 to_graph_input(value), child, stream_mode=_MODES
             ):
-                if token := tokens.feed(mode, chunk):
+                for token in stream.feed(mode, chunk):
                     yield token
-            yield tokens.closing_chunk(self)
+            yield self._closing_chunk(stream)
 
     @override
     def stream(
