@@ -6,20 +6,24 @@ fallback when the classifier is unsure, and returns the answer with the routing 
 """
 
 from langchain_domain_router._nodes import ROUTING_COMPLETE_EVENT, ROUTING_EVENT, RouterState
+from langchain_domain_router._streaming import STREAM_RESET
 from langchain_domain_router._taxonomy import (
     KMMLU_DOMAINS,
     SUPERCATEGORIES,
     Domain,
     Supercategory,
 )
+from langchain_domain_router._tool import router_tool
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import (
     CandidateModel,
     ClassifierSettings,
     ExpertProfile,
     FanOutSettings,
+    MessagePolicy,
     RouterConfig,
     StickySettings,
+    StreamingSettings,
 )
 from langchain_domain_router.experts import OfflineExpert
 from langchain_domain_router.graph import build_router_graph
@@ -35,6 +39,7 @@ __all__ = [
     "KMMLU_DOMAINS",
     "ROUTING_COMPLETE_EVENT",
     "ROUTING_EVENT",
+    "STREAM_RESET",
     "SUPERCATEGORIES",
     "CandidateModel",
     "ClassifierSettings",
@@ -45,12 +50,15 @@ __all__ = [
     "ExpertProfile",
     "FanOutSettings",
     "LabelScore",
+    "MessagePolicy",
     "OfflineExpert",
     "RouterConfig",
     "RouterState",
     "RoutingDecision",
     "RoutingReason",
     "StickySettings",
+    "StreamingSettings",
     "Supercategory",
     "build_router_graph",
+    "router_tool",
 ]

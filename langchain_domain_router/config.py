@@ -21,6 +21,8 @@ CLASSIFY_NODE = "classify"
 """The node name of the classifier."""
 FAN_OUT_NODE = "merge"
 """The node that merges the answers of a top-2 fan-out."""
+MessagePolicy = Literal["last_human", "conversation", "all"]
+"""Which messages of the conversation an expert sees (``ExpertProfile.message_policy``)."""
 _RESERVED = {GENERAL_NODE, CLASSIFY_NODE, FAN_OUT_NODE, "__start__", "__end__"}
 
 
@@ -122,7 +124,13 @@ class ExpertProfile(BaseModel):
     supercategories: list[Supercategory] = Field(default_factory=list)
     """KMMLU supercategories this expert answers (for domains no expert names)."""
     system_prompt: str | None = None
-    """A system message put before the conversation."""
+    """The expert's instructions: the first part of the one system message it receives."""
+    message_policy: MessagePolicy = "conversation"
+    """Which messages of the conversation the expert sees: ``"last_human"`` only the
+    question; ``"conversation"`` the human turns and the AI answers, without tool calls
+    and tool results; ``"all"`` every message. System messages in the conversation are
+    merged after ``system_prompt`` into one system message at the start (dropped under
+    ``"last_human"``), since some providers reject a second system message."""
     input_cost_per_1m: float = Field(default=0.0, ge=0)
     """USD per million input tokens."""
     output_cost_per_1m: float = Field(default=0.0, ge=0)

@@ -11,10 +11,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
+from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
 from langchain_domain_router._inputs import RouterInput, extract_question
@@ -245,6 +246,30 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             single(), self._astream_tokens, config, run_type="chain"
         ):
             yield chunk
+
+    @override
+    def as_tool(
+        self,
+        args_schema: type[BaseModel] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        arg_types: dict[str, type] | None = None,
+    ) -> BaseTool:
+        """The router as a tool that takes one ``question`` string (see ``router_tool``).
+
+        Raises:
+            ValueError: If ``args_schema`` or ``arg_types`` is given: the tool's one
+                argument is the question.
+        """
+        if args_schema is not None or arg_types is not None:
+            msg = "the router tool takes one argument, 'question': drop args_schema/arg_types"
+            raise ValueError(msg)
+        from langchain_domain_router._tool import TOOL_DESCRIPTION, TOOL_NAME, router_tool
+
+        return router_tool(
+            self, name=name or TOOL_NAME, description=description or TOOL_DESCRIPTION
+        )
 
     @override
     def batch(
