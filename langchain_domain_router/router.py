@@ -159,11 +159,21 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         """The nodes whose model tokens are the answer."""
         return frozenset(self.graph.nodes) - {CLASSIFY_NODE, FAN_OUT_NODE, "__start__"}
 
+    def _graph_for(self, config: RunnableConfig) -> CompiledStateGraph:
+        """The graph, or for a call that names no thread a copy that stores nothing.
+
+        With a checkpointer every run needs a ``thread_id``; a call without one is a
+        one-off conversation, answered without a checkpointer rather than refused.
+        """
+        if self.graph.checkpointer and not (config.get("configurable") or {}).get("thread_id"):
+            return self.graph.copy({"checkpointer": None})
+        return self.graph
+
     def _invoke(
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(self.graph.invoke(to_graph_input(value), child))
+        return self._answer(self._graph_for(config).invoke(to_graph_input(value), child))
 
     async def _ainvoke(
         self,
@@ -172,7 +182,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(await self.graph.ainvoke(to_graph_input(value), child))
+        return self._answer(await self._graph_for(config).ainvoke(to_graph_input(value), child))
 
     @override
     def invoke(
@@ -207,7 +217,8 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         child = patch_config(config, callbacks=run_manager.get_child())
         for value in inputs:
             stream = self._answer_stream()
-            for mode, chunk in self.graph.stream(to_graph_input(value), child, stream_mode=_MODES):
+            graph = self._graph_for(config)
+            for mode, chunk in graph.stream(to_graph_input(value), child, stream_mode=_MODES):
                 yield from stream.feed(mode, chunk)
             yield self._closing_chunk(stream)
 
@@ -220,7 +231,8 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         child = patch_config(config, callbacks=run_manager.get_child())
         async for value in inputs:
             stream = self._answer_stream()
-            async for mode, chunk in self.graph.astream(
+            graph = self._graph_for(config)
+            async for mode, chunk in graph.astream(
                 to_graph_input(value), child, stream_mode=_MODES
             ):
                 for token in stream.feed(mode, chunk):
