@@ -123,7 +123,7 @@ class RedactingFilter(logging.Filter):
 
     def __init__(self, secrets: Iterable[str] = ()) -> None:
         super().__init__()
-        self.secrets = frozenset(secrets)
+        self.secrets = set(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102 - logging API
         try:
@@ -149,10 +149,15 @@ def install_log_redaction(secrets: Iterable[str] = ()) -> RedactingFilter:
     """
     redacting = RedactingFilter(secrets)
     loggers = [logging.getLogger(), *logging.root.manager.loggerDict.values()]
-    for logger in loggers:
-        for handler in getattr(logger, "handlers", []):
-            if not any(isinstance(f, RedactingFilter) for f in handler.filters):
-                handler.addFilter(redacting)
+    handlers = [h for logger in loggers for h in getattr(logger, "handlers", [])]
+    if logging.lastResort is not None:  # where records go when no handler takes them
+        handlers.append(logging.lastResort)
+    for handler in handlers:
+        present = [f for f in handler.filters if isinstance(f, RedactingFilter)]
+        if present:  # a second app in this process: its secrets join the first's
+            present[0].secrets |= redacting.secrets
+        else:
+            handler.addFilter(redacting)
     return redacting
 
 
