@@ -17,6 +17,7 @@ from langchain_core.messages import AIMessageChunk
 from langserve import RemoteRunnable
 
 from langchain_domain_router import STREAM_RESET
+from tests.conftest import shown_text
 from tests.fake_openai import CUT_MARKER, CUT_ONCE_MARKER, FakeOpenAIServer
 from tests.integration_tests._servers import (
     ServerProcess,
@@ -50,17 +51,6 @@ def server(
     process = ServerProcess(serve_command(path, port), port=port, log_path=directory / "log")
     yield process.wait_ready().url, buffer
     process.stop()
-
-
-def shown_text(chunks: list[AIMessageChunk]) -> str:
-    """The text a client that honours ``stream_reset`` chunks shows."""
-    shown: list[str] = []
-    for chunk in chunks:
-        if chunk.response_metadata.get(STREAM_RESET):
-            shown.clear()
-        else:
-            shown.append(str(chunk.content))
-    return "".join(shown)
 
 
 @pytest.mark.parametrize(

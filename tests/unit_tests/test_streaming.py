@@ -13,7 +13,7 @@ from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResu
 
 from langchain_domain_router import DomainClassifier, DomainRouter
 from langchain_domain_router._streaming import STREAM_RESET
-from tests.conftest import fake_expert, make_config
+from tests.conftest import fake_expert, make_config, shown_text
 
 ANSWER = "미분은 순간 변화율을 구하는 연산입니다"
 GENERAL = "일반 답변입니다"
@@ -83,17 +83,6 @@ def build_router(classifier: DomainClassifier, expert: BaseChatModel, buffer: st
     return DomainRouter.from_config(config, classifier=classifier)
 
 
-def final_text(chunks: list[AIMessageChunk]) -> str:
-    """What a client that honours reset chunks shows: the text after the last reset."""
-    shown: list[str] = []
-    for chunk in chunks:
-        if chunk.response_metadata.get(STREAM_RESET):
-            shown.clear()
-        else:
-            shown.append(str(chunk.text))
-    return "".join(shown)
-
-
 def resets(chunks: list[AIMessageChunk]) -> int:
     return sum(bool(c.response_metadata.get(STREAM_RESET)) for c in chunks)
 
@@ -109,7 +98,7 @@ async def test_stream_equals_invoke(classifier, kind, buffer):
     achunks = [c async for c in router.astream("미분이 뭐야?")]
     for streamed in (chunks, achunks):
         assert all(isinstance(c, AIMessageChunk) for c in streamed)
-        assert final_text(streamed) == expected
+        assert shown_text(streamed) == expected
         routing = streamed[-1].response_metadata["routing"]
         assert routing["expert"] == answer.response_metadata["routing"]["expert"]
         if buffer == "attempt":  # nothing partial ever reaches the client: plain concatenation
