@@ -24,6 +24,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk
 
 from langchain_domain_router.config import CLASSIFY_NODE
+from langchain_domain_router.experts import ATTEMPT_KEY
 
 STREAM_RESET = "stream_reset"
 """``response_metadata`` key of the chunk that says: discard the text streamed so far."""
@@ -81,7 +82,11 @@ class AnswerStream:
             or metadata.get("langgraph_node") not in self.answer_nodes
         ):
             return []
-        attempt = message.id or ""
+        # One key per model call: message ids may change within a call (a provider id,
+        # then the run id on the closing chunk), so the expert call's attempt number leads.
+        attempt = str(
+            metadata.get(ATTEMPT_KEY, metadata.get("langgraph_checkpoint_ns", message.id))
+        )
         if self.buffer:
             self.held.setdefault(attempt, []).append(message)
             return []
@@ -117,10 +122,11 @@ class AnswerStream:
         self.answer = answer
         text = str(answer.text)
         if self.buffer:
-            chunks = self.held.get(answer.id or "", [])
-            self.held.clear()
-            return chunks if chunks and _text(chunks) == text else [whole_chunk(answer)]
-        if self.live_id == (answer.id or "") and _text(self.live) == text:
+            # The answering attempt is the latest whose tokens make the answer's text.
+            attempts, self.held = list(self.held.values()), {}
+            chunks = next((c for c in reversed(attempts) if _text(c) == text), None)
+            return chunks if chunks and text else [whole_chunk(answer)]
+        if _text(self.live) == text:
             return []
         return [*self._reset(), whole_chunk(answer)]
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import time
 from collections.abc import Iterator
@@ -15,6 +16,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import merge_configs
 from typing_extensions import override
 
 from langchain_domain_router._redact import model_secrets, profile_secrets, redact
@@ -26,6 +28,11 @@ logger = logging.getLogger(__name__)
 # and several ms on a busy one. A hung call keeps its worker until it returns; when all
 # are hung, new calls wait, time out, and the fallback answers, as before.
 _EXPERT_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="domain-router-expert")
+
+ATTEMPT_KEY = "domain_router_attempt"
+"""Run metadata that numbers each expert call attempt, so a stream can tell the tokens
+of a retry from those of the attempt it replaces (message ids may change within one)."""
+_ATTEMPTS = itertools.count()
 
 OFFLINE_MODEL = "offline"
 """The ``model`` value that asks for the offline expert explicitly."""
@@ -127,6 +134,10 @@ class OfflineExpert(BaseChatModel):
         )
 
 
+def _attempt(config: RunnableConfig) -> RunnableConfig:
+    return merge_configs(config, {"metadata": {ATTEMPT_KEY: next(_ATTEMPTS)}})
+
+
 def expert_caller(
     model: BaseChatModel, profile: ExpertProfile
 ) -> Runnable[list[BaseMessage], BaseMessage]:
@@ -144,14 +155,14 @@ def expert_caller(
         # A thread is the only portable way to bound a blocking call; a hung call keeps
         # its thread until it returns, but the graph moves on to the fallback.
         context = contextvars.copy_context()
-        future = _EXPERT_THREADS.submit(context.run, model.invoke, messages, config)
+        future = _EXPERT_THREADS.submit(context.run, model.invoke, messages, _attempt(config))
         try:
             return future.result(timeout=profile.timeout_s)
         finally:
             future.cancel()  # a call still queued behind hung ones never starts
 
     async def acall(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
-        return await asyncio.wait_for(model.ainvoke(messages, config), profile.timeout_s)
+        return await asyncio.wait_for(model.ainvoke(messages, _attempt(config)), profile.timeout_s)
 
     bounded = RunnableLambda(call, afunc=acall, name=f"{profile.name}_expert")
     return bounded.with_retry(

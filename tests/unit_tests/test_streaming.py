@@ -31,9 +31,14 @@ class GenerateOnlyModel(BaseChatModel):
 
 
 class BreakingModel(BaseChatModel):
-    """Streams half of ``ANSWER`` and then fails, on every call or on every other call."""
+    """Streams half of ``ANSWER`` and then fails, on every call or on every other call.
+
+    Its chunks carry a provider's message id, as OpenAI's do; langchain-core's closing
+    chunk then carries the run id instead, so ids change within one call.
+    """
 
     every_call: bool = True
+    never: bool = False
     calls: int = 0
 
     @property
@@ -42,15 +47,16 @@ class BreakingModel(BaseChatModel):
 
     def _stream(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> Iterator[Any]:
         self.calls += 1
-        breaks = self.every_call or self.calls % 2 == 1
+        breaks = not self.never and (self.every_call or self.calls % 2 == 1)
         words = ANSWER.split(" ")
         for index, word in enumerate(words):
             if breaks and index == len(words) // 2:
                 msg = "connection reset by peer half-way"
                 raise ConnectionError(msg)
-            yield ChatGenerationChunk(message=AIMessageChunk(content=word))
+            provider_id = f"chatcmpl-{self.calls}"
+            yield ChatGenerationChunk(message=AIMessageChunk(content=word, id=provider_id))
             if index < len(words) - 1:
-                yield ChatGenerationChunk(message=AIMessageChunk(content=" "))
+                yield ChatGenerationChunk(message=AIMessageChunk(content=" ", id=provider_id))
 
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
         chunks = list(self._stream(messages))
@@ -68,6 +74,7 @@ EXPERTS = {
         ),
         ANSWER,
     ),
+    "provider_ids": (lambda: BreakingModel(never=True), ANSWER),
     "retried": (lambda: BreakingModel(every_call=False), ANSWER),
     "failed_over": (BreakingModel, GENERAL),
 }
@@ -106,6 +113,8 @@ async def test_stream_equals_invoke(classifier, kind, buffer):
             assert "".join(str(c.text) for c in streamed) == expected
         elif kind in ("retried", "failed_over"):  # live tokens of a failed attempt, then reset
             assert resets(streamed) >= 1
+        else:  # one attempt: live tokens, never a reset
+            assert resets(streamed) == 0 and "".join(str(c.text) for c in streamed) == expected
 
 
 async def test_live_tokens_stream_token_by_token(classifier):
