@@ -19,20 +19,24 @@ if TYPE_CHECKING:
         ROUTING_EVENT,
         RouterState,
     )
+    from langchain_domain_router._streaming import STREAM_RESET
     from langchain_domain_router._taxonomy import (
         KMMLU_DOMAINS,
         SUPERCATEGORIES,
         Domain,
         Supercategory,
     )
+    from langchain_domain_router._tool import router_tool
     from langchain_domain_router.classifier import DomainClassifier
     from langchain_domain_router.config import (
         CandidateModel,
         ClassifierSettings,
         ExpertProfile,
         FanOutSettings,
+        MessagePolicy,
         RouterConfig,
         StickySettings,
+        StreamingSettings,
     )
     from langchain_domain_router.experts import OfflineExpert
     from langchain_domain_router.graph import build_router_graph
@@ -48,6 +52,10 @@ _MODULE_OF = {
     "ROUTING_COMPLETE_EVENT": "_nodes",
     "ROUTING_EVENT": "_nodes",
     "RouterState": "_nodes",
+    "STREAM_RESET": "_streaming",
+    "router_tool": "_tool",
+    "MessagePolicy": "config",
+    "StreamingSettings": "config",
     "KMMLU_DOMAINS": "_taxonomy",
     "SUPERCATEGORIES": "_taxonomy",
     "Domain": "_taxonomy",
@@ -72,6 +80,7 @@ __all__ = [
     "KMMLU_DOMAINS",
     "ROUTING_COMPLETE_EVENT",
     "ROUTING_EVENT",
+    "STREAM_RESET",
     "SUPERCATEGORIES",
     "CandidateModel",
     "ClassifierSettings",
@@ -82,14 +91,17 @@ __all__ = [
     "ExpertProfile",
     "FanOutSettings",
     "LabelScore",
+    "MessagePolicy",
     "OfflineExpert",
     "RouterConfig",
     "RouterState",
     "RoutingDecision",
     "RoutingReason",
     "StickySettings",
+    "StreamingSettings",
     "Supercategory",
     "build_router_graph",
+    "router_tool",
 ]
 
 

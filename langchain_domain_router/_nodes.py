@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict
 
@@ -13,12 +14,14 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph.message import add_messages
 
+from langchain_domain_router._inputs import last_human_index
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import (
     FAN_OUT_NODE,
     GENERAL_NODE,
     CandidateModel,
     ExpertProfile,
+    MessagePolicy,
     RouterConfig,
 )
 from langchain_domain_router.experts import (
@@ -89,6 +92,37 @@ def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessa
         raise ValueError(msg)
     new: list[BaseMessage] = [HumanMessage(content=question)]
     return messages + new, new
+
+
+def expert_messages(
+    messages: Sequence[BaseMessage], *, system_prompt: str | None, policy: MessagePolicy
+) -> list[BaseMessage]:
+    """The messages an expert receives under its message policy.
+
+    Args:
+        messages: The conversation, ending in the question.
+        system_prompt: The expert's own system prompt.
+        policy: ``"last_human"``, ``"conversation"`` (no tool traffic) or ``"all"``.
+
+    Returns:
+        At most one system message (the expert's prompt, then the conversation's system
+        messages unless the policy is ``"last_human"``), then the policy's messages.
+    """
+    systems = [system_prompt] if system_prompt else []
+    if policy == "last_human":
+        index = last_human_index(messages)
+        body: list[BaseMessage] = [] if index is None else [messages[index]]
+    else:
+        systems += [str(m.text) for m in messages if isinstance(m, SystemMessage)]
+        body = [m for m in messages if not isinstance(m, SystemMessage)]
+        if policy == "conversation":
+            body = [
+                m
+                for m in body
+                if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and not m.tool_calls)
+            ]
+    head: list[BaseMessage] = [SystemMessage(content="\n\n".join(systems))] if systems else []
+    return head + body
 
 
 def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
@@ -186,9 +220,11 @@ class ExpertNode:
         candidate = self.options[index]
         if why:
             decision = decision.model_copy(update={"explanation": f"{decision.explanation}; {why}"})
-        prompt: list[BaseMessage] = list(state.get("messages") or [])
-        if self.profile.system_prompt:
-            prompt = [SystemMessage(content=self.profile.system_prompt), *prompt]
+        prompt = expert_messages(
+            state.get("messages") or [],
+            system_prompt=self.profile.system_prompt,
+            policy=self.profile.message_policy,
+        )
         model, unavailable = self.resolved[index]
         return _Call(
             decision=decision,

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import re
 import sys
 import threading
 from collections.abc import Iterable, Mapping
@@ -24,6 +22,8 @@ from langchain_core.callbacks import BaseCallbackHandler
 from typing_extensions import override
 
 from langchain_domain_router import ROUTING_COMPLETE_EVENT
+from langchain_domain_router._redact import redact as redact  # re-exported
+from langchain_domain_router._redact import redact_value
 
 logger = logging.getLogger(__name__)
 
@@ -51,43 +51,6 @@ AUDIT_FIELDS = (
 when enabled, ``question``). An allow-list: fields added to the record later stay out
 until someone decides they belong in an audit log."""
 
-_SECRET_ENV = re.compile(r"(KEY|TOKEN|SECRET|PASSWORD)$", re.IGNORECASE)
-_SECRET_PATTERNS = (
-    re.compile(r"\bsk-[A-Za-z0-9_\-*]{6,}"),
-    re.compile(r"(?i)\b(bearer|api[_-]?key|authorization)([\"'\s:=]+)[^\s\"',;]+"),
-)
-_REDACTED = "[redacted]"
-_MIN_SECRET_CHARS = 6  # shorter "secrets" (e.g. "test") would redact ordinary words
-
-
-def environment_secrets() -> set[str]:
-    """Return the values of environment variables whose names mark them as secrets."""
-    return {
-        value
-        for name, value in os.environ.items()
-        if _SECRET_ENV.search(name) and len(value) >= _MIN_SECRET_CHARS
-    }
-
-
-def redact(text: str, secrets: Iterable[str] = ()) -> str:
-    """Replace known secret values and key-shaped strings in ``text``.
-
-    Provider errors quote API keys (``Incorrect API key provided: sk-...``), so every
-    string that reaches an audit line or a metric label passes through here.
-
-    Args:
-        text: Any text.
-        secrets: Exact values to remove (e.g. configured ``api_key`` values).
-
-    Returns:
-        The text with secrets replaced by ``[redacted]``.
-    """
-    for secret in sorted(secrets, key=len, reverse=True):
-        if len(secret) >= _MIN_SECRET_CHARS:
-            text = text.replace(secret, _REDACTED)
-    text = _SECRET_PATTERNS[0].sub(_REDACTED, text)
-    return _SECRET_PATTERNS[1].sub(rf"\1\2{_REDACTED}", text)
-
 
 def audit_record(
     routing: Mapping[str, Any],
@@ -108,17 +71,13 @@ def audit_record(
         A JSON-ready dict: ``timestamp``, the ``AUDIT_FIELDS``, ``scores`` (the top-k
         domains and probabilities), and ``question`` when given.
     """
-    secrets = set(secrets) | environment_secrets()
     record: dict[str, Any] = {"timestamp": datetime.now(UTC).isoformat(timespec="milliseconds")}
     record.update({field: routing.get(field) for field in AUDIT_FIELDS})
     record["scores"] = {item["label"]: item["score"] for item in routing.get("top_k") or []}
     if question is not None:
         record["question"] = question
     record.update(extra or {})
-    return {
-        key: redact(value, secrets) if isinstance(value, str) else value
-        for key, value in record.items()
-    }
+    return dict(redact_value(record, secrets))
 
 
 @runtime_checkable

@@ -222,21 +222,30 @@ def _run_serve(args: argparse.Namespace) -> int:
     except ImportError as exc:
         sys.stderr.write(f"domain-router: {exc}\n")
         return 2
+    if args.checkpointer:  # its own message: pydantic's would echo the DSN, password included
+        from langchain_domain_router.server._checkpointer import CheckpointerSpec
+
+        CheckpointerSpec.parse(args.checkpointer)
     limits = {name: getattr(args, name) for name, _, _ in _SERVE_LIMITS}
     settings = ServerSettings(
         audit_path=args.audit_log,
         audit_include_prompt=args.audit_include_prompt,
+        checkpointer=args.checkpointer,
         **{name: value for name, value in limits.items() if value is not None},
     )
-    serve(
-        args.config,
-        host=args.host,
-        port=args.port,
-        workers=args.workers,
-        settings=settings,
-        log_level=args.log_level,
-        timeout_keep_alive=args.timeout_keep_alive,
-    )
+    try:
+        serve(
+            args.config,
+            host=args.host,
+            port=args.port,
+            workers=args.workers,
+            settings=settings,
+            log_level=args.log_level,
+            timeout_keep_alive=args.timeout_keep_alive,
+        )
+    except ImportError as exc:  # a --checkpointer extra that is not installed
+        sys.stderr.write(f"domain-router: {exc}\n")
+        return 2
     return 0
 
 
@@ -326,6 +335,11 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     serve.add_argument("--audit-log", help='JSON-lines audit file ("-" for stdout)')
     serve.add_argument(
         "--audit-include-prompt", action="store_true", help="write question text to the audit log"
+    )
+    serve.add_argument(
+        "--checkpointer",
+        help="keep multi-turn threads (clients send a thread_id): memory, sqlite:PATH "
+        "or postgres:DSN (the [sqlite]/[postgres] extras)",
     )
     for name, kind, text in _SERVE_LIMITS:
         serve.add_argument("--" + name.replace("_", "-"), type=kind, help=text)

@@ -21,6 +21,8 @@ CLASSIFY_NODE = "classify"
 """The node name of the classifier."""
 FAN_OUT_NODE = "merge"
 """The node that merges the answers of a top-2 fan-out."""
+MessagePolicy = Literal["last_human", "conversation", "all"]
+"""Which messages of the conversation an expert sees (``ExpertProfile.message_policy``)."""
 _RESERVED = {GENERAL_NODE, CLASSIFY_NODE, FAN_OUT_NODE, "__start__", "__end__"}
 
 
@@ -122,7 +124,13 @@ class ExpertProfile(BaseModel):
     supercategories: list[Supercategory] = Field(default_factory=list)
     """KMMLU supercategories this expert answers (for domains no expert names)."""
     system_prompt: str | None = None
-    """A system message put before the conversation."""
+    """The expert's instructions: the first part of the one system message it receives."""
+    message_policy: MessagePolicy = "conversation"
+    """Which messages of the conversation the expert sees: ``"last_human"`` only the
+    question; ``"conversation"`` the human turns and the AI answers, without tool calls
+    and tool results; ``"all"`` every message. System messages in the conversation are
+    merged after ``system_prompt`` into one system message at the start (dropped under
+    ``"last_human"``), since some providers reject a second system message."""
     input_cost_per_1m: float = Field(default=0.0, ge=0)
     """USD per million input tokens."""
     output_cost_per_1m: float = Field(default=0.0, ge=0)
@@ -251,6 +259,27 @@ class StickySettings(BaseModel):
     """The score another domain needs to take the conversation over (hysteresis)."""
 
 
+class StreamingSettings(BaseModel):
+    """What ``stream`` does with the tokens of an expert attempt that may still fail.
+
+    An expert can stream part of an answer and then fail; the retry or the fallback
+    then answers. Either way the streamed chunks add up to the text ``invoke`` returns.
+
+    Example:
+        ```python
+        StreamingSettings(buffer="off")  # live tokens, with reset chunks on a retry
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    buffer: Literal["attempt", "off"] = "attempt"
+    """``"attempt"``: hold each attempt's tokens until it has succeeded (no partial
+    answer ever reaches the client). ``"off"``: pass tokens on as they arrive; when an
+    attempt is abandoned, a chunk with ``response_metadata["stream_reset"] == True``
+    tells the client to discard the text received so far, and the answer follows."""
+
+
 def _claims(experts: Iterable[ExpertProfile], field: str) -> dict[str, list[ExpertProfile]]:
     claims: dict[str, list[ExpertProfile]] = {}
     for expert in experts:
@@ -303,6 +332,8 @@ class RouterConfig(BaseModel):
     """Top-2 fan-out with a merge node."""
     sticky: StickySettings = Field(default_factory=StickySettings)
     """Domain stickiness across the turns of a conversation."""
+    streaming: StreamingSettings = Field(default_factory=StreamingSettings)
+    """How ``stream`` treats the tokens of an attempt that may fail."""
 
     @model_validator(mode="after")
     def _check_experts(self) -> Self:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import itertools
 import logging
 import re
 import time
@@ -16,8 +17,10 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables.config import merge_configs
 from typing_extensions import override
 
+from langchain_domain_router._redact import model_secrets, profile_secrets, redact
 from langchain_domain_router.config import CandidateModel, ExpertProfile
 
 logger = logging.getLogger(__name__)
@@ -26,6 +29,11 @@ logger = logging.getLogger(__name__)
 # and several ms on a busy one. A hung call keeps its worker until it returns; when all
 # are hung, new calls wait, time out, and the fallback answers, as before.
 _EXPERT_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="domain-router-expert")
+
+ATTEMPT_KEY = "domain_router_attempt"
+"""Run metadata that numbers each expert call attempt, so a stream can tell the tokens
+of a retry from those of the attempt it replaces (message ids may change within one)."""
+_ATTEMPTS = itertools.count()
 
 OFFLINE_MODEL = "offline"
 """The ``model`` value that asks for the offline expert explicitly."""
@@ -58,7 +66,8 @@ def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None,
         if _MISSING_KEY.search(first_sentence):
             # The usual case, and no fault: say so plainly instead of quoting the error.
             return None, "no API key is set"
-        return None, f"{type(exc).__name__}: {first_sentence}"
+        secrets = model_secrets(candidate.model, candidate.model_kwargs)
+        return None, redact(f"{type(exc).__name__}: {first_sentence}", secrets)
 
 
 class OfflineExpert(BaseChatModel):
@@ -132,6 +141,10 @@ class OfflineExpert(BaseChatModel):
         )
 
 
+def _attempt(config: RunnableConfig) -> RunnableConfig:
+    return merge_configs(config, {"metadata": {ATTEMPT_KEY: next(_ATTEMPTS)}})
+
+
 def expert_caller(
     model: BaseChatModel, profile: ExpertProfile
 ) -> Runnable[list[BaseMessage], BaseMessage]:
@@ -149,14 +162,14 @@ def expert_caller(
         # A thread is the only portable way to bound a blocking call; a hung call keeps
         # its thread until it returns, but the graph moves on to the fallback.
         context = contextvars.copy_context()
-        future = _EXPERT_THREADS.submit(context.run, model.invoke, messages, config)
+        future = _EXPERT_THREADS.submit(context.run, model.invoke, messages, _attempt(config))
         try:
             return future.result(timeout=profile.timeout_s)
         finally:
             future.cancel()  # a call still queued behind hung ones never starts
 
     async def acall(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
-        return await asyncio.wait_for(model.ainvoke(messages, config), profile.timeout_s)
+        return await asyncio.wait_for(model.ainvoke(messages, _attempt(config)), profile.timeout_s)
 
     bounded = RunnableLambda(call, afunc=acall, name=f"{profile.name}_expert")
     return bounded.with_retry(
@@ -165,12 +178,16 @@ def expert_caller(
 
 
 def describe_failure(exc: BaseException, profile: ExpertProfile) -> str:
-    """Say what went wrong with an expert, for the routing record."""
+    """Say what went wrong with an expert, for the routing record, credentials redacted.
+
+    The text goes to the client, the checkpointer, logs and audit lines, and provider
+    errors may quote the API key, so it passes through ``redact``.
+    """
     attempts = profile.max_retries + 1
     what = (
         f"timed out after {profile.timeout_s:g}s"
         if isinstance(exc, TimeoutError)
-        else f"{type(exc).__name__}: {exc}"
+        else redact(f"{type(exc).__name__}: {exc}", profile_secrets(profile))
     )
     logger.warning("expert %r failed %d time(s): %s", profile.name, attempts, what)
     return f"{what} ({attempts} attempt{'s' if attempts > 1 else ''})"

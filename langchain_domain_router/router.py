@@ -11,10 +11,11 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, Huma
 from langchain_core.prompt_values import PromptValue
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
+from langchain_core.tools import BaseTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
-from pydantic import ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
 from langchain_domain_router._inputs import (
@@ -23,6 +24,7 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
+from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
@@ -59,44 +61,7 @@ def _final_message(state: Mapping[str, Any]) -> AIMessage:
     return message
 
 
-_MODES: list[StreamMode] = ["messages", "values", "custom"]
-
-
-class _AnswerTokens:
-    """Picks the answer's tokens out of the graph's stream.
-
-    Tokens come from the answering expert's model; in a fan-out the two experts answer
-    side by side, so only the merged message is passed on.
-    """
-
-    def __init__(self, answer_nodes: frozenset[str]) -> None:
-        self.answer_nodes = answer_nodes
-        self.fan_out = False
-        self.state: dict[str, Any] | None = None
-
-    def feed(self, mode: str, chunk: Any) -> AIMessageChunk | None:
-        if mode == "values":
-            self.state = chunk
-        elif mode == "custom":
-            self.fan_out |= chunk.get("routing", {}).get("reason") == "fan_out"
-        else:
-            message, metadata = chunk
-            node = metadata.get("langgraph_node")
-            if self.fan_out:
-                if node == FAN_OUT_NODE and isinstance(message, AIMessage):
-                    return AIMessageChunk(content=message.content, id=message.id, name=node)
-            elif isinstance(message, AIMessageChunk) and node in self.answer_nodes:
-                return message
-        return None
-
-    def closing_chunk(self, router: DomainRouter) -> AIMessageChunk:
-        """An empty chunk carrying the routing record, so merged chunks have it."""
-        answer = router._answer(self.state or {"messages": [None]})
-        return AIMessageChunk(
-            content="",
-            id=answer.id,
-            response_metadata={"routing": answer.response_metadata["routing"]},
-        )
+_MODES: list[StreamMode] = ["messages", "updates"]
 
 
 class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
@@ -105,7 +70,11 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     Accepts what the classifier accepts (a string, messages, a ``PromptValue``, a dict
     with ``question`` or ``messages``) and returns the answering expert's ``AIMessage``;
     ``response_metadata["routing"]`` holds the ``RoutingDecision``. ``stream`` yields
-    the chosen expert's tokens, then a last empty chunk carrying the routing record.
+    the answering expert's tokens (a non-streaming expert's message as one chunk), then
+    a last empty chunk carrying the routing record; the chunks always add up to the
+    text ``invoke`` returns. A failed attempt's tokens are never passed on
+    (``config.streaming``: held per attempt, or streamed live and followed by a
+    ``stream_reset`` chunk).
 
     Example:
         ```python
@@ -195,11 +164,21 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         """The nodes whose model tokens are the answer."""
         return frozenset(self.graph.nodes) - {CLASSIFY_NODE, FAN_OUT_NODE, "__start__"}
 
+    def _graph_for(self, config: RunnableConfig) -> CompiledStateGraph:
+        """The graph, or for a call that names no thread a copy that stores nothing.
+
+        With a checkpointer every run needs a ``thread_id``; a call without one is a
+        one-off conversation, answered without a checkpointer rather than refused.
+        """
+        if self.graph.checkpointer and not (config.get("configurable") or {}).get("thread_id"):
+            return self.graph.copy({"checkpointer": None})
+        return self.graph
+
     def _invoke(
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(self.graph.invoke(to_graph_input(value), child))
+        return self._answer(self._graph_for(config).invoke(to_graph_input(value), child))
 
     async def _ainvoke(
         self,
@@ -208,7 +187,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(await self.graph.ainvoke(to_graph_input(value), child))
+        return self._answer(await self._graph_for(config).ainvoke(to_graph_input(value), child))
 
     @override
     def invoke(
@@ -224,6 +203,18 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         check_config(config)
         return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
 
+    def _answer_stream(self) -> AnswerStream:
+        return AnswerStream(self.answer_nodes, buffer=self.config.streaming.buffer)
+
+    def _closing_chunk(self, stream: AnswerStream) -> AIMessageChunk:
+        """An empty chunk carrying the routing record, so merged chunks have it."""
+        answer = self._answer(stream.answer_state())
+        return AIMessageChunk(
+            content="",
+            id=answer.id,
+            response_metadata={"routing": answer.response_metadata["routing"]},
+        )
+
     def _stream_tokens(
         self,
         inputs: Iterator[RouterInput],
@@ -232,11 +223,11 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> Iterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         for value in inputs:
-            tokens = _AnswerTokens(self.answer_nodes)
-            for mode, chunk in self.graph.stream(to_graph_input(value), child, stream_mode=_MODES):
-                if token := tokens.feed(mode, chunk):
-                    yield token
-            yield tokens.closing_chunk(self)
+            stream = self._answer_stream()
+            graph = self._graph_for(config)
+            for mode, chunk in graph.stream(to_graph_input(value), child, stream_mode=_MODES):
+                yield from stream.feed(mode, chunk)
+            yield self._closing_chunk(stream)
 
     async def _astream_tokens(
         self,
@@ -246,13 +237,14 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> AsyncIterator[AIMessageChunk]:
         child = patch_config(config, callbacks=run_manager.get_child())
         async for value in inputs:
-            tokens = _AnswerTokens(self.answer_nodes)
-            async for mode, chunk in self.graph.astream(
+            stream = self._answer_stream()
+            graph = self._graph_for(config)
+            async for mode, chunk in graph.astream(
                 to_graph_input(value), child, stream_mode=_MODES
             ):
-                if token := tokens.feed(mode, chunk):
+                for token in stream.feed(mode, chunk):
                     yield token
-            yield tokens.closing_chunk(self)
+            yield self._closing_chunk(stream)
 
     @override
     def stream(
@@ -276,6 +268,30 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             single(), self._astream_tokens, config, run_type="chain"
         ):
             yield chunk
+
+    @override
+    def as_tool(
+        self,
+        args_schema: type[BaseModel] | None = None,
+        *,
+        name: str | None = None,
+        description: str | None = None,
+        arg_types: dict[str, type] | None = None,
+    ) -> BaseTool:
+        """The router as a tool that takes one ``question`` string (see ``router_tool``).
+
+        Raises:
+            ValueError: If ``args_schema`` or ``arg_types`` is given: the tool's one
+                argument is the question.
+        """
+        if args_schema is not None or arg_types is not None:
+            msg = "the router tool takes one argument, 'question': drop args_schema/arg_types"
+            raise ValueError(msg)
+        from langchain_domain_router._tool import TOOL_DESCRIPTION, TOOL_NAME, router_tool
+
+        return router_tool(
+            self, name=name or TOOL_NAME, description=description or TOOL_DESCRIPTION
+        )
 
     @override
     def batch(

@@ -194,3 +194,16 @@ def count_forwards(classifier: Any, monkeypatch: pytest.MonkeyPatch) -> list[int
 
     monkeypatch.setattr(classifier.model, "forward", counting_forward)
     return sizes
+
+
+def shown_text(chunks: list[Any]) -> str:
+    """What a client that honours ``stream_reset`` chunks shows: the text after the last."""
+    from langchain_domain_router import STREAM_RESET
+
+    shown: list[str] = []
+    for chunk in chunks:
+        if chunk.response_metadata.get(STREAM_RESET):
+            shown.clear()
+        else:
+            shown.append(str(chunk.text))
+    return "".join(shown)

@@ -8,11 +8,16 @@ The requested model name picks the behaviour:
 - ``fake-flaky``: fails with HTTP 500 on every ``1 / failure_rate``-th call, and hangs
   like ``fake-hang`` on every ``1 / hang_rate``-th call (other calls than the failures).
 - ``fake-scripted``: fails when the last user message contains ``[[500]]``, hangs when
-  it contains ``[[hang]]``, answers otherwise (one expert, every behaviour).
+  it contains ``[[hang]]``, answers otherwise (one expert, every behaviour). With
+  ``[[cut]]`` a stream breaks off half-way with an error event (a plain request fails
+  with 500); with ``[[cut-once]]`` that happens only on the first call for the question.
+- ``fake-401``: refuses with HTTP 401, quoting the caller's API key the way some
+  providers and proxies do.
 
 Answers read ``[<model>] 답변: <question>``, with token usage. ``GET /stats`` returns the
-calls per model. Run it alone with ``python -m tests.fake_openai --port 0``: it prints
-its base URL, then serves until interrupted.
+calls per model; ``GET /last`` the messages of the last chat request. Run it alone with
+``python -m tests.fake_openai --port 0``: it prints its base URL, then serves until
+interrupted.
 """
 
 from __future__ import annotations
@@ -29,6 +34,8 @@ from typing import Any
 
 FAIL_MARKER = "[[500]]"
 HANG_MARKER = "[[hang]]"
+CUT_MARKER = "[[cut]]"
+CUT_ONCE_MARKER = "[[cut-once]]"
 
 
 class FakeOpenAIServer(ThreadingHTTPServer):
@@ -50,6 +57,8 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.failure_rate = failure_rate
         self.hang_rate = hang_rate
         self.calls: Counter[str] = Counter()
+        self.cut_once: set[str] = set()
+        self.last_messages: list[dict[str, Any]] = []
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -112,6 +121,9 @@ class _Handler(BaseHTTPRequestHandler):
         if self.path.rstrip("/") == "/stats":
             with self.server.lock:
                 self._send_json(200, dict(self.server.calls))
+        elif self.path.rstrip("/") == "/last":
+            with self.server.lock:
+                self._send_json(200, {"messages": self.server.last_messages})
         else:
             self._send_json(404, {"error": {"message": "not found"}})
 
@@ -128,7 +140,16 @@ class _Handler(BaseHTTPRequestHandler):
         model = str(request.get("model", "fake-answer"))
         question = _last_user_text(request.get("messages") or [])
         call = self.server.count(model)
+        with self.server.lock:
+            self.server.last_messages = list(request.get("messages") or [])
         try:
+            if model == "fake-401":
+                self._refuse_key()
+                return
+            cut = self._cuts(model, question)
+            if cut and not request.get("stream"):
+                self._send_json(500, {"error": {"message": "upstream connection lost"}})
+                return
             if self._fails(model, question, call):
                 error = {"message": "fake upstream failure", "type": "server_error"}
                 self._send_json(500, {"error": error})
@@ -143,11 +164,32 @@ class _Handler(BaseHTTPRequestHandler):
             }
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
             if request.get("stream"):
-                self._stream(model, answer, usage, request)
+                self._stream(model, answer, usage, request, cut=cut)
             else:
                 self._send_json(200, _completion(model, answer, usage))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timed out): nothing to answer
+
+    def _refuse_key(self) -> None:
+        authorization = self.headers.get("Authorization", "")
+        key = authorization.removeprefix("Bearer ").strip()
+        message = (
+            f"Incorrect API key provided: {key}. Request had header "
+            f"'Authorization: {authorization}' via http://proxy-user:{key}@proxy.internal:3128"
+        )
+        self._send_json(401, {"error": {"message": message, "type": "invalid_request_error"}})
+
+    def _cuts(self, model: str, question: str) -> bool:
+        if model != "fake-scripted":
+            return False
+        if CUT_MARKER in question:
+            return True
+        if CUT_ONCE_MARKER in question:
+            with self.server.lock:
+                first = question not in self.server.cut_once
+                self.server.cut_once.add(question)
+            return first
+        return False
 
     def _fails(self, model: str, question: str, call: int) -> bool:
         if model == "fake-500":
@@ -168,7 +210,13 @@ class _Handler(BaseHTTPRequestHandler):
         return model == "fake-hang"
 
     def _stream(
-        self, model: str, answer: str, usage: dict[str, int], request: dict[str, Any]
+        self,
+        model: str,
+        answer: str,
+        usage: dict[str, int],
+        request: dict[str, Any],
+        *,
+        cut: bool = False,
     ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -178,7 +226,13 @@ class _Handler(BaseHTTPRequestHandler):
         words = answer.split(" ")
         deltas = [{"role": "assistant", "content": ""}]
         deltas += [{"content": word if i == 0 else " " + word} for i, word in enumerate(words)]
-        for delta in deltas:
+        for index, delta in enumerate(deltas):
+            if cut and index == len(deltas) // 2:
+                self._event(
+                    {"error": {"message": "upstream connection lost", "type": "server_error"}}
+                )
+                self.close_connection = True
+                return
             self._event(_chunk(chunk_id, model, delta, None))
         self._event(_chunk(chunk_id, model, {}, "stop"))
         if (request.get("stream_options") or {}).get("include_usage"):

@@ -5,15 +5,15 @@
 import asyncio
 import logging
 import os
-import re
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableBinding
@@ -24,12 +24,14 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import Field
 from typing_extensions import override
 
+from langchain_domain_router._redact import config_secrets, install_log_redaction, redact
 from langchain_domain_router.audit import AuditCallbackHandler
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.graph import classifier_from_settings
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import DomainPrediction
+from langchain_domain_router.server._checkpointer import CheckpointerSpec
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
 from langchain_domain_router.server._requests import ServedInput, parse_served_input
@@ -40,7 +42,6 @@ logger = logging.getLogger(__name__)
 ROUTER_PATH = "/router"
 CLASSIFY_PATH = "/classify"
 _WARM_UP_QUESTION = "서버 준비 확인용 질문입니다"
-_SECRET_KWARG = re.compile(r"(key|token|secret|password)", re.IGNORECASE)
 
 
 THREAD_SPECS = [
@@ -72,19 +73,20 @@ class _Readiness:
     error: str | None = None
 
 
-def config_secrets(config: RouterConfig) -> set[str]:
-    """Return secret-looking values (``api_key``...) from the experts' ``model_kwargs``."""
-    profiles = [*config.experts, config.fallback]
-    return {
-        str(value)
-        for profile in profiles
-        for key, value in profile.model_kwargs.items()
-        if _SECRET_KWARG.search(key) and value
-    }
+_THREAD_KEYS = ("thread_id", "checkpoint_id")
 
 
-def _tag_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
-    """Put the caller's ``X-Request-ID`` (or a fresh one) in the run metadata."""
+def _tag_request(
+    config: dict[str, Any], request: Request, *, threads: bool | None = None
+) -> dict[str, Any]:
+    """Put the caller's ``X-Request-ID`` (or a fresh one) in the run metadata.
+
+    ``threads`` says whether the route keeps threads: ``False`` refuses a request that
+    names one (422) rather than silently forgetting it; ``None`` does not check.
+
+    Raises:
+        HTTPException: 422 for a thread request to a server without a checkpointer.
+    """
     request_id = request.headers.get("x-request-id") or uuid.uuid4().hex
     config.setdefault("metadata", {})["http_request_id"] = request_id[:128]
     # LangServe fills undeclared-by-the-client keys with their ``None`` defaults; a
@@ -93,6 +95,14 @@ def _tag_request(config: dict[str, Any], request: Request) -> dict[str, Any]:
         config["configurable"] = {
             key: value for key, value in config["configurable"].items() if value is not None
         }
+    named = [key for key in _THREAD_KEYS if (config.get("configurable") or {}).get(key)]
+    if threads is False and named:
+        detail = (
+            f"this server keeps no conversation threads, so it cannot honour {named[0]!r}: "
+            "start it with --checkpointer memory|sqlite:PATH|postgres:DSN, or send the "
+            "whole conversation as 'messages' without a thread"
+        )
+        raise HTTPException(status_code=422, detail=detail)
     return config
 
 
@@ -109,7 +119,7 @@ def create_app(
     *,
     classifier: DomainClassifier | None = None,
     settings: ServerSettings | None = None,
-    checkpointer: BaseCheckpointSaver | None = None,
+    checkpointer: BaseCheckpointSaver | str | None = None,
     callbacks: Sequence[BaseCallbackHandler] = (),
     lifespan: Callable[[FastAPI], AbstractAsyncContextManager[Any]] | None = None,
 ) -> FastAPI:
@@ -128,7 +138,11 @@ def create_app(
         classifier: The classifier; by default the one ``config.classifier`` names.
         settings: Limits and the audit sink; by default ``ServerSettings()``.
         checkpointer: Optional checkpointer for multi-turn threads (clients pass
-            ``{"configurable": {"thread_id": ...}}``).
+            ``{"configurable": {"thread_id": ...}}``), or a ``--checkpointer`` value
+            (``memory``, ``sqlite:PATH``, ``postgres:DSN``) opened with the app; by
+            default ``settings.checkpointer``. Without one, a request naming a thread
+            is refused with 422; with one, a request without a thread is answered as
+            a one-off conversation that is not stored.
         callbacks: More callback handlers to attach to every request.
         lifespan: An async context manager entered around the app's own start-up and
             shut-down, e.g. to open and close the checkpointer's database pool.
@@ -147,9 +161,16 @@ def create_app(
     router_config = _load_config(config)
     settings = settings or ServerSettings()
     classifier = classifier or classifier_from_settings(router_config.classifier)
+    checkpointer = checkpointer if checkpointer is not None else settings.checkpointer
+    spec = CheckpointerSpec.parse(checkpointer) if isinstance(checkpointer, str) else None
+    if spec is not None:
+        spec.check_installed()
     router = DomainRouter.from_config(
-        router_config, classifier=classifier, checkpointer=checkpointer
+        router_config,
+        classifier=classifier,
+        checkpointer=None if spec else checkpointer,  # type: ignore[arg-type]
     )
+    secrets = config_secrets(router_config)
     metrics = RouterMetrics()
     handlers: list[BaseCallbackHandler] = [metrics, *callbacks]
     audit = None
@@ -157,20 +178,28 @@ def create_app(
         audit = AuditCallbackHandler(
             settings.audit_path,
             include_prompt=settings.audit_include_prompt,
-            secrets=config_secrets(router_config),
+            secrets=secrets,
         )
         handlers.append(audit)
     readiness = _Readiness()
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
-        async with lifespan(app) if lifespan else nullcontext():
+        # uvicorn has configured its handlers by now: every log line they write is redacted.
+        install_log_redaction(secrets)
+        async with AsyncExitStack() as stack:
+            if spec is not None:
+                # Savers bind to the running event loop, so they open here; the compiled
+                # graph reads its checkpointer at each run.
+                router.graph.checkpointer = await stack.enter_async_context(spec.open())
+            if lifespan:
+                await stack.enter_async_context(lifespan(app))
             try:
                 # One real forward pass: the first one pays for lazy initialisation.
                 await asyncio.to_thread(classifier.invoke, _WARM_UP_QUESTION)
                 readiness.ready = True
             except Exception as exc:  # /readyz reports it; /healthz still answers
-                readiness.error = f"{type(exc).__name__}: {exc}"
+                readiness.error = redact(f"{type(exc).__name__}: {exc}", secrets)
                 logger.exception("the classifier could not be loaded")
             yield
             if audit is not None and hasattr(audit.sink, "close"):
@@ -184,9 +213,10 @@ def create_app(
     # LangServe derives request validation from these types; the runnables' own input
     # type includes ``PromptValue``, which has no JSON form.
     served: list[tuple[str, Runnable[Any, Any], type, list[ConfigurableFieldSpec]]] = [
-        (ROUTER_PATH, router, AIMessage, THREAD_SPECS if checkpointer else []),
+        (ROUTER_PATH, router, AIMessage, THREAD_SPECS),
         (CLASSIFY_PATH, classifier, DomainPrediction, []),
     ]
+    threads = checkpointer is not None
     for path, runnable, output_type, specs in served:
         binding = _Served(
             bound=runnable,
@@ -195,7 +225,8 @@ def create_app(
             custom_output_type=output_type,
             extra_specs=specs,
         )
-        add_routes(app, binding, path=path, per_req_config_modifier=_tag_request)
+        tag = partial(_tag_request, threads=threads if specs else None)
+        add_routes(app, binding, path=path, per_req_config_modifier=tag)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:

@@ -10,6 +10,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as prometheus_multiprocess
 from typing_extensions import override
 
+from langchain_domain_router._redact import redact
 from langchain_domain_router.audit import RoutingEventHandler
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -125,9 +126,12 @@ class RouterMetrics(RoutingEventHandler):
     def on_routing_complete(
         self, routing: dict[str, Any], *, question: str | None, metadata: Mapping[str, Any]
     ) -> None:
-        expert = str(routing.get("expert"))
-        reason = str(routing.get("reason"))
-        self.routes.labels(domain=str(routing.get("domain")), expert=expert, reason=reason).inc()
+        # Labels come from the config and the taxonomy; redacting keeps that true whatever
+        # a record holds.
+        domain, expert, reason = (
+            redact(str(routing.get(k))) for k in ("domain", "expert", "reason")
+        )
+        self.routes.labels(domain=domain, expert=expert, reason=reason).inc()
         if reason != "confident":
             self.fallbacks.labels(reason=reason).inc()
         if routing.get("offline"):

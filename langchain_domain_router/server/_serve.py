@@ -9,6 +9,7 @@ from pathlib import Path
 
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.graph import classifier_from_settings
+from langchain_domain_router.server._checkpointer import CheckpointerSpec
 from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
 
 APP_FACTORY = "langchain_domain_router.server:create_app_from_env"
@@ -47,8 +48,10 @@ def serve(
             closes a connection just as a client sends on it (a lost request).
 
     Raises:
-        ValueError: If the configuration file is missing or invalid, or the model
-            directory it names does not exist.
+        ValueError: If the configuration file is missing or invalid, the model
+            directory it names does not exist, or ``settings.checkpointer`` is
+            ``memory`` with several workers (each would keep its own threads).
+        ImportError: If ``settings.checkpointer`` needs an extra that is not installed.
 
     Example:
         ```python
@@ -61,11 +64,21 @@ def serve(
 
     router_config = RouterConfig.example() if config is None else RouterConfig.from_file(config)
     classifier_from_settings(router_config.classifier)  # checks the path; weights load later
+    settings = settings or ServerSettings()
+    if settings.checkpointer:
+        spec = CheckpointerSpec.parse(settings.checkpointer)
+        spec.check_installed()
+        if spec.kind == "memory" and workers > 1:
+            msg = (
+                "--checkpointer memory keeps threads inside one process: use --workers 1, "
+                "or sqlite:PATH / postgres:DSN, which every worker shares"
+            )
+            raise ValueError(msg)
     if config is not None:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     else:
         os.environ.pop(CONFIG_ENV, None)
-    os.environ.update((settings or ServerSettings()).to_env())
+    os.environ.update(settings.to_env())
     metrics_dir = None
     if workers > 1 and not os.environ.get(MULTIPROC_ENV):
         # Each worker counts in its own process; a shared directory lets /metrics sum them.

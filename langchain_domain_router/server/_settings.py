@@ -6,7 +6,7 @@ import os
 from collections.abc import Mapping
 from typing import Self
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "DOMAIN_ROUTER_"
 """Environment variables ``DOMAIN_ROUTER_<FIELD>`` set ``ServerSettings`` fields."""
@@ -46,6 +46,19 @@ class ServerSettings(BaseModel):
     """A JSON-lines audit file (``"-"`` for standard output); ``None`` writes none."""
     audit_include_prompt: bool = False
     """Also write the question text to the audit trail."""
+    checkpointer: str | None = None
+    """Where multi-turn threads are kept: ``memory`` (this process), ``sqlite:PATH`` or
+    ``postgres:DSN`` (``[sqlite]``/``[postgres]`` extras). ``None``: no threads; a
+    request with a ``thread_id`` is then refused with 422."""
+
+    @field_validator("checkpointer")
+    @classmethod
+    def _known_checkpointer(cls, value: str | None) -> str | None:
+        if value is not None:
+            from langchain_domain_router.server._checkpointer import CheckpointerSpec
+
+            CheckpointerSpec.parse(value)
+        return value
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Self:

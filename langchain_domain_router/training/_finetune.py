@@ -294,7 +294,8 @@ def run_loop(
     state_file = checkpoint_dir / "state.pt"
     start_epoch, start_batch, history, loss_sum = 0, 0, [], 0.0
     if state_file.is_file():
-        state = torch.load(state_file, map_location=device, weights_only=False)
+        # Tensors, numbers, strings and containers only: loading never runs pickled code.
+        state = torch.load(state_file, map_location=device, weights_only=True)
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])

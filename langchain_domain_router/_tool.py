@@ -1,0 +1,83 @@
+"""``router_tool``: the router as a tool that takes one question string, for agents."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from langchain_core.runnables import RunnableConfig
+from langchain_core.tools import StructuredTool
+from pydantic import BaseModel, Field
+
+from langchain_domain_router.classifier import DomainClassifier
+from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.router import DomainRouter
+
+TOOL_NAME = "domain_router"
+TOOL_DESCRIPTION = (
+    "Answer a question with the domain expert it belongs to (law, tax, accounting, "
+    "medicine, engineering and the other KMMLU subjects; Korean or English). Pass the "
+    "question in full, as the user asked it."
+)
+
+
+class RouterToolInput(BaseModel):
+    """The router tool's one argument."""
+
+    question: str = Field(min_length=1, description="The question, in full, as the user asked it.")
+
+
+def router_tool(
+    router: DomainRouter | RouterConfig | str | Path | None = None,
+    *,
+    name: str = TOOL_NAME,
+    description: str = TOOL_DESCRIPTION,
+    classifier: DomainClassifier | None = None,
+) -> StructuredTool:
+    """Wrap a router as a tool for ``create_react_agent``, ``create_agent`` or ``bind_tools``.
+
+    The tool takes ``{"question": str}``, returns the answer's text as the tool message
+    content and the routing record as its ``artifact`` (``ToolMessage.artifact``). The
+    agent's callbacks and config reach the router, so traces nest and audit/metrics
+    handlers see the routing.
+
+    Args:
+        router: A ``DomainRouter``, a configuration or a path to one (``None``: the
+            example configuration).
+        name: The tool's name, as the agent's model sees it.
+        description: What the tool is for, as the agent's model sees it.
+        classifier: The classifier, when ``router`` is a configuration.
+
+    Returns:
+        The tool.
+
+    Example:
+        ```python
+        from langgraph.prebuilt import create_react_agent
+        from langchain_domain_router import DomainRouter, router_tool
+
+        router = DomainRouter.from_config("router.yaml")
+        agent = create_react_agent(model, [router_tool(router)])  # or router.as_tool()
+        agent.invoke({"messages": [("human", "양도소득세는 어떻게 계산하나요?")]})
+        ```
+    """
+    if not isinstance(router, DomainRouter):
+        router = DomainRouter.from_config(router, classifier=classifier)
+    answerer = router
+
+    def ask(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
+        answer = answerer.invoke(question, config)
+        return str(answer.text), answer.response_metadata["routing"]
+
+    async def aask(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
+        answer = await answerer.ainvoke(question, config)
+        return str(answer.text), answer.response_metadata["routing"]
+
+    return StructuredTool.from_function(
+        func=ask,
+        coroutine=aask,
+        name=name,
+        description=description,
+        args_schema=RouterToolInput,
+        response_format="content_and_artifact",
+    )

@@ -1,0 +1,103 @@
+"""An upstream that quotes the API key in its 401 error: the key reaches no output channel.
+
+The server runs as a real process; its experts call the fake OpenAI server's
+``fake-401`` model, which echoes the caller's key (bare, as a bearer header and inside
+a proxy URL). ``math`` holds its key in the config, ``general`` reads it from
+``OPENAI_API_KEY``; both fail, so the offline expert answers with the errors in its
+text. Every channel is then searched for both keys: HTTP responses (invoke, batch,
+stream, stream_events, readyz, metrics), the server log, the audit file and the
+SQLite checkpointer's files.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import httpx
+from langserve import RemoteRunnable
+
+from langchain_domain_router._redact import REDACTED, redact
+from tests.fake_openai import FakeOpenAIServer
+from tests.integration_tests._servers import (
+    ServerProcess,
+    child_env,
+    free_port,
+    router_config,
+    serve_command,
+    write_config,
+)
+
+CONFIG_KEY = "cfgkey-7Hq2LmZ9xR4t"  # neither sk- nor bearer shaped: only the config knows it
+ENV_KEY = "envkey-Pw3nV8sK1dQ6"
+KEYS = (CONFIG_KEY, ENV_KEY)
+
+
+def test_a_key_echoed_by_the_upstream_reaches_no_channel(
+    math_checkpoint: Path, fake_openai: FakeOpenAIServer, tmp_path: Path
+):
+    config = router_config(math_checkpoint, fake_openai.base_url, expert_model="fake-401")
+    config["experts"][0]["model_kwargs"]["api_key"] = CONFIG_KEY
+    config["fallback"]["model"] = "openai:fake-401"
+    del config["fallback"]["model_kwargs"]["api_key"]  # ChatOpenAI reads OPENAI_API_KEY
+    path = write_config(tmp_path / "router.yaml", config)
+    audit, database, log = tmp_path / "audit.jsonl", tmp_path / "threads.db", tmp_path / "log"
+    port = free_port()
+    command = serve_command(
+        path, port, "--audit-log", str(audit), "--checkpointer", f"sqlite:{database}"
+    )
+    command += ["--log-level", "info"]
+    env = child_env(OPENAI_API_KEY=ENV_KEY)
+    process = ServerProcess(command, port=port, log_path=log, env=env)
+    url = process.wait_ready().url
+    outputs: list[str] = []
+    try:
+        thread = {"configurable": {"thread_id": "leak-1"}}
+        remote = RemoteRunnable(f"{url}/router", timeout=60)
+        answer = remote.invoke("미분이란?", thread)
+        routing = answer.response_metadata["routing"]
+        assert routing["reason"] == "expert_error" and routing["offline"]
+        assert "401" in routing["error"] and REDACTED in routing["error"]
+        assert REDACTED in str(answer.content)  # the offline answer quotes the error
+        with httpx.Client(base_url=url, timeout=60) as client:
+            for endpoint, body in [
+                ("/router/invoke", {"input": "적분이란?", "config": thread}),
+                ("/router/invoke", {"input": "극한이란?"}),
+                ("/router/batch", {"inputs": ["수열", "급수"]}),
+                ("/router/stream", {"input": "행렬이란?", "config": thread}),
+                ("/router/stream_events", {"input": "벡터란?"}),
+            ]:
+                response = client.post(endpoint, json=body)
+                assert response.status_code == 200, response.text
+                outputs.append(response.text)
+            outputs += [client.get("/metrics").text, client.get("/readyz").text]
+    finally:
+        process.stop()
+    outputs.append(json.dumps([answer.model_dump()], ensure_ascii=False))
+    outputs.append(log.read_text(errors="replace"))
+    outputs.append(audit.read_text(encoding="utf-8"))
+    assert len(audit.read_text().splitlines()) == 7
+    checkpoint_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("threads.db*"))
+    assert b"leak-1" in checkpoint_bytes and "미분이란?".encode() in checkpoint_bytes
+    assert "expert_error" in "".join(outputs)  # the failures are reported...
+    for key in KEYS:  # ...without the keys
+        assert key.encode() not in checkpoint_bytes, key
+        for text in outputs:
+            assert key not in text, (key, text[text.find(key) - 200 : text.find(key) + 50])
+
+
+def test_one_rule_for_every_shape_of_credential(monkeypatch):
+    monkeypatch.setenv("ACME_API_TOKEN", "acme-token-value-31")
+    text = (
+        "401 Incorrect API key provided: sk-proj-abcDEF123456. Authorization: Bearer abc.def.ghi"
+        " via https://bob:hunter2@proxy:8080/v1, api_key='k-123456789', token acme-token-value-31"
+        " and cfg-secret-999"
+    )
+    clean = redact(text, {"cfg-secret-999"})
+    for secret in ("sk-proj", "abc.def.ghi", "bob", "hunter2", "k-123456789", "acme-token", "cfg-"):
+        assert secret not in clean, secret
+    assert clean.startswith("401 Incorrect API key provided: [redacted]")
+    assert "https://[redacted]@proxy:8080/v1" in clean
+    assert (
+        redact("output tokens: 5, token limit reached") == "output tokens: 5, token limit reached"
+    )
