@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -62,6 +63,21 @@ def _check_local_model(path_or_id: str) -> None:
     if not (path / "config.json").is_file():
         msg = f"{path_or_id!r} is not a model directory: it has no config.json"
         raise ValueError(msg)
+
+
+@functools.lru_cache(maxsize=8)
+def _membership(labels: tuple[str, ...]) -> np.ndarray:
+    """Which labels belong to which supercategory, as a 0/1 matrix (labels x supercategories).
+
+    One matrix product per batch then gives every row's supercategory mass, instead of a
+    Python loop over every label of every row.
+    """
+    import numpy as np
+
+    return np.array(
+        [[supercategory_of(label) == sup for sup in SUPERCATEGORIES] for label in labels],
+        dtype=np.float64,
+    )
 
 
 def _labels(config: Any) -> list[str]:
@@ -383,16 +399,15 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         k = min(self.top_k, len(labels))
         top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
         top_scores = np.take_along_axis(probs, top_ids, axis=-1)
-        multi_label = self.config.problem_type == "multi_label_classification"
+        member = _membership(tuple(labels))
+        if self.config.problem_type == "multi_label_classification":
+            masses = (probs[:, :, None] * member[None]).max(axis=1)
+        else:
+            masses = probs @ member
         predictions = []
-        for row, scores, ids in zip(
-            probs.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
+        for mass, scores, ids in zip(
+            masses.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
         ):
-            mass: dict[str, float] = dict.fromkeys(SUPERCATEGORIES, 0.0)
-            for label, p in zip(labels, row, strict=True):
-                sup = supercategory_of(label)
-                if sup is not None:
-                    mass[sup] = max(mass[sup], p) if multi_label else mass[sup] + p
             top = [LabelScore(label=labels[i], score=s) for i, s in zip(ids, scores, strict=True)]
             predictions.append(
                 DomainPrediction(
@@ -400,7 +415,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
                     score=top[0].score,
                     top_k=top,
                     supercategory=supercategory_of(top[0].label),
-                    supercategory_scores=mass,
+                    supercategory_scores=dict(zip(SUPERCATEGORIES, mass, strict=True)),
                     model_version=version,
                 )
             )
@@ -462,6 +477,32 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     def _classify_one(self, value: RouterInput) -> DomainPrediction:
         text = extract_question(value, context_turns=self.context_turns)
         return self.classify_texts([text])[0]
+
+    def classify(self, value: RouterInput) -> DomainPrediction:
+        """Classify one input like ``invoke``, without the Runnable callback layer.
+
+        Nothing is traced; the routing graph uses this when no callback handler listens.
+
+        Args:
+            value: What ``invoke`` accepts.
+
+        Returns:
+            The prediction.
+        """
+        return self._classify_one(value)
+
+    async def aclassify(self, value: RouterInput) -> DomainPrediction:
+        """Classify one input like ``ainvoke`` (coalesced when on), without callbacks.
+
+        Args:
+            value: What ``ainvoke`` accepts.
+
+        Returns:
+            The prediction.
+        """
+        if self.coalesce_ms is None:
+            return await run_in_executor(None, self._classify_one, value)
+        return await self._aclassify_coalesced(value)
 
     # -- Runnable interface ----------------------------------------------------------
 
