@@ -6,13 +6,21 @@ import os
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from langchain_core.callbacks import BaseCallbackHandler
 
-from langchain_domain_router import DomainClassifier, DomainPrediction
+from langchain_domain_router import DomainClassifier, DomainPrediction, ExpertProfile
 from langchain_domain_router._onnx import OnnxModel
-from tests.conftest import SAMPLE_LINES, build_checkpoint, count_forwards
+from tests.conftest import (
+    SAMPLE_LINES,
+    build_checkpoint,
+    count_forwards,
+    fake_expert,
+    make_config,
+)
 
 QUESTIONS = [*SAMPLE_LINES, "민법 채권 미분", "오늘 법인세 점심", "Fourier 냉동기", "실학"]
 
@@ -307,3 +315,56 @@ def test_threads_follow_the_cores_this_process_may_use(tmp_path):
     quota.write_text("max 100000\n")
     assert available_cpus(quota) == affinity
     assert [default_threads(n) for n in (1, 2, 3, 4, 8, 64)] == [1, 1, 1, 2, 4, 4]
+
+
+class _EventRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+        self.events.append(name)
+
+
+async def test_routing_events_and_the_classifier_run_only_when_someone_listens(
+    math_checkpoint, monkeypatch
+):
+    from langchain_domain_router import _nodes, build_router_graph
+
+    dispatched: list[str] = []
+    original = _nodes.dispatch_custom_event
+
+    def counting(name: str, data: Any, **kwargs: Any) -> None:
+        dispatched.append(name)
+        original(name, data, **kwargs)
+
+    monkeypatch.setattr(_nodes, "dispatch_custom_event", counting)
+    classifier = DomainClassifier.from_pretrained(math_checkpoint)
+    graph = build_router_graph(make_config(math=fake_expert("math answer")), classifier=classifier)
+    traced: list[str] = []
+    monkeypatch.setattr(
+        DomainClassifier,
+        "invoke",
+        lambda self, *a, **k: traced.append("run") or self.classify(a[0]),
+    )
+    assert graph.invoke({"question": "미분"})["answer"] == "math answer"
+    assert dispatched == [] and traced == []  # nobody listens: no events, no child run
+    recorder = _EventRecorder()
+    graph.invoke({"question": "미분"}, {"callbacks": [recorder]})
+    assert recorder.events == ["routing_decision", "routing_complete"]
+    assert traced == ["run"]
+    stream = graph.astream_events({"question": "미분"}, version="v2")
+    names = [e["name"] async for e in stream if e["event"] == "on_custom_event"]
+    assert names == ["routing_decision", "routing_complete"]
+
+
+def test_an_expert_is_tried_max_retries_plus_one_times_in_one_loop():
+    from langchain_core.messages import HumanMessage
+
+    from langchain_domain_router.experts import call_expert
+    from tests.conftest import FailingChatModel
+
+    model = FailingChatModel(messages=iter([]))
+    profile = ExpertProfile(name="flaky", model=model, max_retries=2, timeout_s=5)
+    with pytest.raises(Exception, match="endpoint returned 500"):
+        call_expert(model, profile, [HumanMessage(content="q")], {})
+    assert model.calls == 3
