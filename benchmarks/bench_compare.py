@@ -1,8 +1,9 @@
 """Side by side: accuracy on the KMMLU test split against latency, for every router.
 
-Compares the classifier as it ships (torch, defaults) with its speed-ups (int8, ONNX
-Runtime, a token cap), a TF-IDF + logistic-regression router, and an embedding-similarity
-router in the style of semantic-router (a local MiniLM encoder, utterances per route).
+Compares the classifier as it ships (``DomainClassifier.default()``: ONNX Runtime on the
+model's export) with its torch backend and both ONNX graphs, a TF-IDF +
+logistic-regression router, and an embedding-similarity router in the style of
+semantic-router (a local MiniLM encoder, utterances per route), all in one run.
 
     python benchmarks/bench_compare.py --model DIR [--quick] [--limit N]
 """
@@ -11,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import os
 import statistics
 import sys
 import time
@@ -36,6 +36,7 @@ from benchmarks._common import (  # noqa: E402 - the path above makes the packag
     timings_ms,
 )
 from benchmarks.bench_speed import exported  # noqa: E402
+from langchain_domain_router._runtime import default_threads  # noqa: E402
 
 UTTERANCES_PER_ROUTE = 50
 TOP_K = 5
@@ -64,16 +65,13 @@ def electra_routers(model: str, onnx_model: str) -> list[Router]:
     from langchain_domain_router import DomainClassifier
 
     variants: dict[str, tuple[str, dict[str, Any]]] = {
-        "ELECTRA, torch (as shipped, unoptimised)": (model, {}),
-        "ELECTRA, torch, num_threads=1": (model, {"num_threads": 1}),
-        "ELECTRA, torch, int8": (model, {"quantize": "int8"}),
-        "ELECTRA, onnx": (onnx_model, {"backend": "onnx"}),
-        "ELECTRA, onnx, num_threads=1": (onnx_model, {"backend": "onnx", "num_threads": 1}),
-        "ELECTRA, onnx, int8": (onnx_model, {"backend": "onnx", "quantize": "int8"}),
-        "ELECTRA, onnx, num_threads=1, max_length=32": (
-            onnx_model,
-            {"backend": "onnx", "num_threads": 1, "max_length": 32},
+        "this router, default (ONNX Runtime, export's graph, threads from the machine)": (
+            model,
+            {},
         ),
+        "this router, torch (the training backend, fallback)": (model, {"backend": "torch"}),
+        "this router, onnx float32": (onnx_model, {"backend": "onnx", "quantize": "float32"}),
+        "this router, onnx int8": (onnx_model, {"backend": "onnx", "quantize": "int8"}),
     }
     routers = []
     for name, (path, options) in variants.items():
@@ -171,7 +169,7 @@ def evaluate(
     rows = []
     base_accuracy: float | None = None
     for router in routers:
-        torch.set_num_threads(router.threads or os.cpu_count() or 1)
+        torch.set_num_threads(router.threads or default_threads())
         router.predict(texts[:64])
         start = time.perf_counter()
         predicted = router.predict(texts)

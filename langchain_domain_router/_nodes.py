@@ -7,7 +7,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Annotated, Any, TypedDict
 
-from langchain_core.callbacks import adispatch_custom_event, dispatch_custom_event
+from langchain_core.callbacks import (
+    BaseCallbackManager,
+    adispatch_custom_event,
+    dispatch_custom_event,
+)
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
@@ -26,9 +30,10 @@ from langchain_domain_router.config import (
 )
 from langchain_domain_router.experts import (
     OfflineExpert,
+    acall_expert,
+    call_expert,
     describe_failure,
     elapsed_ms,
-    expert_caller,
     resolve_chat_model,
 )
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
@@ -67,14 +72,24 @@ class RouterState(RouterInputState, total=False):
     fan_out_answers: Annotated[list[dict[str, Any]], _collect]
 
 
+def _listened(config: RunnableConfig) -> bool:
+    """Whether any callback handler could receive a custom event (skip the dispatch if not)."""
+    callbacks = config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        return bool(callbacks.handlers or callbacks.inheritable_handlers)
+    return bool(callbacks)
+
+
 def _emit(name: str, routing: dict[str, Any], config: RunnableConfig) -> None:
     get_stream_writer()({"event": name, "routing": routing})
-    dispatch_custom_event(name, routing, config=config)
+    if _listened(config):
+        dispatch_custom_event(name, routing, config=config)
 
 
 async def _aemit(name: str, routing: dict[str, Any], config: RunnableConfig) -> None:
     get_stream_writer()({"event": name, "routing": routing})
-    await adispatch_custom_event(name, routing, config=config)
+    if _listened(config):
+        await adispatch_custom_event(name, routing, config=config)
 
 
 def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage]]:
@@ -163,7 +178,10 @@ class ClassifyNode:
     def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         conversation, new = _conversation(state)
         start = time.perf_counter()
-        prediction = self.classifier.invoke(conversation, config)
+        if _listened(config):
+            prediction = self.classifier.invoke(conversation, config)
+        else:
+            prediction = self.classifier.classify(conversation)
         update = self._update(prediction, start, conversation)
         _emit(ROUTING_EVENT, update["routing"], config)
         return {"messages": new, **update}
@@ -171,7 +189,10 @@ class ClassifyNode:
     async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         conversation, new = _conversation(state)
         start = time.perf_counter()
-        prediction = await self.classifier.ainvoke(conversation, config)
+        if _listened(config):
+            prediction = await self.classifier.ainvoke(conversation, config)
+        else:
+            prediction = await self.classifier.aclassify(conversation)
         update = self._update(prediction, start, conversation)
         await _aemit(ROUTING_EVENT, update["routing"], config)
         return {"messages": new, **update}
@@ -284,7 +305,7 @@ class ExpertNode:
         call = self._prepare(state)
         start = time.perf_counter()
         try:
-            reply = expert_caller(call.model, self.profile).invoke(call.prompt, config)
+            reply = call_expert(call.model, self.profile, call.prompt, config)
         except Exception as exc:  # noqa: BLE001 - any expert failure hands over, never raises
             call, handover = self._failed(call, describe_failure(exc, self.profile))
             if handover is not None:
@@ -299,7 +320,7 @@ class ExpertNode:
         call = self._prepare(state)
         start = time.perf_counter()
         try:
-            reply = await expert_caller(call.model, self.profile).ainvoke(call.prompt, config)
+            reply = await acall_expert(call.model, self.profile, call.prompt, config)
         except Exception as exc:  # noqa: BLE001 - any expert failure hands over, never raises
             call, handover = self._failed(call, describe_failure(exc, self.profile))
             if handover is not None:

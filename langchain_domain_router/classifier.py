@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import threading
@@ -23,9 +24,18 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
-from langchain_domain_router._onnx import OnnxModel, OnnxTokenizer, load_onnx
-from langchain_domain_router._optimize import Quantization, by_length_chunks, quantize
+from langchain_domain_router._onnx import (
+    BatchTokenizer,
+    OnnxModel,
+    Precision,
+    load_onnx,
+    onnx_ready,
+    token_cap,
+    warm_up,
+)
+from langchain_domain_router._optimize import by_length_chunks, quantize
 from langchain_domain_router._quiet import quiet_model_loading
+from langchain_domain_router._runtime import MODELS, LoadedModel, default_threads, directory_stamp
 from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
 from langchain_domain_router.schema import DomainPrediction, LabelScore
 
@@ -34,7 +44,7 @@ if TYPE_CHECKING:
 
     import numpy as np
     import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
@@ -61,6 +71,21 @@ def _check_local_model(path_or_id: str) -> None:
         raise ValueError(msg)
 
 
+@functools.lru_cache(maxsize=8)
+def _membership(labels: tuple[str, ...]) -> np.ndarray:
+    """Which labels belong to which supercategory, as a 0/1 matrix (labels x supercategories).
+
+    One matrix product per batch then gives every row's supercategory mass, instead of a
+    Python loop over every label of every row.
+    """
+    import numpy as np
+
+    return np.array(
+        [[supercategory_of(label) == sup for sup in SUPERCATEGORIES] for label in labels],
+        dtype=np.float64,
+    )
+
+
 def _labels(config: Any) -> list[str]:
     id2label = cast("dict[int, str]", config.id2label)
     return [id2label[i] for i in range(int(config.num_labels))]
@@ -74,11 +99,18 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     first use. ``batch`` runs one padded forward pass per chunk of ``batch_size``, with
     the questions sorted by length so each chunk pads little.
 
+    The backend is chosen at load: ``backend="auto"`` (the default) runs the model's
+    ONNX export with ONNX Runtime when the directory has one and ``onnxruntime`` is
+    installed (the embedded default model ships one), and torch otherwise; ``"onnx"``
+    and ``"torch"`` force one. Classifiers of one process that load the same directory
+    with the same backend, precision, device, threads and token cap share one loaded
+    model (``default()`` and a router config's ``model: default`` load it once).
+
     Speed options (see ``docs/performance.md``): ``coalesce_ms`` gathers concurrent
     ``ainvoke`` calls into one forward pass; ``cache_size`` keeps an LRU cache of
-    predictions; ``num_threads`` sets torch's thread count; ``quantize="int8"`` trades a
-    little accuracy for speed on CPU. Forward passes of one classifier never overlap, so
-    concurrent callers do not oversubscribe the CPU cores.
+    predictions; ``num_threads`` sets the intra-op threads (default: half the usable
+    cores, 1 to 4); ``quantize`` picks the float32 or int8 graph. Forward passes of one
+    model never overlap, so concurrent callers do not oversubscribe the CPU cores.
 
     Example:
         ```python
@@ -90,7 +122,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         classifier.batch(["세금 신고 기한이 언제예요?", "What is a Fourier transform?"])
 
         # a server with many concurrent async callers
-        fast = DomainClassifier.default(coalesce_ms=2, cache_size=10_000, num_threads=2)
+        fast = DomainClassifier.default(coalesce_ms=0, cache_size=10_000)
+        torch_path = DomainClassifier.default(backend="torch")  # the training backend
         ```
     """
 
@@ -117,18 +150,20 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     cache_size: int = Field(default=0, ge=0)
     """Predictions kept in an LRU cache keyed on the normalised question; 0 turns it off."""
     num_threads: int | None = Field(default=None, gt=0)
-    """Torch intra-op threads, set process-wide (``torch.set_num_threads``) when the model
-    loads; ``None`` leaves torch's setting alone."""
-    quantize: Quantization | None = None
-    """``"int8"``: dynamic int8 quantisation of the linear layers (CPU only)."""
-    backend: Literal["torch", "onnx"] = "torch"
-    """``"onnx"`` runs the graph ``export_onnx`` wrote with ONNX Runtime, without torch."""
+    """Intra-op threads of the forward pass; ``None``: half the cores this process may use
+    (affinity and cgroup quota), 1 to 4. Torch's setting is process-wide
+    (``torch.set_num_threads``); ONNX Runtime's is the session's."""
+    quantize: Precision | None = None
+    """``"int8"``: the int8 graph (ONNX) or dynamic int8 linear layers (torch, CPU only);
+    ``"float32"``: full precision; ``None``: the graph the ONNX export chose (int8 only
+    where it was measured within 0.5 accuracy points), full precision on torch."""
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    """``"onnx"`` runs the graph ``domain-router export-onnx`` wrote with ONNX Runtime,
+    without importing torch; ``"torch"`` the saved weights; ``"auto"`` ONNX when the
+    model has an export and onnxruntime is installed (on the CPU), else torch."""
 
-    _model: PreTrainedModel | None = PrivateAttr(default=None)
-    _tokenizer: PreTrainedTokenizerBase | None = PrivateAttr(default=None)
+    _loaded: LoadedModel | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
-    # One forward pass at a time: overlapping passes each want every core.
-    _forward_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
     _cache_key: Callable[[str], str] | None = PrivateAttr(default=None)
     _coalescer: Coalescer[DomainPrediction] | None = PrivateAttr(default=None)
@@ -193,33 +228,53 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         Raises:
             ValueError: If the model cannot be loaded or has no usable ``id2label``.
         """
-        if self._model is None:
+        if self._loaded is None:
             with self._lock:
-                if self._model is None:
+                if self._loaded is None:
                     self._load()
         return self
 
+    @property
+    def resolved_backend(self) -> Literal["torch", "onnx"]:
+        """The backend ``load`` uses: ``backend`` with ``"auto"`` decided."""
+        if self.backend != "auto":
+            return self.backend
+        on_cpu = self.device.split(":")[0] == "cpu"
+        return "onnx" if on_cpu and onnx_ready(self.model_path, self.quantize) else "torch"
+
     def _load(self) -> None:
+        backend = self.resolved_backend
+        threads = self.num_threads or default_threads()
+        path = Path(self.model_path).expanduser()
+        where = (str(path.resolve()), directory_stamp(path)) if path.is_dir() else (str(path),)
+        key = (*where, backend, self.quantize, self.device, threads, self.max_length)
+        loaded = MODELS.get(key, lambda: self._load_backend(backend, threads))
+        if self.cache_size:
+            self._cache = LRUCache(self.cache_size)
+            self._cache_key = text_normaliser(loaded.tokenizer)
+        self._loaded = loaded
+        logger.info(
+            "classifier %s ready (%s backend, %d threads)", self.model_path, backend, threads
+        )
+
+    def _load_backend(self, backend: str, threads: int) -> LoadedModel:
         model: Any
-        tokenizer: Any
-        if self.backend == "onnx":
-            model, tokenizer = load_onnx(self.model_path, self.quantize, self.num_threads)
+        tokenizer: BatchTokenizer
+        if backend == "onnx":
+            model, tokenizer = load_onnx(self.model_path, self.quantize, threads, self.max_length)
+            run = model
         else:
-            model, tokenizer = self._load_torch()
+            model, tokenizer = self._load_torch(threads)
+            run = self._torch_runner(model)
         labels = _labels(model.config)
         if all(_DEFAULT_LABEL.match(label) for label in labels):
             msg = f"{self.model_path!r}: config.json has no id2label naming the domains"
             raise ValueError(msg)
-        if self.cache_size:
-            self._cache = LRUCache(self.cache_size)
-            self._cache_key = text_normaliser(tokenizer)
-        self._tokenizer = tokenizer
-        self._model = model
-        logger.debug(
-            "loaded %s (%d labels, %s backend)", self.model_path, len(labels), self.backend
-        )
+        warm_up(run, tokenizer)
+        logger.debug("loaded %s (%d labels, %s backend)", self.model_path, len(labels), backend)
+        return LoadedModel(model=model, tokenizer=tokenizer, backend=backend)
 
-    def _load_torch(self) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
+    def _load_torch(self, threads: int) -> tuple[PreTrainedModel, BatchTokenizer]:
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -227,32 +282,63 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
 
         try:
             with quiet_model_loading():
-                tokenizer = AutoTokenizer.from_pretrained(self.model_path)
+                hf_tokenizer = AutoTokenizer.from_pretrained(self.model_path)
                 model = AutoModelForSequenceClassification.from_pretrained(self.model_path)
         except (OSError, ValueError) as exc:
             msg = f"could not load a sequence-classification model from {self.model_path!r}: {exc}"
             raise ValueError(msg) from exc
+        backend_tokenizer = getattr(hf_tokenizer, "backend_tokenizer", None)
+        if backend_tokenizer is None:
+            msg = f"{self.model_path!r} has no fast tokenizer (tokenizer.json)"
+            raise ValueError(msg)
         if torch.device(self.device).type == "cpu" and model.dtype != torch.float32:
             # Weights may be saved in float16 to halve the file; CPUs compute float16
             # slowly, so compute in float32.
             model = model.float()
         model.to(self.device).eval()
-        if self.quantize is not None:
+        if self.quantize == "int8":
             model = quantize(model, self.quantize, self.device)
-        if self.num_threads is not None:
-            torch.set_num_threads(self.num_threads)
-            logger.info("torch.set_num_threads(%d) for %s", self.num_threads, self.model_path)
+        if torch.get_num_threads() != threads:
+            torch.set_num_threads(threads)
+            logger.info("torch.set_num_threads(%d) for %s", threads, self.model_path)
+        pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0
+        tokenizer = BatchTokenizer(
+            backend_tokenizer,
+            pad_id=pad_id,
+            input_names=hf_tokenizer.model_input_names,
+            max_length=token_cap(self.max_length, model.config),
+        )
         return model, tokenizer
+
+    def _torch_runner(self, model: Any) -> Callable[[dict[str, Any]], np.ndarray]:
+        import torch
+
+        device = self.device
+
+        def run(encoded: dict[str, Any]) -> np.ndarray:
+            tensors = {key: torch.from_numpy(value).to(device) for key, value in encoded.items()}
+            with torch.inference_mode():
+                return model(**tensors).logits.float().cpu().numpy()
+
+        return run
+
+    @property
+    def _shared(self) -> LoadedModel:
+        loaded = self.load()._loaded
+        if loaded is None:  # pragma: no cover - load() sets it or raises
+            msg = "the model did not load"
+            raise RuntimeError(msg)
+        return loaded
 
     @property
     def model(self) -> Any:
         """The loaded model: a ``transformers`` model, or an ONNX Runtime session wrapper."""
-        return self.load()._model
+        return self._shared.model
 
     @property
-    def tokenizer(self) -> Any:
-        """The loaded tokenizer (a ``transformers`` tokenizer for the torch backend)."""
-        return self.load()._tokenizer
+    def tokenizer(self) -> BatchTokenizer:
+        """The loaded tokenizer (``backend_tokenizer`` is the ``tokenizers.Tokenizer``)."""
+        return self._shared.tokenizer
 
     @property
     def config(self) -> Any:
@@ -282,28 +368,26 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     # -- preprocess -> _forward -> postprocess -------------------------------------
 
     def preprocess(self, texts: Sequence[str]) -> dict[str, Any]:
-        """Tokenize ``texts`` into one padded batch on the model's device."""
-        max_length = self.max_length or int(self.router_settings.get("max_length", 128))
-        if isinstance(self.tokenizer, OnnxTokenizer):
-            return self.tokenizer.encode([text[: self.max_chars] for text in texts], max_length)
-        encoded = self.tokenizer(
-            [text[: self.max_chars] for text in texts],
-            padding=True,
-            truncation=True,
-            max_length=max_length,
-            return_tensors="pt",
-        )
-        return {key: value.to(self.device) for key, value in encoded.items()}
+        """Tokenize ``texts`` into one padded batch.
 
-    def _forward(self, encoded: dict[str, Any]) -> np.ndarray:
-        model = self.model
-        if isinstance(model, OnnxModel):
-            with self._forward_lock:
-                return model(encoded)
+        Torch tensors on the model's device for the torch backend, numpy arrays for ONNX.
+        """
+        encoded = self.tokenizer.encode([text[: self.max_chars] for text in texts])
+        if self._shared.backend == "onnx":
+            return encoded
         import torch
 
-        with self._forward_lock, torch.inference_mode():
-            return model(**encoded).logits.float().cpu().numpy()
+        return {key: torch.from_numpy(value).to(self.device) for key, value in encoded.items()}
+
+    def _forward(self, encoded: dict[str, Any]) -> np.ndarray:
+        shared = self._shared
+        if isinstance(shared.model, OnnxModel):
+            with shared.forward_lock:
+                return shared.model(encoded)
+        import torch
+
+        with shared.forward_lock, torch.inference_mode():
+            return shared.model(**encoded).logits.float().cpu().numpy()
 
     def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
         """Turn logits into probabilities, following the model's ``problem_type``."""
@@ -324,16 +408,15 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         k = min(self.top_k, len(labels))
         top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
         top_scores = np.take_along_axis(probs, top_ids, axis=-1)
-        multi_label = self.config.problem_type == "multi_label_classification"
+        member = _membership(tuple(labels))
+        if self.config.problem_type == "multi_label_classification":
+            masses = (probs[:, :, None] * member[None]).max(axis=1)
+        else:
+            masses = probs @ member
         predictions = []
-        for row, scores, ids in zip(
-            probs.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
+        for mass, scores, ids in zip(
+            masses.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
         ):
-            mass: dict[str, float] = dict.fromkeys(SUPERCATEGORIES, 0.0)
-            for label, p in zip(labels, row, strict=True):
-                sup = supercategory_of(label)
-                if sup is not None:
-                    mass[sup] = max(mass[sup], p) if multi_label else mass[sup] + p
             top = [LabelScore(label=labels[i], score=s) for i, s in zip(ids, scores, strict=True)]
             predictions.append(
                 DomainPrediction(
@@ -341,7 +424,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
                     score=top[0].score,
                     top_k=top,
                     supercategory=supercategory_of(top[0].label),
-                    supercategory_scores=mass,
+                    supercategory_scores=dict(zip(SUPERCATEGORIES, mass, strict=True)),
                     model_version=version,
                 )
             )
@@ -403,6 +486,32 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     def _classify_one(self, value: RouterInput) -> DomainPrediction:
         text = extract_question(value, context_turns=self.context_turns)
         return self.classify_texts([text])[0]
+
+    def classify(self, value: RouterInput) -> DomainPrediction:
+        """Classify one input like ``invoke``, without the Runnable callback layer.
+
+        Nothing is traced; the routing graph uses this when no callback handler listens.
+
+        Args:
+            value: What ``invoke`` accepts.
+
+        Returns:
+            The prediction.
+        """
+        return self._classify_one(value)
+
+    async def aclassify(self, value: RouterInput) -> DomainPrediction:
+        """Classify one input like ``ainvoke`` (coalesced when on), without callbacks.
+
+        Args:
+            value: What ``ainvoke`` accepts.
+
+        Returns:
+            The prediction.
+        """
+        if self.coalesce_ms is None:
+            return await run_in_executor(None, self._classify_one, value)
+        return await self._aclassify_coalesced(value)
 
     # -- Runnable interface ----------------------------------------------------------
 

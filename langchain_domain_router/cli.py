@@ -249,6 +249,61 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- export-onnx ----------------------------------------------------------------------
+
+
+def _run_export_onnx(args: argparse.Namespace) -> int:
+    from langchain_domain_router._onnx import export_model
+    from langchain_domain_router.classifier import default_model_path
+
+    model = str(default_model_path()) if args.model == "default" else args.model
+    meta = export_model(
+        model,
+        int8=args.int8,
+        kmmlu=args.kmmlu,
+        sample_size=args.sample,
+        drop_float=args.drop_float,
+    )
+    _write(f"wrote {model}/onnx/ (default graph: {meta['default']})")
+    check = meta.get("int8_check")
+    if check:
+        _write(
+            f"int8 check on {check['questions']} KMMLU test questions: float32 "
+            f"{check['float32_accuracy']:.2f}%, int8 {check['int8_accuracy']:.2f}% "
+            f"({check['int8_minus_float32_points']:+.2f} points)"
+        )
+    return 0
+
+
+# -- bench ----------------------------------------------------------------------------
+
+
+def _run_bench(args: argparse.Namespace) -> int:
+    from langchain_domain_router.bench import (
+        BENCH_QUESTIONS,
+        int_list,
+        read_questions,
+        run_bench,
+        save_bench,
+    )
+
+    texts = read_questions(args.questions) if args.questions else list(BENCH_QUESTIONS)
+    result = run_bench(
+        args.model,
+        backend=args.backend,
+        num_threads=args.threads,
+        batch_sizes=int_list(args.batch_sizes),
+        concurrency=int_list(args.concurrency),
+        seconds=args.seconds,
+        texts=texts,
+        progress=not args.no_progress,
+    )
+    _write(result.tables())
+    for path in save_bench(result, args.out):
+        _write(f"saved {path}")
+    return 0
+
+
 # -- measure-quality ------------------------------------------------------------------
 
 
@@ -350,6 +405,39 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         command.add_argument(
             "-v", "--verbose", action="count", default=0, help="show the log (-vv: more)"
         )
+
+    export = commands.add_parser(
+        "export-onnx",
+        help="write MODEL/onnx/ so the classifier runs with ONNX Runtime (needs torch)",
+    )
+    export.add_argument("--model", required=True, help='model directory ("default": embedded)')
+    export.add_argument("--int8", action="store_true", help="also write an int8 graph (onnx)")
+    export.add_argument(
+        "--kmmlu",
+        help="KMMLU folder: int8 becomes the default graph only if its accuracy on a test "
+        "sample is within 0.5 points of float32",
+    )
+    export.add_argument("--sample", type=int, default=2000, help="test questions checked")
+    export.add_argument(
+        "--drop-float", action="store_true", help="keep only int8 when it became the default"
+    )
+    export.set_defaults(handler=_run_export_onnx)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure the classifier on this machine: latency by batch size, throughput "
+        "by concurrent callers; saves bench.json and bench.png",
+    )
+    bench.add_argument("--model", default="default", help="model directory or 'default'")
+    bench.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    bench.add_argument("--threads", type=int, help="intra-op threads (default: from the machine)")
+    bench.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128", help="comma-separated")
+    bench.add_argument("--concurrency", default="1,4,16,64", help="comma-separated callers")
+    bench.add_argument("--seconds", type=float, default=1.0, help="time per setting")
+    bench.add_argument("--questions", help="text file, one question per line")
+    bench.add_argument("--out", default="bench-results", help="folder for bench.json/png")
+    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
+    bench.set_defaults(handler=_run_bench)
 
     quality = commands.add_parser(
         "measure-quality",

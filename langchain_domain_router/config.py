@@ -206,17 +206,20 @@ class ClassifierSettings(BaseModel):
     """Questions per forward pass."""
     context_turns: int = Field(default=0, ge=0)
     """Earlier human turns prepended to the last one when classifying."""
-    backend: Literal["torch", "onnx"] = "torch"
-    """``"onnx"``: ONNX Runtime on the exported graph (``python -m
-    langchain_domain_router.optimize MODEL_DIR``); no torch import."""
+    backend: Literal["auto", "torch", "onnx"] = "auto"
+    """``"auto"``: ONNX Runtime when the model ships an ONNX export (``domain-router
+    export-onnx``) and onnxruntime is installed, else torch; ``"onnx"`` / ``"torch"``
+    force one."""
     num_threads: int | None = Field(default=None, gt=0)
-    """Intra-op threads (torch: process-wide); 1 when other work shares the cores."""
+    """Intra-op threads; ``None``: half the usable cores, 1 to 4 (torch: process-wide)."""
     coalesce_ms: float | None = Field(default=None, ge=0)
-    """Gather concurrent async calls for up to this many ms into one forward pass."""
+    """Gather concurrent async calls for up to this many ms into one forward pass;
+    ``None``: off in code, ``ServerSettings.coalesce_ms`` (0) in the server."""
     cache_size: int = Field(default=0, ge=0)
     """LRU cache of predictions; 0 turns it off."""
-    quantize: Literal["int8"] | None = None
-    """Dynamic int8 quantisation (CPU)."""
+    quantize: Literal["int8", "float32"] | None = None
+    """The graph to run: ``None`` the one the export chose (int8 where it was measured
+    within 0.5 points), ``"float32"`` or ``"int8"`` (torch: dynamic int8, CPU)."""
 
 
 class FanOutSettings(BaseModel):

@@ -16,7 +16,7 @@ from langchain_core.callbacks import CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
-from langchain_core.runnables import Runnable, RunnableConfig, RunnableLambda
+from langchain_core.runnables import RunnableConfig
 from langchain_core.runnables.config import merge_configs
 from typing_extensions import override
 
@@ -145,36 +145,64 @@ def _attempt(config: RunnableConfig) -> RunnableConfig:
     return merge_configs(config, {"metadata": {ATTEMPT_KEY: next(_ATTEMPTS)}})
 
 
-def expert_caller(
-    model: BaseChatModel, profile: ExpertProfile
-) -> Runnable[list[BaseMessage], BaseMessage]:
-    """Wrap an expert's model with the profile's timeout and ``max_retries`` retries.
+def call_expert(
+    model: BaseChatModel,
+    profile: ExpertProfile,
+    messages: list[BaseMessage],
+    config: RunnableConfig,
+) -> BaseMessage:
+    """Call an expert's model with the profile's timeout and ``max_retries`` retries.
+
+    One plain loop, not Runnable wrappers: the model's own run is the only one traced,
+    which keeps the graph's overhead per question small.
 
     Args:
         model: The chat model.
         profile: The expert's profile (``timeout_s``, ``max_retries``).
+        messages: The prompt.
+        config: The node's config (callbacks, tags), passed to the model.
 
     Returns:
-        A Runnable that raises the last error when every attempt failed or timed out.
-    """
+        The model's reply.
 
-    def call(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
+    Raises:
+        Exception: The last attempt's error (``TimeoutError`` when it timed out).
+    """
+    error: Exception = TimeoutError()
+    for _ in range(profile.max_retries + 1):
         # A thread is the only portable way to bound a blocking call; a hung call keeps
         # its thread until it returns, but the graph moves on to the fallback.
         context = contextvars.copy_context()
         future = _EXPERT_THREADS.submit(context.run, model.invoke, messages, _attempt(config))
         try:
             return future.result(timeout=profile.timeout_s)
+        except Exception as exc:  # noqa: BLE001 - every failure is retried, then raised
+            error = exc
         finally:
             future.cancel()  # a call still queued behind hung ones never starts
+    raise error
 
-    async def acall(messages: list[BaseMessage], config: RunnableConfig) -> BaseMessage:
-        return await asyncio.wait_for(model.ainvoke(messages, _attempt(config)), profile.timeout_s)
 
-    bounded = RunnableLambda(call, afunc=acall, name=f"{profile.name}_expert")
-    return bounded.with_retry(
-        stop_after_attempt=profile.max_retries + 1, wait_exponential_jitter=False
-    )
+async def acall_expert(
+    model: BaseChatModel,
+    profile: ExpertProfile,
+    messages: list[BaseMessage],
+    config: RunnableConfig,
+) -> BaseMessage:
+    """The async ``call_expert``: the same timeout and retries, no thread.
+
+    Raises:
+        Exception: The last attempt's error (``TimeoutError`` when it timed out).
+    """
+    error: Exception = TimeoutError()
+    for _ in range(profile.max_retries + 1):
+        try:
+            return await asyncio.wait_for(
+                model.ainvoke(messages, _attempt(config)), profile.timeout_s
+            )
+        except Exception as exc:  # noqa: BLE001 - every failure is retried, then raised
+            error = exc
+    raise error
 
 
 def describe_failure(exc: BaseException, profile: ExpertProfile) -> str:

@@ -42,6 +42,10 @@ class ServerSettings(BaseModel):
     """Requests run at once per worker; more wait for a slot."""
     queue_timeout_s: float = Field(default=30.0, gt=0)
     """Seconds a request waits for a slot before it is 503 (with ``Retry-After``)."""
+    coalesce_ms: float | None = Field(default=0.0, ge=0)
+    """Dynamic batching of the classifier the config names when its ``coalesce_ms`` is
+    unset: concurrent requests that arrive while a forward pass runs share the next one
+    (0 adds no wait); ``None`` turns it off."""
     audit_path: str | None = None
     """A JSON-lines audit file (``"-"`` for standard output); ``None`` writes none."""
     audit_include_prompt: bool = False

@@ -112,6 +112,13 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     tr.add_argument("--seed", type=int, default=0)
     tr.add_argument("--threads", type=int, default=2)
     tr.add_argument("--model-version", default="kmmlu-electra-small")
+    tr.add_argument(
+        "--no-onnx",
+        dest="onnx",
+        action="store_false",
+        help="skip the ONNX export (by default the saved model gets onnx/, int8 checked on "
+        "a KMMLU test sample: the same step as `domain-router export-onnx --int8`)",
+    )
 
     ev = sub.add_parser("evaluate", help="score a model directory and write the report")
     _add_sources(ev)
@@ -203,8 +210,13 @@ def train_command(args: argparse.Namespace) -> int:
         warm_start=args.warm_start,
         ngram_branch_dropout=args.ngram_branch_dropout,
     )
-    folder = train(_sources(args), options)
+    sources = _sources(args)
+    folder = train(sources, options)
     logging.getLogger(__name__).info("saved %s", folder)
+    if args.onnx:
+        from langchain_domain_router._onnx import export_model
+
+        export_model(folder, int8=True, kmmlu=sources.kmmlu)
     return 0
 
 

@@ -155,3 +155,40 @@ def test_long_questions_are_cut_in_the_text_output(math_checkpoint, capsys):
     assert len(out) < 2000 and "…" in out
     assert cli.main(["classify", long_question, "--model", str(math_checkpoint)]) == 0
     assert len(capsys.readouterr().out) < 1000
+
+
+def test_export_onnx_then_classify_runs_the_export(math_checkpoint, tmp_path, capsys):
+    import shutil
+
+    model = tmp_path / "model"
+    shutil.copytree(math_checkpoint, model)
+    assert cli.main(["export-onnx", "--model", str(model), "--int8"]) == 0
+    assert "default graph: float32" in capsys.readouterr().out  # int8 unchecked: not default
+    meta = json.loads((model / "onnx" / "export.json").read_text())
+    assert meta["default"] == "float32" and "int8_check" not in meta
+    assert (model / "onnx" / "model.onnx").is_file() and (
+        model / "onnx" / "model.int8.onnx"
+    ).is_file()
+    from langchain_domain_router import DomainClassifier
+
+    assert DomainClassifier.from_pretrained(model).resolved_backend == "onnx"
+    assert cli.main(["classify", QUESTION, "--model", str(model), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["label"] == "Math"
+    assert cli.main(["export-onnx", "--model", str(tmp_path / "nope")]) == 2
+    assert "not a model directory" in capsys.readouterr().err
+
+
+def test_bench_prints_tables_and_saves_the_plot(math_checkpoint, tmp_path, capsys):
+    pytest.importorskip("matplotlib")
+    out = tmp_path / "bench"
+    argv = ["bench", "--model", str(math_checkpoint), "--batch-sizes", "1,4"]
+    argv += ["--concurrency", "1,8", "--seconds", "0.05", "--out", str(out), "--no-progress"]
+    assert cli.main(argv) == 0
+    printed = capsys.readouterr().out
+    assert "| batch | questions/s |" in printed and "| callers |" in printed
+    result = json.loads((out / "bench.json").read_text())
+    assert [p["x"] for p in result["batch"]] == [1, 4]
+    assert [p["x"] for p in result["concurrency"]] == [1, 8]
+    assert all(p["questions_per_s"] > 0 and p["p99_ms"] >= p["p50_ms"] for p in result["batch"])
+    assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
+    assert cli.main(["bench", "--model", str(math_checkpoint), "--batch-sizes", "0"]) == 2

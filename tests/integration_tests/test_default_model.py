@@ -1,9 +1,17 @@
 """The embedded default model: loads offline, is small, and routes clear questions sensibly."""
 
+import importlib.util
+import random
+from pathlib import Path
+
 import pytest
 
-from langchain_domain_router import KMMLU_DOMAINS, DomainClassifier, DomainRouter
+from langchain_domain_router import KMMLU_DOMAINS, DomainClassifier, DomainRouter, RouterConfig
 from langchain_domain_router.classifier import default_model_path
+from langchain_domain_router.graph import classifier_from_settings
+
+KMMLU = Path(__file__).parents[2].parent / "shared" / "data" / "kmmlu"
+HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 
 pytestmark = pytest.mark.skipif(
     not (default_model_path() / "config.json").is_file(), reason="no embedded default model"
@@ -29,8 +37,8 @@ def classifier() -> DomainClassifier:
 
 
 def test_is_small_and_self_describing(classifier):
-    size = sum(f.stat().st_size for f in default_model_path().iterdir() if f.is_file())
-    assert size <= 30 * 1024 * 1024
+    size = sum(f.stat().st_size for f in default_model_path().rglob("*") if f.is_file())
+    assert size <= 60 * 1024 * 1024
     assert sorted(classifier.labels) == sorted(KMMLU_DOMAINS)
     settings = classifier.router_settings
     assert {"temperature", "min_confidence", "model_version", "max_length"} <= set(settings)
@@ -50,3 +58,30 @@ def test_routes_end_to_end_offline(monkeypatch):
     assert answer.content.startswith("[offline expert]")
     assert routing["offline"] and routing["expert"] in {"law", "humanities", "general"}
     assert routing["model_version"] == DomainClassifier.default().model_version
+
+
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
+def test_the_default_runs_the_shipped_onnx_export_and_is_loaded_once(classifier):
+    assert classifier.backend == "auto" and classifier.resolved_backend == "onnx"
+    from_config = classifier_from_settings(RouterConfig.example().classifier)
+    assert from_config.model is classifier.model
+    assert DomainClassifier.default(top_k=3).model is classifier.model
+
+
+@pytest.mark.shared_data
+@pytest.mark.skipif(not KMMLU.is_dir(), reason="needs ../shared/data/kmmlu")
+@pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
+def test_the_default_path_is_as_accurate_as_torch_on_a_kmmlu_sample(classifier):
+    from langchain_domain_router.training._data import load_kmmlu
+
+    rows = random.Random(13).sample(load_kmmlu(KMMLU, "test"), 2000)
+    texts, labels = [r.text for r in rows], [r.label for r in rows]
+    torch_path = DomainClassifier.default(backend="torch", batch_size=64)
+
+    def accuracy(found: DomainClassifier) -> float:
+        got = [p.label for p in found.classify_texts(texts)]
+        return 100 * sum(g == t for g, t in zip(got, labels, strict=True)) / len(texts)
+
+    fast, reference = accuracy(classifier), accuracy(torch_path)
+    assert reference > 40, reference  # the sample and the model are what they claim
+    assert abs(fast - reference) <= 0.5, (fast, reference)

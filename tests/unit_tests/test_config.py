@@ -161,5 +161,6 @@ def test_classifier_settings_reach_the_classifier(math_checkpoint):
     )
     classifier = classifier_from_settings(settings)
     assert (classifier.batch_size, classifier.cache_size, classifier.coalesce_ms) == (8, 16, 2.0)
-    assert classifier.num_threads == 1 and classifier.backend == "torch"
+    assert classifier.num_threads == 1 and classifier.backend == "auto"
+    assert classifier.resolved_backend == "torch"  # no ONNX export in this directory
     assert classifier.invoke("미분").label == "Math"

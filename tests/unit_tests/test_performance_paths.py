@@ -1,14 +1,26 @@
 """The speed options give the same labels as the plain path (benchmarks measure speed)."""
 
 import asyncio
+import json
+import os
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
+from langchain_core.callbacks import BaseCallbackHandler
 
-from langchain_domain_router import DomainClassifier, DomainPrediction
-from tests.conftest import SAMPLE_LINES, build_checkpoint, count_forwards
+from langchain_domain_router import DomainClassifier, DomainPrediction, ExpertProfile
+from langchain_domain_router._onnx import OnnxModel
+from tests.conftest import (
+    SAMPLE_LINES,
+    build_checkpoint,
+    count_forwards,
+    fake_expert,
+    make_config,
+)
 
 QUESTIONS = [*SAMPLE_LINES, "민법 채권 미분", "오늘 법인세 점심", "Fourier 냉동기", "실학"]
 
@@ -207,12 +219,61 @@ def exported_checkpoint(tmp_path_factory, varied_checkpoint) -> Path:
 
     path = tmp_path_factory.mktemp("exported") / "model"
     shutil.copytree(varied_checkpoint, path)
-    export_onnx(path, quantize="int8")
+    labels = [p.label for p in DomainClassifier.from_pretrained(varied_checkpoint).batch(QUESTIONS)]
+    export_onnx(path, int8=True, check_texts=QUESTIONS, check_labels=labels)
     return path
 
 
+def test_the_export_records_its_inputs_and_the_int8_check(exported_checkpoint):
+    meta = json.loads((exported_checkpoint / "onnx" / "export.json").read_text())
+    assert meta["inputs"][0] == "input_ids" and "attention_mask" in meta["inputs"]
+    check = meta["int8_check"]
+    assert check["questions"] == len(QUESTIONS)
+    assert check["float32_accuracy"] == 100.0  # the labels are the float model's own
+    within = check["int8_minus_float32_points"] >= -0.5
+    assert meta["default"] == ("int8" if within else "float32")
+
+
+def test_auto_runs_the_export_when_there_is_one_and_torch_otherwise(
+    exported_checkpoint, varied_checkpoint, plain
+):
+    exported = DomainClassifier.from_pretrained(exported_checkpoint, quantize="float32")
+    assert exported.backend == "auto" and exported.resolved_backend == "onnx"
+    assert_same(exported.batch(QUESTIONS), plain)
+    assert isinstance(exported.model, OnnxModel)
+    assert DomainClassifier.from_pretrained(varied_checkpoint).resolved_backend == "torch"
+    forced = DomainClassifier.from_pretrained(exported_checkpoint, backend="torch")
+    assert forced.resolved_backend == "torch"
+    assert_same(forced.batch(QUESTIONS), plain)
+    on_gpu = DomainClassifier.from_pretrained(exported_checkpoint, device="cuda:0")
+    assert on_gpu.resolved_backend == "torch"
+
+
+def test_one_model_per_directory_and_settings_is_loaded_per_process(exported_checkpoint):
+    first = DomainClassifier.from_pretrained(exported_checkpoint, top_k=2)
+    second = DomainClassifier.from_pretrained(exported_checkpoint, top_k=5, cache_size=10)
+    assert first.model is second.model
+    assert first.invoke("미분").top_k[0] == second.invoke("미분").top_k[0]
+    other = DomainClassifier.from_pretrained(exported_checkpoint, max_length=16)
+    assert other.model is not first.model
+
+
+def test_a_directory_saved_again_is_loaded_again(tmp_path, varied_checkpoint):
+    import shutil
+
+    path = tmp_path / "model"
+    shutil.copytree(varied_checkpoint, path)
+    before = DomainClassifier.from_pretrained(path).model
+    config = path / "config.json"
+    config.write_text(config.read_text())  # a new modification time
+    os.utime(config, ns=(time.time_ns() + 10**9, time.time_ns() + 10**9))
+    assert DomainClassifier.from_pretrained(path).model is not before
+
+
 def test_the_onnx_backend_gives_the_plain_labels_and_scores(exported_checkpoint, plain):
-    classifier = DomainClassifier.from_pretrained(exported_checkpoint, backend="onnx")
+    classifier = DomainClassifier.from_pretrained(
+        exported_checkpoint, backend="onnx", quantize="float32"
+    )
     assert_same(classifier.batch(QUESTIONS), plain)
     assert_same([classifier.invoke(q) for q in QUESTIONS], plain)
     assert classifier.labels == DomainClassifier.from_pretrained(exported_checkpoint).labels
@@ -220,7 +281,12 @@ def test_the_onnx_backend_gives_the_plain_labels_and_scores(exported_checkpoint,
 
 async def test_the_onnx_backend_coalesces_and_caches(exported_checkpoint, plain):
     classifier = DomainClassifier.from_pretrained(
-        exported_checkpoint, backend="onnx", coalesce_ms=5, cache_size=100, num_threads=1
+        exported_checkpoint,
+        backend="onnx",
+        quantize="float32",
+        coalesce_ms=5,
+        cache_size=100,
+        num_threads=1,
     )
     results = await asyncio.gather(*(classifier.ainvoke(q) for q in QUESTIONS * 2))
     assert labels_of(results) == labels_of(plain) * 2
@@ -234,5 +300,71 @@ def test_the_onnx_int8_graph_loads_and_predicts(exported_checkpoint):
 
 
 def test_the_onnx_backend_says_how_to_export(varied_checkpoint):
-    with pytest.raises(ValueError, match="langchain_domain_router.optimize"):
+    with pytest.raises(ValueError, match="domain-router export-onnx"):
         DomainClassifier.from_pretrained(varied_checkpoint, backend="onnx").load()
+
+
+def test_threads_follow_the_cores_this_process_may_use(tmp_path):
+    from langchain_domain_router._runtime import available_cpus, default_threads
+
+    affinity = len(os.sched_getaffinity(0))
+    assert available_cpus(tmp_path / "absent") == affinity
+    quota = tmp_path / "cpu.max"
+    quota.write_text("150000 100000\n")  # docker run --cpus 1.5
+    assert available_cpus(quota) == min(affinity, 2)
+    quota.write_text("max 100000\n")
+    assert available_cpus(quota) == affinity
+    assert [default_threads(n) for n in (1, 2, 3, 4, 8, 64)] == [1, 1, 1, 2, 4, 4]
+
+
+class _EventRecorder(BaseCallbackHandler):
+    def __init__(self) -> None:
+        self.events: list[str] = []
+
+    def on_custom_event(self, name: str, data: Any, **kwargs: Any) -> None:
+        self.events.append(name)
+
+
+async def test_routing_events_and_the_classifier_run_only_when_someone_listens(
+    math_checkpoint, monkeypatch
+):
+    from langchain_domain_router import _nodes, build_router_graph
+
+    dispatched: list[str] = []
+    original = _nodes.dispatch_custom_event
+
+    def counting(name: str, data: Any, **kwargs: Any) -> None:
+        dispatched.append(name)
+        original(name, data, **kwargs)
+
+    monkeypatch.setattr(_nodes, "dispatch_custom_event", counting)
+    classifier = DomainClassifier.from_pretrained(math_checkpoint)
+    graph = build_router_graph(make_config(math=fake_expert("math answer")), classifier=classifier)
+    traced: list[str] = []
+    monkeypatch.setattr(
+        DomainClassifier,
+        "invoke",
+        lambda self, *a, **k: traced.append("run") or self.classify(a[0]),
+    )
+    assert graph.invoke({"question": "미분"})["answer"] == "math answer"
+    assert dispatched == [] and traced == []  # nobody listens: no events, no child run
+    recorder = _EventRecorder()
+    graph.invoke({"question": "미분"}, {"callbacks": [recorder]})
+    assert recorder.events == ["routing_decision", "routing_complete"]
+    assert traced == ["run"]
+    stream = graph.astream_events({"question": "미분"}, version="v2")
+    names = [e["name"] async for e in stream if e["event"] == "on_custom_event"]
+    assert names == ["routing_decision", "routing_complete"]
+
+
+def test_an_expert_is_tried_max_retries_plus_one_times_in_one_loop():
+    from langchain_core.messages import HumanMessage
+
+    from langchain_domain_router.experts import call_expert
+    from tests.conftest import FailingChatModel
+
+    model = FailingChatModel(messages=iter([]))
+    profile = ExpertProfile(name="flaky", model=model, max_retries=2, timeout_s=5)
+    with pytest.raises(Exception, match="endpoint returned 500"):
+        call_expert(model, profile, [HumanMessage(content="q")], {})
+    assert model.calls == 3
