@@ -253,7 +253,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
         self._loaded = loaded
-        logger.info(
+        logger.debug(
             "classifier %s ready (%s backend, %d threads)", self.model_path, backend, threads
         )
 
