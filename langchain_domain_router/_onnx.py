@@ -271,17 +271,18 @@ def export_onnx(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
+
     if len(check_texts) != len(check_labels):
         msg = "check_texts and check_labels must have the same length"
         raise ValueError(msg)
-    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
-
     out = Path(model_dir) / ONNX_DIR
     out.mkdir(exist_ok=True)
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForSequenceClassification.from_pretrained(model_dir, dtype=torch.float32)
     model.eval()
-    encoded = tokenizer(_SAMPLE, padding=True, truncation=True, max_length=64, return_tensors="pt")
+    cap = token_cap(None, model.config)  # a model with fewer positions gets a shorter sample
+    encoded = tokenizer(_SAMPLE, padding=True, truncation=True, max_length=cap, return_tensors="pt")
     # The tracer names the graph's inputs in the order of forward's parameters.
     parameters = list(inspect.signature(model.forward).parameters)
     names = [name for name in parameters if name in encoded and name in tokenizer.model_input_names]
