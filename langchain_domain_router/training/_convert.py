@@ -283,15 +283,10 @@ def prune_vocabulary(
     """
     full = unigram_tokenizer(weights.pieces)
     counts: Counter[int] = Counter()
-    batch: list[str] = []
-    for text in texts:
-        batch.append(text)
-        if len(batch) == 4096:
-            for enc in full.encode_batch(batch):
-                counts.update(enc.ids)
-            batch = []
-    for enc in full.encode_batch(batch):
-        counts.update(enc.ids)
+    rows = list(texts)
+    for start in range(0, len(rows), 4096):
+        for enc in full.encode_batch(rows[start : start + 4096]):
+            counts.update(enc.ids)
     kept = [
         i
         for i, (piece, _) in enumerate(weights.pieces)

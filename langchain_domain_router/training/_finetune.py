@@ -7,10 +7,10 @@ import logging
 import math
 import random
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_domain_router.training._data import Example
 
@@ -19,6 +19,8 @@ if TYPE_CHECKING:
     import torch
 
 logger = logging.getLogger(__name__)
+
+_Item = TypeVar("_Item")
 
 OOD_LABEL = -1
 
@@ -143,13 +145,24 @@ def epoch_plan(pool: EncodedPool, options: LoopOptions, epoch: int) -> list[Batc
         rows += [n + j for j in rng.sample(range(len(pool.ood_ids)), k)]
     rng.shuffle(rows)
     views = [(i, i < n and rng.random() < options.option_prob) for i in rows]
-    chunk = options.batch_size * 50
-    batches: list[Batch] = []
-    for start in range(0, len(views), chunk):
-        part = sorted(views[start : start + chunk], key=lambda v: len(_sequence(pool, *v)))
-        size = options.batch_size
-        batches += [part[j : j + size] for j in range(0, len(part), size)]
+    batches = length_sorted_batches(views, lambda v: len(_sequence(pool, *v)), options.batch_size)
     rng.shuffle(batches)
+    return batches
+
+
+def length_sorted_batches(
+    items: Sequence[_Item], length: Callable[[_Item], int], batch_size: int
+) -> list[list[_Item]]:
+    """Cut ``items`` into batches from length-sorted chunks of 50 batches each.
+
+    Rows of similar length share a batch, which keeps padding (most of the cost on CPU)
+    small, while the chunks keep the shuffled order's mix across the epoch.
+    """
+    chunk = batch_size * 50
+    batches: list[list[_Item]] = []
+    for start in range(0, len(items), chunk):
+        part = sorted(items[start : start + chunk], key=length)
+        batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
     return batches
 
 

@@ -10,6 +10,7 @@ from langchain_domain_router.training._finetune import (
     EncodedPool,
     LoopOptions,
     class_weights,
+    length_sorted_batches,
     padded,
 )
 
@@ -47,11 +48,7 @@ def prefit_ngrams(
     model.train()
     for epoch in range(options.ngram_prefit_epochs):
         rng.shuffle(rows)
-        chunk = batch_size * 50
-        batches = []
-        for start in range(0, len(rows), chunk):
-            part = sorted(rows[start : start + chunk], key=lambda i: len(pool.question_ids[i]))
-            batches += [part[j : j + batch_size] for j in range(0, len(part), batch_size)]
+        batches = length_sorted_batches(rows, lambda i: len(pool.question_ids[i]), batch_size)
         rng.shuffle(batches)
         total = 0.0
         for batch in batches:
