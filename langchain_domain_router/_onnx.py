@@ -21,6 +21,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+from langchain_domain_router._chars import CHAR_IDS, char_cap, char_ids
+
 if TYPE_CHECKING:
     import numpy as np
 
@@ -76,6 +78,8 @@ class LightConfig:
     problem_type: str | None = None
     domain_router: dict[str, Any] = field(default_factory=dict)
     max_position_embeddings: int | None = None
+    ngram_input: str | None = None
+    ngram_max_chars: int | None = None
 
     @classmethod
     def read(cls, model_dir: str | Path) -> LightConfig:
@@ -88,6 +92,8 @@ class LightConfig:
             problem_type=raw.get("problem_type"),
             domain_router=dict(raw.get("domain_router") or {}),
             max_position_embeddings=raw.get("max_position_embeddings"),
+            ngram_input=raw.get("ngram_input"),
+            ngram_max_chars=raw.get("ngram_max_chars"),
         )
 
 
@@ -108,7 +114,8 @@ class BatchTokenizer:
 
     Both backends tokenise through this: one Rust ``encode_batch_fast`` call (no
     offsets, padding and truncation done in Rust), then one array per input the model
-    takes. It is safe to share between threads: its settings are fixed at creation.
+    takes (with ``char_cap``, also the ``char_ids`` of a character n-gram branch). It is
+    safe to share between threads: its settings are fixed at creation.
 
     Example:
         ```python
@@ -118,9 +125,15 @@ class BatchTokenizer:
     """
 
     def __init__(
-        self, tokenizer: Any, pad_id: int, input_names: Sequence[str], max_length: int
+        self,
+        tokenizer: Any,
+        pad_id: int,
+        input_names: Sequence[str],
+        max_length: int,
+        char_cap: int | None = None,
     ) -> None:
         self.backend_tokenizer = tokenizer
+        self.char_cap = char_cap
         self.backend_tokenizer.enable_padding(pad_id=pad_id)
         self.backend_tokenizer.enable_truncation(max_length)
         self.input_names = tuple(input_names)
@@ -142,6 +155,8 @@ class BatchTokenizer:
         if "token_type_ids" in self.input_names:
             # One sequence per input: every token is of type 0.
             batch["token_type_ids"] = np.zeros_like(ids)
+        if self.char_cap is not None:
+            batch[CHAR_IDS] = char_ids(texts, self.char_cap)
         return batch
 
 
@@ -224,6 +239,7 @@ def load_onnx(
         pad_id=int(meta["pad_id"]),
         input_names=model.input_names,
         max_length=token_cap(max_length, config),
+        char_cap=char_cap(config),
     )
     return model, tokenizer
 
@@ -283,10 +299,15 @@ def export_onnx(
     model.eval()
     cap = token_cap(None, model.config)  # a model with fewer positions gets a shorter sample
     encoded = tokenizer(_SAMPLE, padding=True, truncation=True, max_length=cap, return_tensors="pt")
+    inputs = list(tokenizer.model_input_names)
+    chars = char_cap(model.config)
+    if chars is not None:
+        encoded[CHAR_IDS] = torch.from_numpy(char_ids(_SAMPLE, chars))
+        inputs.append(CHAR_IDS)
     # The tracer names the graph's inputs in the order of forward's parameters.
     parameters = list(inspect.signature(model.forward).parameters)
-    names = [name for name in parameters if name in encoded and name in tokenizer.model_input_names]
-    axes = {name: {0: "batch", 1: "sequence"} for name in names}
+    names = [name for name in parameters if name in encoded and name in inputs]
+    axes = {name: {0: "batch", 1: "chars" if name == CHAR_IDS else "sequence"} for name in names}
     with warnings.catch_warnings():
         # The tracer warns about shape checks in transformers' attention masks; they are
         # constant for an encoder given a mask, and the check below compares the logits.

@@ -17,6 +17,7 @@ from pydantic import ConfigDict, Field, PrivateAttr
 from typing_extensions import override
 
 from langchain_domain_router._cache import LRUCache, text_normaliser
+from langchain_domain_router._chars import char_cap
 from langchain_domain_router._coalesce import Coalescer
 from langchain_domain_router._inputs import (
     RouterInput,
@@ -307,6 +308,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
             pad_id=pad_id,
             input_names=hf_tokenizer.model_input_names,
             max_length=token_cap(self.max_length, model.config),
+            char_cap=char_cap(model.config),
         )
         return model, tokenizer
 

@@ -1,24 +1,26 @@
-"""The project's own sequence classifier: a BERT-shaped encoder plus a hashed n-gram branch.
+"""The project's own sequence classifier: an encoder plus a hashed n-gram branch.
 
 Importing this module registers the model type ``domain-router-encoder`` with
 ``AutoConfig`` and ``AutoModelForSequenceClassification``, so a saved checkpoint loads with
 the usual ``from_pretrained`` calls and no ``trust_remote_code``. The package's loaders
 import it lazily; it pulls in ``torch`` and ``transformers``.
 
-The encoder is a BERT/ELECTRA-discriminator stack (multilingual-e5-small's layers, see
-``training.convert_e5``) whose token states are mean-pooled, as e5 was trained. Beside it
-sits a fastText-style branch: token unigrams, bigrams and trigrams are hashed into
-``ngram_buckets`` rows of an embedding table, averaged, and mapped to the labels. Both
-branches' logits are summed and trained jointly. The n-grams are hashed inside the graph
-from ``input_ids`` (integer multiply-add and modulo), so the model's inputs stay
-``input_ids`` and ``attention_mask`` and its ONNX export carries the whole computation;
-no per-question Python work is added to tokenisation.
+The encoder is either a BERT/ELECTRA-discriminator stack (multilingual-e5-small's layers,
+see ``training.convert_e5``) whose token states are mean-pooled, as e5 was trained, or any
+registered sequence classifier given as ``base_classifier`` (a trained ELECTRA, say). Beside
+it sits a fastText-style branch: n-grams of tokens (``input_ids``) or of lower-cased
+characters (``char_ids``, see ``langchain_domain_router._chars``) are hashed into
+``ngram_buckets`` rows of an embedding table, summed with TF-IDF-style weights (each
+n-gram's ``ngram_idf``, the bag L2-normalised), and mapped to the labels. Both branches'
+logits are summed. The n-grams are hashed inside the graph (integer multiply-add and
+modulo), so the ONNX export carries the whole computation; the only per-question work
+outside it is reading the code points.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
@@ -30,6 +32,8 @@ from transformers import (
     PreTrainedModel,
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
+
+from langchain_domain_router._chars import CHAR_IDS
 
 MODEL_TYPE = "domain-router-encoder"
 
@@ -50,6 +54,12 @@ class DomainEncoderConfig(BertConfig):
         ngram_orders: The token n-gram lengths that are hashed.
         ngram_branch_dropout: In training, the share of rows whose n-gram logits are
             dropped, so that the encoder also learns to classify alone.
+        ngram_input: What the branch hashes: token ids (``"input_ids"``) or the
+            question's lower-cased characters (``"char_ids"``, an extra model input).
+        ngram_max_chars: Characters of a question the character branch reads.
+        base_classifier: The ``to_dict()`` of any registered sequence classifier's config;
+            when given, that model is the encoder branch (its logits are used as they are)
+            instead of the mean-pooled BERT stack.
         **kwargs: ``BertConfig`` fields (``vocab_size``, ``hidden_size``,
             ``num_hidden_layers``...) and ``PretrainedConfig`` ones (``id2label``...).
 
@@ -72,10 +82,16 @@ class DomainEncoderConfig(BertConfig):
         ngram_dim: int = 64,
         ngram_orders: Sequence[int] = (1, 2, 3),
         ngram_branch_dropout: float = 0.0,
+        ngram_input: Literal["input_ids", "char_ids"] = "input_ids",
+        ngram_max_chars: int = 512,
+        base_classifier: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        self.base_classifier = base_classifier
         self.ngram_branch_dropout = ngram_branch_dropout
+        self.ngram_input = ngram_input
+        self.ngram_max_chars = ngram_max_chars
         self.ngram_buckets = ngram_buckets
         self.ngram_dim = ngram_dim
         self.ngram_orders = list(ngram_orders)
@@ -111,7 +127,7 @@ def hashed_ngrams(
 
 
 class DomainEncoderForSequenceClassification(PreTrainedModel):
-    """A mean-pooled BERT encoder and a hashed n-gram branch whose logits are summed.
+    """An encoder and a hashed n-gram branch whose logits are summed.
 
     Loads and saves like any ``transformers`` model; the package's classifier, training
     and ONNX export use it through ``AutoModelForSequenceClassification`` once this
@@ -141,20 +157,27 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
 
     config_class = DomainEncoderConfig
     base_model_prefix = "encoder"
+    ngram_idf: torch.Tensor
     supports_gradient_checkpointing = False
     _no_split_modules = ["BertLayer"]
 
     def __init__(self, config: DomainEncoderConfig) -> None:
         super().__init__(config)
         self.num_labels = int(config.num_labels or 0)
-        self.encoder = BertModel(config, add_pooling_layer=False)
-        self.dropout = nn.Dropout(config.hidden_dropout_prob)
-        self.classifier = nn.Linear(config.hidden_size, self.num_labels)
+        if config.base_classifier:
+            base = AutoConfig.for_model(**config.base_classifier)
+            self.base = AutoModelForSequenceClassification.from_config(base)
+        else:
+            self.encoder = BertModel(config, add_pooling_layer=False)
+            self.dropout = nn.Dropout(config.hidden_dropout_prob)
+            self.classifier = nn.Linear(config.hidden_size, self.num_labels)
         if config.ngram_buckets:
             self.ngram_embeddings = nn.Embedding(
                 config.ngram_buckets, config.ngram_dim, padding_idx=0
             )
             self.ngram_classifier = nn.Linear(config.ngram_dim, self.num_labels)
+            # Each bucket's weight in the bag (an IDF); all ones until a fit sets them.
+            self.register_buffer("ngram_idf", torch.ones(config.ngram_buckets))
         self.post_init()
 
     def _init_weights(self, module: nn.Module) -> None:
@@ -165,27 +188,83 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
             with torch.no_grad():
                 module.weight[0].zero_()
 
-    def ngram_logits(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        """Return the n-gram branch's logits alone (the mean of the hashed n-gram rows).
+    def ngram_source(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        char_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Return what the n-gram branch hashes, and its mask.
 
         Args:
             input_ids: ``(batch, sequence)`` token ids.
             attention_mask: ``(batch, sequence)``, 1 for real tokens.
+            char_ids: ``(batch, characters)`` code points, 0-padded (character branch).
+
+        Returns:
+            ``(ids, mask)``: the tokens, or the characters with a mask of the non-zero ones.
+
+        Raises:
+            ValueError: When the branch reads characters and ``char_ids`` is missing.
+        """
+        if self.config.ngram_input != CHAR_IDS:
+            return input_ids, attention_mask
+        if char_ids is None:
+            msg = f"this model's n-gram branch reads characters: pass {CHAR_IDS}"
+            raise ValueError(msg)
+        return char_ids, (char_ids != 0).to(attention_mask.dtype)
+
+    def ngram_logits(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """Return the n-gram branch's logits alone.
+
+        The hashed n-gram rows are summed with weights ``idf / ||idf||`` over the
+        question's n-grams: a TF-IDF bag (raw counts), L2-normalised.
+
+        Args:
+            ids: ``(batch, sequence)`` tokens or characters (see :meth:`ngram_source`).
+            mask: ``(batch, sequence)``, 1 for real positions.
 
         Returns:
             ``(batch, num_labels)`` logits.
         """
-        grams = hashed_ngrams(
-            input_ids, attention_mask, self.config.ngram_orders, self.config.ngram_buckets
-        )
+        grams = hashed_ngrams(ids, mask, self.config.ngram_orders, self.config.ngram_buckets)
         rows = self.ngram_embeddings(grams)
-        present = (grams != 0).unsqueeze(-1).to(rows.dtype)
-        return self.ngram_classifier((rows * present).sum(1) / present.sum(1).clamp(min=1.0))
+        idf = self.ngram_idf[grams] * (grams != 0).to(rows.dtype)
+        weights = idf / idf.pow(2).sum(1, keepdim=True).sqrt().clamp(min=1e-6)
+        return self.ngram_classifier((rows * weights.unsqueeze(-1)).sum(1))
+
+    def encoder_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Return the encoder branch's logits alone.
+
+        Args:
+            input_ids: ``(batch, sequence)`` token ids.
+            attention_mask: ``(batch, sequence)``, 1 for real tokens.
+            token_type_ids: Optional, passed to the encoder.
+
+        Returns:
+            ``(batch, num_labels)`` logits.
+        """
+        if self.config.base_classifier:
+            return self.base(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        weights = attention_mask.unsqueeze(-1).to(states.dtype)
+        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+        return self.classifier(self.dropout(pooled))
 
     def forward(
         self,
         input_ids: torch.Tensor | None = None,
         attention_mask: torch.Tensor | None = None,
+        char_ids: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
         labels: torch.Tensor | None = None,
         **kwargs: Any,
@@ -195,6 +274,7 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
         Args:
             input_ids: ``(batch, sequence)`` token ids.
             attention_mask: ``(batch, sequence)``; all ones when omitted.
+            char_ids: ``(batch, characters)`` code points, for a character n-gram branch.
             token_type_ids: Accepted for tokenizers that emit them; passed to the encoder.
             labels: Optional ``(batch,)`` class ids.
             **kwargs: Ignored (``return_dict`` and other ``transformers`` conventions).
@@ -207,14 +287,9 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
             raise ValueError(msg)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        weights = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        logits = self.classifier(self.dropout(pooled))
+        logits = self.encoder_logits(input_ids, attention_mask, token_type_ids)
         if self.config.ngram_buckets:
-            ngram = self.ngram_logits(input_ids, attention_mask)
+            ngram = self.ngram_logits(*self.ngram_source(input_ids, attention_mask, char_ids))
             drop = getattr(self.config, "ngram_branch_dropout", 0.0)
             if self.training and drop:
                 # Rows that train without the branch keep the encoder learning once the
@@ -234,6 +309,7 @@ AutoModelForSequenceClassification.register(
 )
 
 __all__ = [
+    "CHAR_IDS",
     "MODEL_TYPE",
     "DomainEncoderConfig",
     "DomainEncoderForSequenceClassification",

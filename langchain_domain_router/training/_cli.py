@@ -11,6 +11,7 @@ from pathlib import Path
 from langchain_domain_router.training._data import DataError
 from langchain_domain_router.training._finetune import LoopOptions
 from langchain_domain_router.training._model import ModelSize
+from langchain_domain_router.training._ngram_fit import NgramFitOptions
 from langchain_domain_router.training._splits import DataSources
 from langchain_domain_router.training._train import TrainOptions
 
@@ -149,11 +150,29 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--min-count", type=int, default=3, help="occurrences to keep a piece")
     conv.add_argument("--ngram-buckets", type=int, default=1 << 17, help="0: no n-gram branch")
     conv.add_argument("--ngram-dim", type=int, default=32)
+    ngrams = sub.add_parser(
+        "fit-ngrams",
+        help="give a trained classifier a fitted character n-gram branch (TF-IDF + linear "
+        "SVM in its graph), calibrate it and save it with its ONNX export",
+    )
+    _add_sources(ngrams)
+    ngrams.add_argument("--model", required=True, help="the trained classifier directory")
+    ngrams.add_argument("--output-dir", required=True, help="run folder; the model goes to model/")
+    ngrams.add_argument("--buckets", type=int, default=NgramFitOptions.buckets)
+    ngrams.add_argument(
+        "--dim", type=int, default=NgramFitOptions.dim, help="table width; 0: exact (45)"
+    )
+    ngrams.add_argument("--max-chars", type=int, default=NgramFitOptions.max_chars)
+    ngrams.add_argument("--c", type=float, default=NgramFitOptions.c, help="the SVM's C")
+    ngrams.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
+    ngrams.add_argument("--model-version", default=None)
+    ngrams.add_argument("--no-onnx", dest="onnx", action="store_false")
     base = sub.add_parser("baseline", help="score the TF-IDF + LinearSVC floor on the same splits")
     _add_sources(base)
     base.add_argument("--seed", type=int, default=0)
     tr.set_defaults(handler=_guarded(train_command))
     conv.set_defaults(handler=_guarded(convert_command))
+    ngrams.set_defaults(handler=_guarded(fit_ngrams_command))
     ev.set_defaults(handler=_guarded(evaluate_command))
     base.set_defaults(handler=_guarded(baseline_command))
 
@@ -211,12 +230,35 @@ def train_command(args: argparse.Namespace) -> int:
         ngram_branch_dropout=args.ngram_branch_dropout,
     )
     sources = _sources(args)
-    folder = train(sources, options)
+    _saved(train(sources, options), sources, onnx=args.onnx)
+    return 0
+
+
+def _saved(folder: Path, sources: DataSources, *, onnx: bool) -> None:
+    """Log a saved model and export it to ONNX (int8 checked on KMMLU test when present)."""
     logging.getLogger(__name__).info("saved %s", folder)
-    if args.onnx:
+    if onnx:
         from langchain_domain_router._onnx import export_model
 
         export_model(folder, int8=True, kmmlu=sources.kmmlu)
+
+
+def fit_ngrams_command(args: argparse.Namespace) -> int:
+    """Run ``fit-ngrams`` from parsed arguments."""
+    from langchain_domain_router.training._ngram_fit import fit_ngram_branch
+
+    options = NgramFitOptions(
+        model=args.model,
+        output_dir=args.output_dir,
+        buckets=args.buckets,
+        dim=args.dim,
+        max_chars=args.max_chars,
+        c=args.c,
+        seed=args.seed,
+        model_version=args.model_version,
+    )
+    sources = _sources(args)
+    _saved(fit_ngram_branch(sources, options), sources, onnx=args.onnx)
     return 0
 
 

@@ -45,6 +45,9 @@ def batched_logits(
     import numpy as np
     import torch
 
+    from langchain_domain_router._chars import CHAR_IDS, char_cap, char_ids
+
+    chars = char_cap(model.config)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device
@@ -61,6 +64,9 @@ def batched_logits(
                 return_tensors="pt",
             ).to(device)
             enc.pop("token_type_ids", None)
+            if chars is not None:
+                codes = char_ids([texts[i] for i in idx], chars)
+                enc[CHAR_IDS] = torch.from_numpy(codes).to(device)
             out[idx] = model(**enc).logits.float().cpu().numpy()
     model.train(was_training)
     return out

@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from langchain_domain_router._chars import char_cap
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import EncodedPool, LoopOptions, encode_pool
@@ -184,6 +185,12 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
         model = build_scratch_model(
             labels, len(tokenizer), options.size, options.max_length, seed=options.loop.seed
         )
+    if char_cap(model.config) is not None:
+        msg = (
+            f"{options.base} reads characters (a fitted n-gram branch): fine-tune the model "
+            "it was built on, then run fit-ngrams again"
+        )
+        raise DataError(msg)
     if options.ngram_branch_dropout is not None:
         model.config.ngram_branch_dropout = options.ngram_branch_dropout
     positions = getattr(model.config, "max_position_embeddings", options.max_length)

@@ -134,3 +134,56 @@ def test_onnx_export_carries_the_ngram_branch(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = model(input_ids=other, attention_mask=mask).logits.numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
+def test_character_branch_reads_char_ids_and_ignores_their_padding() -> None:
+    from langchain_domain_router._chars import char_ids
+
+    torch.manual_seed(0)
+    model = DomainEncoderForSequenceClassification(_config(ngram_input="char_ids")).eval()
+    with torch.no_grad():
+        model.ngram_embeddings.weight.normal_(std=1.0)
+        model.ngram_idf.uniform_(1.0, 3.0)
+    ids = torch.tensor([[0, 5, 9, 2]])
+    short = torch.from_numpy(char_ids(["Tax 세금"], 512))
+    padded = torch.from_numpy(char_ids(["Tax 세금", "a much longer question"], 512))[:1]
+    assert short.tolist() == [[ord(c) for c in "tax 세금"]]  # lower-cased code points
+    assert char_ids(["abcdef"], 3).tolist() == [[97, 98, 99]]
+    with torch.no_grad():
+        a = model(input_ids=ids, char_ids=short).logits
+        b = model(input_ids=ids, char_ids=padded).logits
+        other = model(input_ids=ids, char_ids=torch.from_numpy(char_ids(["Law 법"], 512))).logits
+    torch.testing.assert_close(a, b)
+    assert not torch.allclose(a, other)  # the characters, not the tokens, drive the branch
+    with pytest.raises(ValueError, match="pass char_ids"):
+        model(input_ids=ids)
+
+
+def test_a_base_classifier_is_the_encoder_branch(tmp_path: Path) -> None:
+    from transformers import AutoModelForSequenceClassification, ElectraConfig
+
+    from langchain_domain_router.modeling import DomainEncoderConfig
+
+    electra = ElectraConfig(
+        vocab_size=64,
+        embedding_size=16,
+        hidden_size=32,
+        num_hidden_layers=1,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=32,
+        num_labels=3,
+    )
+    torch.manual_seed(0)
+    base = AutoModelForSequenceClassification.from_config(electra).eval()
+    model = DomainEncoderForSequenceClassification(
+        DomainEncoderConfig(base_classifier=electra.to_dict(), ngram_buckets=0, num_labels=3)
+    ).eval()
+    assert not hasattr(model, "encoder")
+    model.base.load_state_dict(base.state_dict())
+    model.save_pretrained(tmp_path)
+    loaded = AutoModelForSequenceClassification.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[0, 5, 9, 2]])
+    with torch.no_grad():
+        expected = base(input_ids=ids).logits
+        torch.testing.assert_close(loaded(input_ids=ids).logits, expected)

@@ -1,0 +1,246 @@
+"""``fit-ngrams``: give a trained classifier a fitted character n-gram branch.
+
+A linear SVM over hashed character 1-5-grams (TF-IDF weights, L2-normalised bags: the
+teacher's recipe, with the hash the model computes in its graph) is fitted in closed form
+on the training rows. Its decision function becomes the n-gram branch of a
+``domain-router-encoder`` whose encoder is the given model, unchanged; the branch's weight
+in the sum is the one that scores best on the validation rows. The result is calibrated and
+saved like ``train``'s output, so one checkpoint (and one ONNX graph) carries both signals.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from langchain_domain_router.training._data import DataError
+from langchain_domain_router.training._splits import DataSources, load_bundle
+
+if TYPE_CHECKING:
+    import numpy as np
+    from scipy import sparse
+
+logger = logging.getLogger(__name__)
+
+_WEIGHTS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0)
+"""Branch weights tried on the validation rows (the SVM's scores are about +-1)."""
+
+
+@dataclass
+class NgramFitOptions:
+    """What ``fit_ngram_branch`` builds.
+
+    Example:
+        ```python
+        NgramFitOptions(model="runs/r4/model", output_dir="runs/r4-ngrams")
+        ```
+    """
+
+    model: str
+    """The trained classifier directory (any sequence classifier with a fast tokenizer)."""
+    output_dir: str
+    """Run folder; the model is saved to ``output_dir/model``."""
+    buckets: int = 1 << 18
+    """Rows of the hashed n-gram table."""
+    dim: int = 0
+    """Width of the table: 0 keeps the SVM exactly (one column per label); fewer columns
+    keep its best low-rank approximation (a smaller model)."""
+    orders: tuple[int, ...] = (1, 2, 3, 4, 5)
+    """Character n-gram lengths."""
+    max_chars: int = 512
+    """Characters of a question the branch reads."""
+    c: float = 0.5
+    """The SVM's regularisation (``LinearSVC(C=...)``, class-balanced)."""
+    seed: int = 0
+    """The split seed the model was trained with."""
+    model_version: str | None = None
+    """Stored in the saved model; default: the base model's version with ``+ngrams``."""
+
+
+def bucket_counts(
+    texts: Sequence[str], options: NgramFitOptions, *, batch_size: int = 512
+) -> sparse.csr_matrix:
+    """Count each text's hashed character n-grams, exactly as the model's graph hashes them.
+
+    Args:
+        texts: The questions.
+        options: Buckets, orders and the character cap.
+        batch_size: Texts hashed per call.
+
+    Returns:
+        A ``(len(texts), buckets)`` sparse matrix of counts (bucket 0, padding, stays empty).
+    """
+    import numpy as np
+    import torch
+    from scipy import sparse
+
+    from langchain_domain_router._chars import char_ids
+    from langchain_domain_router.modeling import hashed_ngrams
+
+    blocks = []
+    for start in range(0, len(texts), batch_size):
+        ids = torch.from_numpy(char_ids(texts[start : start + batch_size], options.max_chars))
+        grams = hashed_ngrams(ids, (ids != 0).long(), options.orders, options.buckets).numpy()
+        rows, cols = np.nonzero(grams)
+        values = np.ones(len(rows), dtype=np.float32)
+        shape = (len(grams), options.buckets)
+        blocks.append(sparse.csr_matrix((values, (rows, grams[rows, cols])), shape=shape))
+    return sparse.vstack(blocks).tocsr() if blocks else sparse.csr_matrix((0, options.buckets))
+
+
+def bag_features(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
+    """The branch's view of a question: ``count * idf``, divided by ``sqrt(count . idf^2)``."""
+    import numpy as np
+    from scipy import sparse
+
+    norms = np.sqrt(np.asarray(counts @ (idf**2)).ravel())
+    scale = sparse.diags(1.0 / np.maximum(norms, 1e-6))
+    return (scale @ counts @ sparse.diags(idf)).tocsr()
+
+
+def _table(weights: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
+    """Return ``(embedding rows, classifier matrix)`` whose product is ``weights``.
+
+    ``weights`` is ``(buckets, labels)``; ``dim`` 0 (or >= labels) keeps it exactly,
+    fewer columns keep its truncated SVD.
+    """
+    import numpy as np
+
+    labels = weights.shape[1]
+    if not dim or dim >= labels:
+        return weights, np.eye(labels, dtype=np.float32)
+    u, s, vt = np.linalg.svd(weights, full_matrices=False)
+    return (u[:, :dim] * s[:dim]).astype(np.float32), vt[:dim].T.astype(np.float32)
+
+
+def _composite(
+    base: Any,
+    options: NgramFitOptions,
+    embedding: np.ndarray,
+    head: np.ndarray,
+    bias: np.ndarray,
+    idf: np.ndarray,
+) -> Any:
+    import torch
+
+    from langchain_domain_router._chars import CHAR_IDS
+    from langchain_domain_router.modeling import (
+        DomainEncoderConfig,
+        DomainEncoderForSequenceClassification,
+    )
+
+    base_config = base.config
+    config = DomainEncoderConfig(
+        base_classifier=base_config.to_dict(),
+        ngram_buckets=options.buckets,
+        ngram_dim=embedding.shape[1],
+        ngram_orders=options.orders,
+        ngram_input=CHAR_IDS,
+        ngram_max_chars=options.max_chars,
+        vocab_size=base_config.vocab_size,
+        max_position_embeddings=base_config.max_position_embeddings,
+        pad_token_id=base_config.pad_token_id,
+        num_labels=base_config.num_labels,
+        id2label=base_config.id2label,
+        label2id=base_config.label2id,
+        problem_type=base_config.problem_type,
+    )
+    model = DomainEncoderForSequenceClassification(config)
+    model.base.load_state_dict(base.state_dict())
+    with torch.no_grad():
+        model.ngram_embeddings.weight.copy_(torch.from_numpy(embedding))
+        model.ngram_embeddings.weight[0].zero_()
+        model.ngram_classifier.weight.copy_(torch.from_numpy(head))
+        model.ngram_classifier.bias.copy_(torch.from_numpy(bias))
+        model.ngram_idf.copy_(torch.from_numpy(idf))
+    return model.eval()
+
+
+def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
+    """Fit the character n-gram SVM, join it to ``options.model`` and save the result.
+
+    Args:
+        sources: Where the data lives (the same sources the model was trained on).
+        options: The branch's shape and the SVM's settings.
+
+    Returns:
+        The saved model directory (``output_dir/model``), calibrated like ``train``'s.
+
+    Raises:
+        DataError: When there is no training or validation data.
+
+    Example:
+        ```python
+        from langchain_domain_router.training import DataSources, NgramFitOptions
+        from langchain_domain_router.training import fit_ngram_branch
+
+        fit_ngram_branch(
+            DataSources.shared("../shared/data"),
+            NgramFitOptions(model="runs/r4/model", output_dir="runs/r4-ngrams"),
+        )
+        ```
+    """
+    import numpy as np
+    from sklearn.svm import LinearSVC
+
+    from langchain_domain_router.training._export import calibrate_and_save
+    from langchain_domain_router.training._inference import batched_logits, load_model_dir
+
+    started = time.time()
+    base, tokenizer, settings = load_model_dir(options.model)
+    bundle = load_bundle(sources, seed=options.seed, with_test=False)
+    if not bundle.train or not bundle.validation:
+        msg = "no training or validation rows: give --shared, --kmmlu, --synthetic or --data"
+        raise DataError(msg)
+    label2id = base.config.label2id
+    y = np.array([label2id[r.label] for r in bundle.train])
+    counts = bucket_counts([r.text for r in bundle.train], options)
+    documents = np.bincount(counts.indices, minlength=options.buckets)
+    idf = (np.log((1 + len(y)) / (1 + documents)) + 1).astype(np.float32)  # sklearn's smooth idf
+    svm = LinearSVC(C=options.c, class_weight="balanced", random_state=options.seed)
+    svm.fit(bag_features(counts, idf), y)
+    logger.info("n-gram SVM fitted on %d rows in %.0fs", len(y), time.time() - started)
+    # A label absent from the training rows keeps a very low score, as in the teacher.
+    coef = np.zeros((len(label2id), options.buckets), dtype=np.float32)
+    intercept = np.full(len(label2id), -10.0, dtype=np.float32)
+    coef[svm.classes_], intercept[svm.classes_] = svm.coef_, svm.intercept_
+
+    texts = [r.text for r in bundle.validation]
+    y_val = np.array([label2id[r.label] for r in bundle.validation])
+    max_length = int(settings.get("max_length", 64))
+    base_logits = batched_logits(base, tokenizer, texts, max_length=max_length)
+    svm_scores = bag_features(bucket_counts(texts, options), idf) @ coef.T + intercept
+    accuracy = {
+        w: float(((base_logits + w * svm_scores).argmax(1) == y_val).mean()) for w in _WEIGHTS
+    }
+    weight = max(accuracy, key=lambda w: accuracy[w])
+    logger.info("validation accuracy by branch weight %s: %s chosen", accuracy, weight)
+
+    embedding, head = _table((weight * coef).T, options.dim)
+    model = _composite(base, options, embedding, head, weight * intercept, idf)
+    version = options.model_version or f"{settings.get('model_version', 'model')}+ngrams"
+    report = {
+        "ngram_fit": {
+            **asdict(options),
+            "branch_weight": weight,
+            "validation_accuracy": {
+                "base": float((base_logits.argmax(1) == y_val).mean()),
+                "ngrams": float((svm_scores.argmax(1) == y_val).mean()),
+                "sum": accuracy[weight],
+            },
+            "wall_seconds": round(time.time() - started),
+        }
+    }
+    return calibrate_and_save(
+        model,
+        tokenizer,
+        bundle,
+        max_length,
+        Path(options.output_dir) / "model",
+        model_version=version,
+        extra=report,
+    )
