@@ -18,7 +18,7 @@ from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
 from langgraph.graph.message import add_messages
 
-from langchain_domain_router._inputs import last_human_index
+from langchain_domain_router._inputs import last_human_index, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import (
     FAN_OUT_NODE,
@@ -95,8 +95,9 @@ async def _aemit(name: str, routing: dict[str, Any], config: RunnableConfig) -> 
 def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage]]:
     """Return the conversation ending in the question, and the messages to add to state.
 
-    The question is the last message when that is a human turn; otherwise ``question``
-    is appended as a new human turn.
+    The question is the last message when that is a human turn (a ``question`` left in
+    a thread's state by an earlier turn is then stale); otherwise ``question`` is
+    appended as a new human turn.
     """
     messages: list[BaseMessage] = list(state.get("messages") or [])
     if messages and isinstance(messages[-1], HumanMessage):
@@ -105,8 +106,8 @@ def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessa
     if not isinstance(question, str) or not question.strip():
         msg = "the router needs a question: pass 'question' or end 'messages' with a human turn"
         raise ValueError(msg)
-    new: list[BaseMessage] = [HumanMessage(content=question)]
-    return messages + new, new
+    conversation = to_state({"messages": messages, "question": question})["messages"]
+    return conversation, conversation[len(messages) :]
 
 
 def expert_messages(
@@ -168,34 +169,39 @@ class ClassifyNode:
             previous=_previous_routing(conversation[:-1]),
         )
         return {
-            "question": str(conversation[-1].text),
             "prediction": prediction.model_dump(mode="json"),
             "routing": decision.model_dump(mode="json"),
             "answer": None,
             "fan_out_answers": None,
         }
 
-    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+    def _question(self, state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage], str]:
+        """The conversation, the messages to add, and the text the classifier reads."""
         conversation, new = _conversation(state)
+        text = question_text(conversation, context_turns=self.classifier.context_turns)
+        return conversation, new, text
+
+    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
-            prediction = self.classifier.invoke(conversation, config)
+            prediction = self.classifier.invoke(text, config)
         else:
-            prediction = self.classifier.classify(conversation)
+            prediction = self.classifier.classify_texts([text])[0]
         update = self._update(prediction, start, conversation)
         _emit(ROUTING_EVENT, update["routing"], config)
-        return {"messages": new, **update}
+        return {"messages": new, "question": text, **update}
 
     async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
-        conversation, new = _conversation(state)
+        conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
-            prediction = await self.classifier.ainvoke(conversation, config)
+            prediction = await self.classifier.ainvoke(text, config)
         else:
-            prediction = await self.classifier.aclassify(conversation)
+            prediction = await self.classifier.aclassify(text)
         update = self._update(prediction, start, conversation)
         await _aemit(ROUTING_EVENT, update["routing"], config)
-        return {"messages": new, **update}
+        return {"messages": new, "question": text, **update}
 
 
 @dataclass(frozen=True)
