@@ -211,9 +211,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         async for value in inputs:
             stream = self._answer_stream()
             graph = self._graph_for(config)
-            async for mode, chunk in graph.astream(
-                to_state(value), child, stream_mode=_MODES
-            ):
+            async for mode, chunk in graph.astream(to_state(value), child, stream_mode=_MODES):
                 for token in stream.feed(mode, chunk):
                     yield token
             yield self._closing_chunk(stream)
