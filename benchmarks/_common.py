@@ -167,10 +167,12 @@ def _cpu(line: str) -> float:
 def model_summary(path: str) -> str:
     """One line: the model's size and version, read from its config."""
     config = json.loads((Path(path) / "config.json").read_text())
-    settings = config.get("domain_router", {})
+    from langchain_domain_router.classifier import Calibration
+
+    settings = Calibration.of(config)
     return (
         f"{path}: {config.get('model_type')} {config.get('num_hidden_layers')} layers x "
         f"{config.get('hidden_size')}, vocab {config.get('vocab_size')}, "
-        f"{len(config.get('id2label', {}))} labels, max_length {settings.get('max_length')}, "
-        f"version {settings.get('model_version')}"
+        f"{len(config.get('id2label', {}))} labels, max_length {settings.max_length}, "
+        f"version {settings.model_version}"
     )

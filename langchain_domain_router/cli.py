@@ -253,8 +253,7 @@ def _run_serve(args: argparse.Namespace) -> int:
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    from langchain_domain_router._onnx import export_model
-    from langchain_domain_router.classifier import default_model_path
+    from langchain_domain_router.classifier import default_model_path, export_model
 
     model = str(default_model_path()) if args.model == "default" else args.model
     meta = export_model(
@@ -312,7 +311,7 @@ def _run_measure_quality(args: argparse.Namespace) -> int:
     from langchain_domain_router.quality import kmmlu_questions, measure_quality, quality_table
 
     measured = measure_quality(
-        RouterConfig.from_file(args.config),
+        RouterConfig.load(args.config),
         kmmlu_questions(args.kmmlu, args.split),
         per_domain=args.per_domain,
         concurrency=args.concurrency,

@@ -3,18 +3,20 @@
 from __future__ import annotations
 
 import difflib
-import json
-import tomllib
+import os
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, Literal, Self
 
-import yaml
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from langchain_domain_router._files import read_settings_file, write_settings_file
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS, Supercategory
+from langchain_domain_router.classifier import ClassifierSettings
 
+CONFIG_ENV = "DOMAIN_ROUTER_CONFIG"
+"""The environment variable naming the router configuration file (platform, server)."""
 GENERAL_NODE = "general"
 """The node name of the fallback expert."""
 CLASSIFY_NODE = "classify"
@@ -185,43 +187,6 @@ class ExpertProfile(BaseModel):
         return self.options()[0].model_name
 
 
-class ClassifierSettings(BaseModel):
-    """Which classifier the router loads, and how.
-
-    Example:
-        ```python
-        ClassifierSettings(model="default", context_turns=1)
-        ```
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "default"
-    """``"default"`` for the embedded model, a local directory, or a hub id."""
-    device: str = "cpu"
-    """The torch device."""
-    max_length: int | None = Field(default=None, gt=0)
-    """Token cap per question; ``None`` takes the model's own."""
-    batch_size: int = Field(default=32, gt=0)
-    """Questions per forward pass."""
-    context_turns: int = Field(default=0, ge=0)
-    """Earlier human turns prepended to the last one when classifying."""
-    backend: Literal["auto", "torch", "onnx"] = "auto"
-    """``"auto"``: ONNX Runtime when the model ships an ONNX export (``domain-router
-    export-onnx``) and onnxruntime is installed, else torch; ``"onnx"`` / ``"torch"``
-    force one."""
-    num_threads: int | None = Field(default=None, gt=0)
-    """Intra-op threads; ``None``: half the usable cores, 1 to 4 (torch: process-wide)."""
-    coalesce_ms: float | None = Field(default=None, ge=0)
-    """Gather concurrent async calls for up to this many ms into one forward pass;
-    ``None``: off in code, ``ServerSettings.coalesce_ms`` (0) in the server."""
-    cache_size: int = Field(default=0, ge=0)
-    """LRU cache of predictions; 0 turns it off."""
-    quantize: Literal["int8", "float32"] | None = None
-    """The graph to run: ``None`` the one the export chose (int8 where it was measured
-    within 0.5 points), ``"float32"`` or ``"int8"`` (torch: dynamic int8, CPU)."""
-
-
 class FanOutSettings(BaseModel):
     """Send a question to the experts of its two top domains when they are close.
 
@@ -388,29 +353,32 @@ class RouterConfig(BaseModel):
             ValueError: If the file is missing, unreadable, of an unknown kind or not
                 valid (a ``pydantic.ValidationError`` names the offending field).
         """
-        path = Path(path)
-        if not path.is_file():
-            msg = f"router config file not found: {str(path)!r}"
-            raise ValueError(msg)
-        text = path.read_text(encoding="utf-8")
-        suffix = path.suffix.lower()
-        try:
-            if suffix in {".yaml", ".yml"}:
-                data = yaml.safe_load(text)
-            elif suffix == ".toml":
-                data = tomllib.loads(text)
-            elif suffix == ".json":
-                data = json.loads(text)
-            else:
-                msg = f"{str(path)!r}: unknown config format {suffix!r} (use .yaml, .toml or .json)"
-                raise ValueError(msg)
-        except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            msg = f"{str(path)!r} is not valid {suffix[1:].upper()}: {exc}"
-            raise ValueError(msg) from exc
-        if not isinstance(data, dict):
-            msg = f"{str(path)!r}: the top level must be a mapping of settings"
-            raise ValueError(msg)
-        return cls.model_validate(data)
+        return cls.model_validate(read_settings_file(path))
+
+    @classmethod
+    def load(cls, config: RouterConfig | str | Path | None = None) -> Self:
+        """The one way every entry point turns "a configuration" into one.
+
+        Args:
+            config: A configuration (returned as is), a YAML/TOML/JSON file, or ``None``
+                for the example configuration shipped with the package.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ValueError: As ``from_file``.
+        """
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, RouterConfig):
+            return cls.model_validate(config.model_dump())
+        return cls.example() if config is None else cls.from_file(config)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Load the file ``DOMAIN_ROUTER_CONFIG`` names (the example when it is unset)."""
+        return cls.load(os.environ.get(CONFIG_ENV) or None)
 
     def to_file(self, path: str | Path) -> Path:
         """Write the configuration as ``.yaml``/``.yml`` or ``.json`` (defaults left out).
@@ -425,7 +393,6 @@ class RouterConfig(BaseModel):
             ValueError: If a model is a Python instance (only ``provider:model`` strings
                 can be written) or the suffix is not YAML or JSON.
         """
-        path = Path(path)
         instances = [
             expert.name
             for expert in [*self.experts, self.fallback]
@@ -435,17 +402,7 @@ class RouterConfig(BaseModel):
         if instances:
             msg = f"experts {instances} use chat-model instances, which cannot be written to a file"
             raise ValueError(msg)
-        data = self.model_dump(mode="json", exclude_defaults=True)
-        suffix = path.suffix.lower()
-        if suffix in {".yaml", ".yml"}:
-            text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
-        elif suffix == ".json":
-            text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-        else:
-            msg = f"{str(path)!r}: can only write .yaml, .yml or .json"
-            raise ValueError(msg)
-        path.write_text(text, encoding="utf-8")
-        return path
+        return write_settings_file(path, self.model_dump(mode="json", exclude_defaults=True))
 
     @classmethod
     def example(cls) -> Self:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -25,30 +25,11 @@ from langchain_domain_router.config import (
     CLASSIFY_NODE,
     FAN_OUT_NODE,
     GENERAL_NODE,
-    ClassifierSettings,
     RouterConfig,
 )
 from langchain_domain_router.policy import resolve_thresholds
 
 logger = logging.getLogger(__name__)
-
-
-def classifier_from_settings(settings: ClassifierSettings) -> DomainClassifier:
-    """Create the classifier a configuration names."""
-    options: dict[str, Any] = {
-        "device": settings.device,
-        "max_length": settings.max_length,
-        "batch_size": settings.batch_size,
-        "context_turns": settings.context_turns,
-        "backend": settings.backend,
-        "num_threads": settings.num_threads,
-        "coalesce_ms": settings.coalesce_ms,
-        "cache_size": settings.cache_size,
-        "quantize": settings.quantize,
-    }
-    if settings.model == "default":
-        return DomainClassifier.default(**options)
-    return DomainClassifier.from_pretrained(settings.model, **options)
 
 
 def _route(state: RouterState) -> str | list[Send]:
@@ -102,10 +83,9 @@ def build_router_graph(
         state["routing"]["expert"], state["answer"]
         ```
     """
-    if not isinstance(config, RouterConfig):
-        config = RouterConfig.from_file(config)
-    classifier = classifier or classifier_from_settings(config.classifier)
-    thresholds = resolve_thresholds(config, classifier.router_settings)
+    config = RouterConfig.load(config)
+    classifier = classifier or DomainClassifier.from_settings(config.classifier)
+    thresholds = resolve_thresholds(config, classifier.calibration)
     classify = ClassifyNode(classifier, config, thresholds)
     experts = [ExpertNode(profile, profile.name) for profile in config.experts]
     general = ExpertNode(config.fallback, GENERAL_NODE)
@@ -123,8 +103,6 @@ def build_router_graph(
     for node in [*experts, general]:
         graph.add_node(node.node, RunnableLambda(node.invoke, afunc=node.ainvoke, name=node.node))
     names = [node.node for node in [*experts, general]]
-    # The route's Literal is built from the config so the graph's drawing names every node.
-    _route.__annotations__["return"] = Literal[tuple(names)]  # type: ignore[valid-type]
     graph.add_edge(START, CLASSIFY_NODE)
     graph.add_conditional_edges(CLASSIFY_NODE, _route, path_map=names)
     after_expert = [GENERAL_NODE, END]

@@ -95,12 +95,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         Returns:
             The router.
         """
-        if config_or_path is None:
-            config = RouterConfig.example()
-        elif isinstance(config_or_path, RouterConfig):
-            config = config_or_path
-        else:
-            config = RouterConfig.from_file(config_or_path)
+        config = RouterConfig.load(config_or_path)
         graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
         return cls(config=config, graph=graph, feedback=FeedbackStore(feedback_path))
 

@@ -214,7 +214,7 @@ def train_command(args: argparse.Namespace) -> int:
     folder = train(sources, options)
     logging.getLogger(__name__).info("saved %s", folder)
     if args.onnx:
-        from langchain_domain_router._onnx import export_model
+        from langchain_domain_router.classifier import export_model
 
         export_model(folder, int8=True, kmmlu=sources.kmmlu)
     return 0

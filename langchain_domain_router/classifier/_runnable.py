@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-import functools
 import logging
-import re
 import threading
 from collections.abc import Sequence
-from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import run_in_executor
-from pydantic import ConfigDict, Field, PrivateAttr
+from pydantic import ConfigDict, PrivateAttr
 from typing_extensions import override
 
 from langchain_domain_router._cache import LRUCache, text_normaliser
@@ -24,74 +21,38 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
-from langchain_domain_router._onnx import (
-    BatchTokenizer,
-    OnnxModel,
-    Precision,
-    load_onnx,
-    onnx_ready,
-    token_cap,
-    warm_up,
+from langchain_domain_router._runtime import MODELS, default_threads, directory_stamp
+from langchain_domain_router.classifier._backends import (
+    Backend,
+    backend_logits,
+    by_length_chunks,
+    load_backend,
+    model_labels,
+    probabilities,
 )
-from langchain_domain_router._optimize import by_length_chunks, quantize
-from langchain_domain_router._quiet import quiet_model_loading
-from langchain_domain_router._runtime import MODELS, LoadedModel, default_threads, directory_stamp
-from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
-from langchain_domain_router.schema import DomainPrediction, LabelScore
+from langchain_domain_router.classifier._onnx import BatchTokenizer, onnx_ready
+from langchain_domain_router.classifier._predictions import (
+    check_local_model,
+    default_model_path,
+    to_predictions,
+)
+from langchain_domain_router.classifier._settings import (
+    Calibration,
+    ClassifierOptions,
+    ClassifierSettings,
+)
+from langchain_domain_router.schema import DomainPrediction
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
     import numpy as np
     import torch
-    from transformers import PreTrainedModel
 
 logger = logging.getLogger(__name__)
 
-_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
-_DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
 
-
-def default_model_path() -> Path:
-    """Return the directory of the default model embedded in the package."""
-    return Path(str(resources.files("langchain_domain_router") / "models" / "default"))
-
-
-def _check_local_model(path_or_id: str) -> None:
-    """Fail early, and clearly, when a local model directory is missing or incomplete."""
-    path = Path(path_or_id).expanduser()
-    looks_local = path.exists() or path.is_absolute() or path_or_id.startswith((".", "~"))
-    if not looks_local and _HUB_ID.match(path_or_id):
-        return
-    if not path.is_dir():
-        msg = f"model directory not found: {path_or_id!r}"
-        raise ValueError(msg)
-    if not (path / "config.json").is_file():
-        msg = f"{path_or_id!r} is not a model directory: it has no config.json"
-        raise ValueError(msg)
-
-
-@functools.lru_cache(maxsize=8)
-def _membership(labels: tuple[str, ...]) -> np.ndarray:
-    """Which labels belong to which supercategory, as a 0/1 matrix (labels x supercategories).
-
-    One matrix product per batch then gives every row's supercategory mass, instead of a
-    Python loop over every label of every row.
-    """
-    import numpy as np
-
-    return np.array(
-        [[supercategory_of(label) == sup for sup in SUPERCATEGORIES] for label in labels],
-        dtype=np.float64,
-    )
-
-
-def _labels(config: Any) -> list[str]:
-    id2label = cast("dict[int, str]", config.id2label)
-    return [id2label[i] for i in range(int(config.num_labels))]
-
-
-class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
+class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], ClassifierOptions):
     """Label a question with its KMMLU domain using a sequence-classification model.
 
     Any Hugging Face sequence-classification checkpoint works; labels and their order
@@ -130,39 +91,10 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     model_path: str
-    """A local model directory or a Hugging Face hub id."""
-    device: str = "cpu"
-    """The torch device to run on."""
-    max_length: int | None = Field(default=None, gt=0)
-    """Token cap per question; ``None`` takes the model's own (or 128)."""
-    batch_size: int = Field(default=32, gt=0)
-    """How many questions one forward pass takes in ``batch``."""
-    top_k: int = Field(default=5, gt=0)
-    """How many labels each prediction lists."""
-    context_turns: int = Field(default=0, ge=0)
-    """For message lists: how many earlier human turns to prepend to the last one."""
-    max_chars: int = Field(default=2048, gt=0)
-    """Characters kept before tokenizing: a 1 MB question costs no more than a long one."""
-    coalesce_ms: float | None = Field(default=None, ge=0)
-    """Gather concurrent ``ainvoke`` calls for up to this many milliseconds into one
-    forward pass (calls that arrive while a pass runs join the next one, even with 0);
-    ``None`` runs each call on its own in an executor thread."""
-    cache_size: int = Field(default=0, ge=0)
-    """Predictions kept in an LRU cache keyed on the normalised question; 0 turns it off."""
-    num_threads: int | None = Field(default=None, gt=0)
-    """Intra-op threads of the forward pass; ``None``: half the cores this process may use
-    (affinity and cgroup quota), 1 to 4. Torch's setting is process-wide
-    (``torch.set_num_threads``); ONNX Runtime's is the session's."""
-    quantize: Precision | None = None
-    """``"int8"``: the int8 graph (ONNX) or dynamic int8 linear layers (torch, CPU only);
-    ``"float32"``: full precision; ``None``: the graph the ONNX export chose (int8 only
-    where it was measured within 0.5 accuracy points), full precision on torch."""
-    backend: Literal["auto", "torch", "onnx"] = "auto"
-    """``"onnx"`` runs the graph ``domain-router export-onnx`` wrote with ONNX Runtime,
-    without importing torch; ``"torch"`` the saved weights; ``"auto"`` ONNX when the
-    model has an export and onnxruntime is installed (on the CPU), else torch."""
+    """A local model directory or a Hugging Face hub id. The other fields are the
+    ``ClassifierOptions`` a router config's ``classifier`` block sets too."""
 
-    _loaded: LoadedModel | None = PrivateAttr(default=None)
+    _loaded: Backend | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
     _cache_key: Callable[[str], str] | None = PrivateAttr(default=None)
@@ -196,7 +128,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         Raises:
             ValueError: If a local path does not exist or has no ``config.json``.
         """
-        _check_local_model(str(path_or_id))
+        check_local_model(str(path_or_id))
         return cls(
             model_path=str(path_or_id),
             device=device,
@@ -216,6 +148,24 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
             The classifier for the embedded model.
         """
         return cls.from_pretrained(default_model_path(), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: ClassifierSettings) -> Self:
+        """Create the classifier a router configuration's ``classifier`` block names.
+
+        Args:
+            settings: The model (``"default"``, a directory or a hub id) and the options.
+
+        Returns:
+            The classifier; weights load on first use.
+
+        Raises:
+            ValueError: If a local path does not exist or has no ``config.json``.
+        """
+        options = settings.model_dump(exclude={"model"})
+        if settings.model == "default":
+            return cls.default(**options)
+        return cls.from_pretrained(settings.model, **options)
 
     # -- loading -------------------------------------------------------------------
 
@@ -243,87 +193,31 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         return "onnx" if on_cpu and onnx_ready(self.model_path, self.quantize) else "torch"
 
     def _load(self) -> None:
-        backend = self.resolved_backend
+        name = self.resolved_backend
         threads = self.num_threads or default_threads()
         path = Path(self.model_path).expanduser()
         where = (str(path.resolve()), directory_stamp(path)) if path.is_dir() else (str(path),)
-        key = (*where, backend, self.quantize, self.device, threads, self.max_length)
-        loaded = MODELS.get(key, lambda: self._load_backend(backend, threads))
+        key = (*where, name, self.quantize, self.device, threads, self.max_length)
+        loaded = MODELS.get(
+            key,
+            lambda: load_backend(
+                self.model_path,
+                name,
+                threads=threads,
+                device=self.device,
+                quantize_to=self.quantize,
+                max_length=self.max_length,
+            ),
+        )
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
         self._loaded = loaded
-        logger.debug(
-            "classifier %s ready (%s backend, %d threads)", self.model_path, backend, threads
-        )
-
-    def _load_backend(self, backend: str, threads: int) -> LoadedModel:
-        model: Any
-        tokenizer: BatchTokenizer
-        if backend == "onnx":
-            model, tokenizer = load_onnx(self.model_path, self.quantize, threads, self.max_length)
-            run = model
-        else:
-            model, tokenizer = self._load_torch(threads)
-            run = self._torch_runner(model)
-        labels = _labels(model.config)
-        if all(_DEFAULT_LABEL.match(label) for label in labels):
-            msg = f"{self.model_path!r}: config.json has no id2label naming the domains"
-            raise ValueError(msg)
-        warm_up(run, tokenizer)
-        logger.debug("loaded %s (%d labels, %s backend)", self.model_path, len(labels), backend)
-        return LoadedModel(model=model, tokenizer=tokenizer, backend=backend)
-
-    def _load_torch(self, threads: int) -> tuple[PreTrainedModel, BatchTokenizer]:
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
-        import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
-
-        try:
-            with quiet_model_loading():
-                hf_tokenizer = AutoTokenizer.from_pretrained(self.model_path)
-                model = AutoModelForSequenceClassification.from_pretrained(self.model_path)
-        except (OSError, ValueError) as exc:
-            msg = f"could not load a sequence-classification model from {self.model_path!r}: {exc}"
-            raise ValueError(msg) from exc
-        backend_tokenizer = getattr(hf_tokenizer, "backend_tokenizer", None)
-        if backend_tokenizer is None:
-            msg = f"{self.model_path!r} has no fast tokenizer (tokenizer.json)"
-            raise ValueError(msg)
-        if torch.device(self.device).type == "cpu" and model.dtype != torch.float32:
-            # Weights may be saved in float16 to halve the file; CPUs compute float16
-            # slowly, so compute in float32.
-            model = model.float()
-        model.to(self.device).eval()
-        if self.quantize == "int8":
-            model = quantize(model, self.quantize, self.device)
-        if torch.get_num_threads() != threads:
-            torch.set_num_threads(threads)
-            logger.info("torch.set_num_threads(%d) for %s", threads, self.model_path)
-        pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0
-        tokenizer = BatchTokenizer(
-            backend_tokenizer,
-            pad_id=pad_id,
-            input_names=hf_tokenizer.model_input_names,
-            max_length=token_cap(self.max_length, model.config),
-        )
-        return model, tokenizer
-
-    def _torch_runner(self, model: Any) -> Callable[[dict[str, Any]], np.ndarray]:
-        import torch
-
-        device = self.device
-
-        def run(encoded: dict[str, Any]) -> np.ndarray:
-            tensors = {key: torch.from_numpy(value).to(device) for key, value in encoded.items()}
-            with torch.inference_mode():
-                return model(**tensors).logits.float().cpu().numpy()
-
-        return run
+        logger.debug("classifier %s ready (%s backend, %d threads)", self.model_path, name, threads)
 
     @property
-    def _shared(self) -> LoadedModel:
+    def loaded_backend(self) -> Backend:
+        """The loaded backend (loading it on first use)."""
         loaded = self.load()._loaded
         if loaded is None:  # pragma: no cover - load() sets it or raises
             msg = "the model did not load"
@@ -333,37 +227,37 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
     @property
     def model(self) -> Any:
         """The loaded model: a ``transformers`` model, or an ONNX Runtime session wrapper."""
-        return self._shared.model
+        return self.loaded_backend.model
 
     @property
     def tokenizer(self) -> BatchTokenizer:
         """The loaded tokenizer (``backend_tokenizer`` is the ``tokenizers.Tokenizer``)."""
-        return self._shared.tokenizer
+        return self.loaded_backend.tokenizer
 
     @property
     def config(self) -> Any:
-        """The model's config (``id2label``, ``problem_type``, ``domain_router``)."""
-        return self.model.config
+        """The model's config (``id2label``, ``problem_type``, the calibration block)."""
+        return self.loaded_backend.config
 
     @property
-    def router_settings(self) -> dict[str, Any]:
-        """The ``domain_router`` block of the model's config (temperature, thresholds)."""
-        return dict(getattr(self.config, "domain_router", None) or {})
+    def calibration(self) -> Calibration:
+        """The temperature and thresholds the model was calibrated with."""
+        return Calibration.of(self.config)
 
     @property
     def labels(self) -> list[str]:
         """The labels in the model's ``id2label`` order."""
-        return _labels(self.config)
+        return model_labels(self.config)
 
     @property
     def model_version(self) -> str:
-        """The model's version string (its config's ``model_version``, else its path)."""
-        return str(self.router_settings.get("model_version") or self.model_path)
+        """The model's version string (its calibration's ``model_version``, else its path)."""
+        return self.calibration.model_version or self.model_path
 
     @property
     def temperature(self) -> float:
         """The temperature fitted on validation data (1.0 when the model has none)."""
-        return float(self.router_settings.get("temperature", 1.0))
+        return self.calibration.temperature
 
     # -- preprocess -> _forward -> postprocess -------------------------------------
 
@@ -372,63 +266,27 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
 
         Torch tensors on the model's device for the torch backend, numpy arrays for ONNX.
         """
-        encoded = self.tokenizer.encode([text[: self.max_chars] for text in texts])
-        if self._shared.backend == "onnx":
-            return encoded
-        import torch
-
-        return {key: torch.from_numpy(value).to(self.device) for key, value in encoded.items()}
+        backend = self.loaded_backend
+        return backend.prepare(backend.tokenizer.encode([text[: self.max_chars] for text in texts]))
 
     def _forward(self, encoded: dict[str, Any]) -> np.ndarray:
-        shared = self._shared
-        if isinstance(shared.model, OnnxModel):
-            with shared.forward_lock:
-                return shared.model(encoded)
-        import torch
-
-        with shared.forward_lock, torch.inference_mode():
-            return shared.model(**encoded).logits.float().cpu().numpy()
+        backend = self.loaded_backend
+        with backend.forward_lock:
+            return backend.logits(encoded)
 
     def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
         """Turn logits into probabilities, following the model's ``problem_type``."""
-        import numpy as np
-
-        scaled = np.asarray(logits, dtype=np.float64) / self.temperature
-        if self.config.problem_type == "multi_label_classification":
-            return 1.0 / (1.0 + np.exp(-scaled))
-        exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
-        return exp / exp.sum(axis=-1, keepdims=True)
+        return probabilities(logits, self.temperature, self.config.problem_type)
 
     def postprocess(self, logits: np.ndarray | torch.Tensor) -> list[DomainPrediction]:
         """Turn a batch of logits into sorted predictions."""
-        import numpy as np
-
-        probs = self.scores(logits)
-        labels, version = self.labels, self.model_version
-        k = min(self.top_k, len(labels))
-        top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
-        top_scores = np.take_along_axis(probs, top_ids, axis=-1)
-        member = _membership(tuple(labels))
-        if self.config.problem_type == "multi_label_classification":
-            masses = (probs[:, :, None] * member[None]).max(axis=1)
-        else:
-            masses = probs @ member
-        predictions = []
-        for mass, scores, ids in zip(
-            masses.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
-        ):
-            top = [LabelScore(label=labels[i], score=s) for i, s in zip(ids, scores, strict=True)]
-            predictions.append(
-                DomainPrediction(
-                    label=top[0].label,
-                    score=top[0].score,
-                    top_k=top,
-                    supercategory=supercategory_of(top[0].label),
-                    supercategory_scores=dict(zip(SUPERCATEGORIES, mass, strict=True)),
-                    model_version=version,
-                )
-            )
-        return predictions
+        return to_predictions(
+            self.scores(logits),
+            self.labels,
+            top_k=self.top_k,
+            multi_label=self.config.problem_type == "multi_label_classification",
+            model_version=self.model_version,
+        )
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
         """Return raw logits (no temperature) for ``texts``, one forward pass per chunk.
@@ -439,12 +297,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction]):
         Returns:
             An array of shape ``(len(texts), num_labels)``.
         """
-        import numpy as np
-
-        rows = by_length_chunks(
-            texts, self.batch_size, lambda chunk: list(self._forward(self.preprocess(chunk)))
+        return backend_logits(
+            self.loaded_backend, texts, batch_size=self.batch_size, max_chars=self.max_chars
         )
-        return np.stack(rows) if rows else np.zeros((0, len(self.labels)))
 
     def classify_texts(self, texts: Sequence[str]) -> list[DomainPrediction]:
         """Classify already-extracted texts, one forward pass per chunk of ``batch_size``.
