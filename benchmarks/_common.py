@@ -52,7 +52,7 @@ def check_model(path: str) -> None:
 
 def _pairs(load: Callable[[], Iterable[Any]]) -> list[tuple[str, str]]:
     """``(text, label)`` rows from a training-data loader; empty when the data is absent."""
-    from langchain_domain_router.training._data import DataError
+    from langchain_domain_router.data import DataError
 
     try:
         return [(row.text, row.label) for row in load()]
@@ -62,14 +62,14 @@ def _pairs(load: Callable[[], Iterable[Any]]) -> list[tuple[str, str]]:
 
 def load_kmmlu(data: str, split: str) -> list[tuple[str, str]]:
     """``(question, subject)`` rows of a KMMLU split; empty when the data is absent."""
-    from langchain_domain_router.training._data import load_kmmlu as load
+    from langchain_domain_router.data import load_kmmlu as load
 
     return _pairs(lambda: load(Path(data) / "kmmlu", split))
 
 
 def load_synthetic(data: str) -> list[tuple[str, str]]:
     """``(text, label)`` rows of the synthetic set; empty when absent."""
-    from langchain_domain_router.training._data import load_labelled_folder
+    from langchain_domain_router.data import load_labelled_folder
 
     return _pairs(lambda: load_labelled_folder(Path(data) / "synthetic"))
 

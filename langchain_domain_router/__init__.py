@@ -14,11 +14,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_domain_router._nodes import (
-        ROUTING_COMPLETE_EVENT,
-        ROUTING_EVENT,
-        RouterState,
-    )
     from langchain_domain_router._streaming import STREAM_RESET
     from langchain_domain_router._taxonomy import (
         KMMLU_DOMAINS,
@@ -42,16 +37,19 @@ if TYPE_CHECKING:
     from langchain_domain_router.graph import build_router_graph
     from langchain_domain_router.router import DomainRouter
     from langchain_domain_router.schema import (
+        ROUTING_COMPLETE_EVENT,
+        ROUTING_EVENT,
         DomainPrediction,
         LabelScore,
+        RouterState,
         RoutingDecision,
         RoutingReason,
     )
 
 _MODULE_OF = {
-    "ROUTING_COMPLETE_EVENT": "_nodes",
-    "ROUTING_EVENT": "_nodes",
-    "RouterState": "_nodes",
+    "ROUTING_COMPLETE_EVENT": "schema",
+    "ROUTING_EVENT": "schema",
+    "RouterState": "schema",
     "STREAM_RESET": "_streaming",
     "router_tool": "_tool",
     "MessagePolicy": "config",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 from langchain_core.callbacks import (
     BaseCallbackManager,
@@ -13,16 +13,13 @@ from langchain_core.callbacks import (
     dispatch_custom_event,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
-from langgraph.graph.message import add_messages
 
 from langchain_domain_router._inputs import last_human_index, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import (
-    FAN_OUT_NODE,
-    GENERAL_NODE,
     CandidateModel,
     ExpertProfile,
     MessagePolicy,
@@ -37,39 +34,15 @@ from langchain_domain_router.experts import (
     resolve_chat_model,
 )
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
-from langchain_domain_router.schema import DomainPrediction, RoutingDecision
-
-ROUTING_EVENT = "routing_decision"
-"""Custom stream event sent when ``classify`` has chosen the expert."""
-ROUTING_COMPLETE_EVENT = "routing_complete"
-"""Custom stream event sent with the final record (latencies, usage, cost) after the
-answer; audit sinks listen for it."""
-
-
-def _collect(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list:
-    """Reducer for fan-out answers: ``None`` clears them at the start of each turn."""
-    return [] if right is None else [*(left or []), *right]
-
-
-class RouterInputState(TypedDict, total=False):
-    """What the graph takes: a conversation ending in a human turn, or a ``question``."""
-
-    messages: Annotated[list[AnyMessage], add_messages]
-    question: str
-
-
-class RouterState(RouterInputState, total=False):
-    """The routing graph's state.
-
-    ``prediction`` and ``routing`` hold ``DomainPrediction`` / ``RoutingDecision`` as
-    JSON-ready dicts so any checkpointer can store them; rebuild the objects with
-    ``RoutingDecision.model_validate(state["routing"])``.
-    """
-
-    prediction: dict[str, Any] | None
-    routing: dict[str, Any] | None
-    answer: str | None
-    fan_out_answers: Annotated[list[dict[str, Any]], _collect]
+from langchain_domain_router.schema import (
+    GENERAL_NODE,
+    MERGE_NODE,
+    ROUTING_COMPLETE_EVENT,
+    ROUTING_EVENT,
+    DomainPrediction,
+    RouterState,
+    RoutingDecision,
+)
 
 
 def _listened(config: RunnableConfig) -> bool:
@@ -268,7 +241,7 @@ class ExpertNode:
         cost = call.candidate.estimate_cost(tokens_in or 0, tokens_out or 0) if usage else None
         decision = call.decision.model_copy(
             update={
-                "expert": FAN_OUT_NODE if call.fan_out else self.node,
+                "expert": MERGE_NODE if call.fan_out else self.node,
                 "model": call.candidate.model_name,
                 "offline": offline,
                 "expert_latency_ms": elapsed_ms(start),
@@ -362,7 +335,7 @@ def merge_answers(state: RouterState, config: RunnableConfig) -> dict[str, Any]:
     records = [RoutingDecision.model_validate(m.response_metadata["routing"]) for m in messages]
     merged = decision.model_copy(
         update={
-            "expert": FAN_OUT_NODE,
+            "expert": MERGE_NODE,
             "model": " + ".join(str(r.model) for r in records),
             "offline": all(r.offline for r in records),
             "expert_latency_ms": max(r.expert_latency_ms or 0.0 for r in records),
@@ -376,7 +349,7 @@ def merge_answers(state: RouterState, config: RunnableConfig) -> dict[str, Any]:
     text = "\n\n".join(f"[{m.name}]\n{m.text}" for m in messages)
     message = AIMessage(
         content=text,
-        name=FAN_OUT_NODE,
+        name=MERGE_NODE,
         response_metadata={"routing": routing, "fan_out": [r.model_dump() for r in records]},
     )
     _emit(ROUTING_COMPLETE_EVENT, routing, config)

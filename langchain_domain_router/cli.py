@@ -218,13 +218,11 @@ _SERVE_LIMITS = (  # ServerSettings fields, each a --flag-with-dashes
 
 def _run_serve(args: argparse.Namespace) -> int:
     try:
-        from langchain_domain_router.server import ServerSettings, serve
+        from langchain_domain_router.server import CheckpointerSpec, ServerSettings, serve
     except ImportError as exc:
         sys.stderr.write(f"domain-router: {exc}\n")
         return 2
     if args.checkpointer:  # its own message: pydantic's would echo the DSN, password included
-        from langchain_domain_router.server._checkpointer import CheckpointerSpec
-
         CheckpointerSpec.parse(args.checkpointer)
     limits = {name: getattr(args, name) for name, _, _ in _SERVE_LIMITS}
     settings = ServerSettings(

@@ -6,7 +6,7 @@ import difflib
 import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, get_args
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -14,18 +14,13 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from langchain_domain_router._files import read_settings_file, write_settings_file
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS, Supercategory
 from langchain_domain_router.classifier import ClassifierSettings
+from langchain_domain_router.schema import BuiltinNode
 
 CONFIG_ENV = "DOMAIN_ROUTER_CONFIG"
 """The environment variable naming the router configuration file (platform, server)."""
-GENERAL_NODE = "general"
-"""The node name of the fallback expert."""
-CLASSIFY_NODE = "classify"
-"""The node name of the classifier."""
-FAN_OUT_NODE = "merge"
-"""The node that merges the answers of a top-2 fan-out."""
 MessagePolicy = Literal["last_human", "conversation", "all"]
 """Which messages of the conversation an expert sees (``ExpertProfile.message_policy``)."""
-_RESERVED = {GENERAL_NODE, CLASSIFY_NODE, FAN_OUT_NODE, "__start__", "__end__"}
+_RESERVED = {*get_args(BuiltinNode), "__start__", "__end__"}
 
 
 def check_domain(domain: str) -> str:

@@ -12,22 +12,19 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
-from langchain_domain_router._nodes import (
-    ClassifyNode,
-    ExpertNode,
-    RouterInputState,
-    RouterState,
-    merge_answers,
-)
+from langchain_domain_router._nodes import ClassifyNode, ExpertNode, merge_answers
 from langchain_domain_router._quiet import offline_notice
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import (
-    CLASSIFY_NODE,
-    FAN_OUT_NODE,
-    GENERAL_NODE,
-    RouterConfig,
-)
+from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.policy import resolve_thresholds
+from langchain_domain_router.schema import (
+    CLASSIFY_NODE,
+    GENERAL_NODE,
+    MERGE_NODE,
+    ROUTER_NAME,
+    RouterInputState,
+    RouterState,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -56,7 +53,7 @@ def build_router_graph(
     *,
     classifier: DomainClassifier | None = None,
     checkpointer: BaseCheckpointSaver | None = None,
-    name: str = "domain_router",
+    name: str = ROUTER_NAME,
 ) -> CompiledStateGraph:
     """Build the routing graph: ``classify`` -> a domain expert or ``general`` -> END.
 
@@ -107,9 +104,9 @@ def build_router_graph(
     graph.add_conditional_edges(CLASSIFY_NODE, _route, path_map=names)
     after_expert = [GENERAL_NODE, END]
     if config.fan_out.enabled:
-        graph.add_node(FAN_OUT_NODE, merge_answers)
-        graph.add_conditional_edges(FAN_OUT_NODE, _after_merge, path_map=[GENERAL_NODE, END])
-        after_expert.insert(1, FAN_OUT_NODE)
+        graph.add_node(MERGE_NODE, merge_answers)
+        graph.add_conditional_edges(MERGE_NODE, _after_merge, path_map=[GENERAL_NODE, END])
+        after_expert.insert(1, MERGE_NODE)
     for node in experts:
         graph.add_conditional_edges(node.node, _after_expert, path_map=after_expert)
     graph.add_edge(GENERAL_NODE, END)

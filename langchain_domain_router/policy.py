@@ -8,14 +8,14 @@ from typing import Any
 
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.classifier import Calibration
-from langchain_domain_router.config import (
-    FAN_OUT_NODE,
+from langchain_domain_router.config import CandidateModel, ExpertProfile, RouterConfig
+from langchain_domain_router.schema import (
     GENERAL_NODE,
-    CandidateModel,
-    ExpertProfile,
-    RouterConfig,
+    MERGE_NODE,
+    DomainPrediction,
+    RoutingDecision,
+    RoutingReason,
 )
-from langchain_domain_router.schema import DomainPrediction, RoutingDecision, RoutingReason
 
 _STICKY_FROM = {"confident", "sticky", "fan_out"}
 """Previous reasons a conversation may stick to: a real domain expert answered."""
@@ -163,7 +163,7 @@ def decide(
         or _base_route(prediction, config, thresholds)
     )
     if route.fan_out:
-        expert_name, model = FAN_OUT_NODE, None
+        expert_name, model = MERGE_NODE, None
     else:
         profile = route.expert or config.fallback
         expert_name = route.expert.name if route.expert else GENERAL_NODE

@@ -59,7 +59,7 @@ def kmmlu_questions(folder: str | Path, split: str = "test") -> list[MultipleCho
     Raises:
         ValueError: If the folder holds no such files or a file is corrupt.
     """
-    from langchain_domain_router.training._data import load_kmmlu
+    from langchain_domain_router.data import load_kmmlu
 
     return [
         MultipleChoice(

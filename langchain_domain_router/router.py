@@ -20,9 +20,10 @@ from typing_extensions import override
 from langchain_domain_router._inputs import RouterInput, check_batch, check_config, to_state
 from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
+from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
 from langchain_domain_router.graph import build_router_graph
+from langchain_domain_router.schema import CLASSIFY_NODE, MERGE_NODE
 
 
 def _final_message(state: Mapping[str, Any]) -> AIMessage:
@@ -129,7 +130,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     @property
     def answer_nodes(self) -> frozenset[str]:
         """The nodes whose model tokens are the answer."""
-        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, FAN_OUT_NODE, "__start__"}
+        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, MERGE_NODE, "__start__"}
 
     def _graph_for(self, config: RunnableConfig) -> CompiledStateGraph:
         """The graph, or for a call that names no thread a copy that stores nothing.

@@ -188,7 +188,7 @@ def kmmlu_sample(folder: str | Path, size: int, seed: int = 0) -> tuple[list[str
     Raises:
         ValueError: If the folder holds no KMMLU test files.
     """
-    from langchain_domain_router.training._data import DataError, load_kmmlu
+    from langchain_domain_router.data import DataError, load_kmmlu
 
     try:
         rows = load_kmmlu(folder, "test")

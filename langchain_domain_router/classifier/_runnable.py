@@ -49,7 +49,8 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
-logger = logging.getLogger(__name__)
+# The package logger: "classifier ... ready" lines name the classifier, not a file.
+logger = logging.getLogger(__package__ or __name__)
 
 
 class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], ClassifierOptions):

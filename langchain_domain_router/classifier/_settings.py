@@ -6,12 +6,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_domain_router.schema import ROUTER_NAME
+
 Precision = Literal["float32", "int8"]
 """Which exported graph runs: full precision or dynamically int8-quantised."""
 BackendName = Literal["auto", "torch", "onnx"]
 """Which runtime runs the model (``"auto"`` decides at load)."""
 
-CALIBRATION_KEY = "domain_router"
+CALIBRATION_KEY = ROUTER_NAME
 """The key of the routing block in a checkpoint's ``config.json``."""
 
 
@@ -75,7 +77,7 @@ class ClassifierSettings(ClassifierOptions):
 
 
 class Calibration(BaseModel):
-    """The routing block of a checkpoint (``config.json["domain_router"]``).
+    """The routing block of a checkpoint: ``CALIBRATION_KEY`` in its ``config.json``.
 
     Training fits it on validation data and writes it; every backend reads it. A
     checkpoint without one gets these defaults.

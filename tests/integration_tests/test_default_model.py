@@ -76,7 +76,7 @@ def test_the_default_runs_the_shipped_onnx_export_and_is_loaded_once(classifier)
 @pytest.mark.skipif(not KMMLU.is_dir(), reason="needs ../shared/data/kmmlu")
 @pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
 def test_the_default_path_is_as_accurate_as_torch_on_a_kmmlu_sample(classifier):
-    from langchain_domain_router.training._data import load_kmmlu
+    from langchain_domain_router.data import load_kmmlu
 
     rows = random.Random(13).sample(load_kmmlu(KMMLU, "test"), 2000)
     texts, labels = [r.text for r in rows], [r.label for r in rows]
