@@ -19,12 +19,7 @@ from langgraph.config import get_stream_writer
 
 from langchain_domain_router._inputs import last_human_index, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import (
-    CandidateModel,
-    ExpertProfile,
-    MessagePolicy,
-    RouterConfig,
-)
+from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.experts import (
     OfflineExpert,
     acall_expert,
@@ -34,6 +29,7 @@ from langchain_domain_router.experts import (
     resolve_chat_model,
 )
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
 from langchain_domain_router.schema import (
     GENERAL_NODE,
     MERGE_NODE,

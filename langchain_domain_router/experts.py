@@ -22,7 +22,7 @@ from langchain_core.runnables.config import merge_configs
 from typing_extensions import override
 
 from langchain_domain_router._redact import model_secrets, profile_secrets, redact
-from langchain_domain_router.config import CandidateModel, ExpertProfile
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 
 logger = logging.getLogger(__name__)
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.classifier import Calibration
-from langchain_domain_router.config import CandidateModel, ExpertProfile, RouterConfig
+from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import (
     GENERAL_NODE,
     MERGE_NODE,

@@ -13,16 +13,22 @@ import threading
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
 
 from langchain_domain_router._quiet import quiet_model_loading
+from langchain_domain_router._runtime import MODELS, default_threads, directory_stamp
 from langchain_domain_router.classifier._onnx import (
     BatchTokenizer,
     OnnxModel,
     load_onnx,
+    onnx_ready,
     token_cap,
 )
-from langchain_domain_router.classifier._settings import Calibration, Precision
+from langchain_domain_router.classifier._settings import (
+    ClassifierOptions,
+    Precision,
+)
 
 if TYPE_CHECKING:
     import numpy as np
@@ -238,11 +244,6 @@ def model_labels(config: Any) -> list[str]:
     return [id2label[i] for i in range(int(config.num_labels))]
 
 
-def calibration_of(backend: Backend) -> Calibration:
-    """The calibration the backend's checkpoint carries."""
-    return Calibration.of(backend.config)
-
-
 def quantize(model: PreTrainedModel, device: str) -> PreTrainedModel:
     """Return ``model`` with dynamic int8 ``nn.Linear`` layers (CPU only).
 
@@ -342,3 +343,36 @@ def load_backend(
         backend.logits(backend.prepare(backend.tokenizer.encode(texts)))
     logger.debug("loaded %s (%d labels, %s backend)", path, len(labels), name)
     return backend
+
+
+def resolve_backend(path: str, options: ClassifierOptions) -> Literal["torch", "onnx"]:
+    """``options.backend`` with ``"auto"`` decided: ONNX on the CPU when exported, else torch."""
+    if options.backend != "auto":
+        return options.backend
+    on_cpu = options.device.split(":")[0] == "cpu"
+    return "onnx" if on_cpu and onnx_ready(path, options.quantize) else "torch"
+
+
+def shared_backend(path: str, options: ClassifierOptions) -> Backend:
+    """The process's one backend for ``path`` under these options, loaded on first use.
+
+    Classifiers that load the same directory (unchanged on disk) with the same backend,
+    precision, device, threads and token cap share one model, its memory and its
+    forward lock.
+    """
+    name = resolve_backend(path, options)
+    threads = options.num_threads or default_threads()
+    folder = Path(path).expanduser()
+    where = (str(folder.resolve()), directory_stamp(folder)) if folder.is_dir() else (path,)
+    key = (*where, name, options.quantize, options.device, threads, options.max_length)
+    return MODELS.get(
+        key,
+        lambda: load_backend(
+            path,
+            name,
+            threads=threads,
+            device=options.device,
+            quantize_to=options.quantize,
+            max_length=options.max_length,
+        ),
+    )

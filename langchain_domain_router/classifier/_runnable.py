@@ -21,16 +21,16 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
-from langchain_domain_router._runtime import MODELS, default_threads, directory_stamp
 from langchain_domain_router.classifier._backends import (
     Backend,
     backend_logits,
     by_length_chunks,
-    load_backend,
     model_labels,
     probabilities,
+    resolve_backend,
+    shared_backend,
 )
-from langchain_domain_router.classifier._onnx import BatchTokenizer, onnx_ready
+from langchain_domain_router.classifier._onnx import BatchTokenizer
 from langchain_domain_router.classifier._predictions import (
     check_local_model,
     default_model_path,
@@ -61,18 +61,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     first use. ``batch`` runs one padded forward pass per chunk of ``batch_size``, with
     the questions sorted by length so each chunk pads little.
 
-    The backend is chosen at load: ``backend="auto"`` (the default) runs the model's
-    ONNX export with ONNX Runtime when the directory has one and ``onnxruntime`` is
-    installed (the embedded default model ships one), and torch otherwise; ``"onnx"``
-    and ``"torch"`` force one. Classifiers of one process that load the same directory
-    with the same backend, precision, device, threads and token cap share one loaded
-    model (``default()`` and a router config's ``model: default`` load it once).
-
-    Speed options (see ``docs/performance.md``): ``coalesce_ms`` gathers concurrent
-    ``ainvoke`` calls into one forward pass; ``cache_size`` keeps an LRU cache of
-    predictions; ``num_threads`` sets the intra-op threads (default: half the usable
-    cores, 1 to 4); ``quantize`` picks the float32 or int8 graph. Forward passes of one
-    model never overlap, so concurrent callers do not oversubscribe the CPU cores.
+    The fields besides ``model_path`` are the ``ClassifierOptions`` (a router config's
+    ``classifier`` block sets the same ones): the backend (ONNX Runtime when the model
+    ships an export, else torch), and the speed options of ``docs/performance.md``.
+    Classifiers of one process with the same directory and loading options share one
+    loaded model, whose forward passes never overlap (no oversubscribed CPU cores).
 
     Example:
         ```python
@@ -92,8 +85,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
 
     model_path: str
-    """A local model directory or a Hugging Face hub id. The other fields are the
-    ``ClassifierOptions`` a router config's ``classifier`` block sets too."""
+    """A local model directory or a Hugging Face hub id."""
 
     _loaded: Backend | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
@@ -103,25 +95,14 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     _coalescer_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     @classmethod
-    def from_pretrained(
-        cls,
-        path_or_id: str | Path,
-        *,
-        device: str = "cpu",
-        max_length: int | None = None,
-        batch_size: int = 32,
-        **kwargs: Any,
-    ) -> Self:
+    def from_pretrained(cls, path_or_id: str | Path, **options: Any) -> Self:
         """Create a classifier for a local model directory or a hub id.
 
         Args:
             path_or_id: A directory saved with ``save_pretrained`` or a hub id such as
                 ``monologg/koelectra-base-v3-discriminator`` (fine-tuned).
-            device: The torch device, e.g. ``"cpu"`` or ``"cuda"``.
-            max_length: Token cap per question.
-            batch_size: Questions per forward pass in ``batch``.
-            **kwargs: Other fields (``top_k``, ``context_turns``, ``max_chars``,
-                ``coalesce_ms``, ``cache_size``, ``num_threads``, ``quantize``).
+            **options: ``ClassifierOptions`` fields (``device``, ``max_length``,
+                ``batch_size``, ``top_k``, ``context_turns``, ``coalesce_ms``...).
 
         Returns:
             The classifier; weights load on first use.
@@ -130,13 +111,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             ValueError: If a local path does not exist or has no ``config.json``.
         """
         check_local_model(str(path_or_id))
-        return cls(
-            model_path=str(path_or_id),
-            device=device,
-            max_length=max_length,
-            batch_size=batch_size,
-            **kwargs,
-        )
+        return cls(model_path=str(path_or_id), **options)
 
     @classmethod
     def default(cls, **kwargs: Any) -> Self:
@@ -188,33 +163,15 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     @property
     def resolved_backend(self) -> Literal["torch", "onnx"]:
         """The backend ``load`` uses: ``backend`` with ``"auto"`` decided."""
-        if self.backend != "auto":
-            return self.backend
-        on_cpu = self.device.split(":")[0] == "cpu"
-        return "onnx" if on_cpu and onnx_ready(self.model_path, self.quantize) else "torch"
+        return resolve_backend(self.model_path, self)
 
     def _load(self) -> None:
-        name = self.resolved_backend
-        threads = self.num_threads or default_threads()
-        path = Path(self.model_path).expanduser()
-        where = (str(path.resolve()), directory_stamp(path)) if path.is_dir() else (str(path),)
-        key = (*where, name, self.quantize, self.device, threads, self.max_length)
-        loaded = MODELS.get(
-            key,
-            lambda: load_backend(
-                self.model_path,
-                name,
-                threads=threads,
-                device=self.device,
-                quantize_to=self.quantize,
-                max_length=self.max_length,
-            ),
-        )
+        loaded = shared_backend(self.model_path, self)
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
         self._loaded = loaded
-        logger.debug("classifier %s ready (%s backend, %d threads)", self.model_path, name, threads)
+        logger.debug("classifier %s ready (%s backend)", self.model_path, loaded.name)
 
     @property
     def loaded_backend(self) -> Backend:
@@ -339,14 +296,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             results[slot] = prediction
         return results
 
-    def _classify_one(self, value: RouterInput) -> DomainPrediction:
-        text = extract_question(value, context_turns=self.context_turns)
-        return self.classify_texts([text])[0]
-
     def classify(self, value: RouterInput) -> DomainPrediction:
         """Classify one input like ``invoke``, without the Runnable callback layer.
 
-        Nothing is traced; the routing graph uses this when no callback handler listens.
+        Nothing is traced (the routing graph calls ``classify_texts`` when no callback
+        handler listens).
 
         Args:
             value: What ``invoke`` accepts.
@@ -354,7 +308,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         Returns:
             The prediction.
         """
-        return self._classify_one(value)
+        text = extract_question(value, context_turns=self.context_turns)
+        return self.classify_texts([text])[0]
 
     async def aclassify(self, value: RouterInput) -> DomainPrediction:
         """Classify one input like ``ainvoke`` (coalesced when on), without callbacks.
@@ -366,7 +321,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             The prediction.
         """
         if self.coalesce_ms is None:
-            return await run_in_executor(None, self._classify_one, value)
+            return await run_in_executor(None, self.classify, value)
         return await self._aclassify_coalesced(value)
 
     # -- Runnable interface ----------------------------------------------------------
@@ -376,7 +331,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
         check_config(config)
-        return self._call_with_config(self._classify_one, input, config, run_type="chain")
+        return self._call_with_config(self.classify, input, config, run_type="chain")
 
     async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:
         text = extract_question(value, context_turns=self.context_turns)
@@ -432,8 +387,6 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         **kwargs: Any,
     ) -> list[DomainPrediction]:
         inputs = check_batch(inputs, config)
-        if not inputs:
-            return []
         first = config[0] if isinstance(config, list) and config else config
         return await run_in_executor(
             cast("RunnableConfig | None", first),

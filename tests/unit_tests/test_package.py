@@ -62,3 +62,23 @@ def test_no_module_imports_a_private_module_of_another_subpackage():
                     offenders.append(f"{path.relative_to(PACKAGE)}: {name}")
                     break
     assert offenders == []
+
+
+def test_training_without_its_extra_names_the_extra():
+    script = (
+        "import sys\n"
+        "sys.modules['sklearn'] = None\n"
+        "try:\n"
+        "    import langchain_domain_router.training\n"
+        "except ImportError as exc:\n"
+        "    print(exc)\n"
+        "from langchain_domain_router.cli import main\n"
+        "print(main(['train', '--shared', '.', '--output-dir', 'x']))\n"
+    )
+    done = subprocess.run(  # noqa: S603 - a fixed command line
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+    lines = done.stdout.splitlines()
+    assert lines[0].endswith('pip install "langchain-domain-router[train]"'), lines
+    assert lines[-1] == "2"
+    assert '[train]"' in done.stderr
