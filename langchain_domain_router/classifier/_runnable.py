@@ -387,6 +387,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         **kwargs: Any,
     ) -> list[DomainPrediction]:
         inputs = check_batch(inputs, config)
+        if not inputs:
+            return []
         first = config[0] if isinstance(config, list) and config else config
         return await run_in_executor(
             cast("RunnableConfig | None", first),
