@@ -20,6 +20,13 @@ CORE_MODULES = [
 ]
 
 
+def _python(script: str) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` in a fresh interpreter (nothing imported yet)."""
+    return subprocess.run(  # noqa: S603 - a fixed command line
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
+    )
+
+
 def test_importing_the_package_starts_no_thread_and_builds_nothing():
     script = (
         "import sys, threading\n"
@@ -29,10 +36,7 @@ def test_importing_the_package_starts_no_thread_and_builds_nothing():
         "[getattr(p, name) for name in p.__all__]\n"
         "print(threading.active_count(), 'torch' in sys.modules, 'transformers' in sys.modules)\n"
     )
-    out = subprocess.run(  # noqa: S603 - a fixed command line
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
-    ).stdout.split()
-    assert out == ["1", "False", "False"]
+    assert _python(script).stdout.split() == ["1", "False", "False"]
 
 
 def _imported_modules(path: Path) -> list[str]:
@@ -75,9 +79,7 @@ def test_training_without_its_extra_names_the_extra():
         "from langchain_domain_router.cli import main\n"
         "print(main(['train', '--shared', '.', '--output-dir', 'x']))\n"
     )
-    done = subprocess.run(  # noqa: S603 - a fixed command line
-        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=120
-    )
+    done = _python(script)
     lines = done.stdout.splitlines()
     assert lines[0].endswith('pip install "langchain-domain-router[train]"'), lines
     assert lines[-1] == "2"
