@@ -27,9 +27,9 @@ PLUGIN_MODULES = {
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    from langchain_domain_router.classifier import default_model_path, export_model
+    from langchain_domain_router.classifier import export_model, resolve_model_path
 
-    model = str(default_model_path()) if args.model == "default" else args.model
+    model = resolve_model_path(args.model)
     meta = export_model(
         model,
         int8=args.int8,

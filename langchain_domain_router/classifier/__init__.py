@@ -14,7 +14,10 @@ from langchain_domain_router.classifier._backends import (
 )
 from langchain_domain_router.classifier._export import export_model, export_onnx
 from langchain_domain_router.classifier._onnx import onnx_file, read_export
-from langchain_domain_router.classifier._predictions import default_model_path
+from langchain_domain_router.classifier._predictions import (
+    default_model_path,
+    resolve_model_path,
+)
 from langchain_domain_router.classifier._runnable import DomainClassifier
 from langchain_domain_router.classifier._settings import (
     CALIBRATION_KEY,
@@ -39,4 +42,5 @@ __all__ = [
     "onnx_file",
     "probabilities",
     "read_export",
+    "resolve_model_path",
 ]

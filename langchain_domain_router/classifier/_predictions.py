@@ -22,6 +22,11 @@ def default_model_path() -> Path:
     return Path(str(resources.files("langchain_domain_router") / "models" / "default"))
 
 
+def resolve_model_path(model: str | Path) -> str:
+    """The directory or hub id ``model`` names: ``"default"`` is the embedded model."""
+    return str(default_model_path()) if str(model) == "default" else str(model)
+
+
 def check_local_model(path_or_id: str) -> None:
     """Fail early, and clearly, when a local model directory is missing or incomplete.
 

@@ -34,6 +34,7 @@ from langchain_domain_router.classifier._onnx import BatchTokenizer
 from langchain_domain_router.classifier._predictions import (
     check_local_model,
     default_model_path,
+    resolve_model_path,
     to_predictions,
 )
 from langchain_domain_router.classifier._settings import (
@@ -139,9 +140,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             ValueError: If a local path does not exist or has no ``config.json``.
         """
         options = settings.model_dump(exclude={"model"})
-        if settings.model == "default":
-            return cls.default(**options)
-        return cls.from_pretrained(settings.model, **options)
+        return cls.from_pretrained(resolve_model_path(settings.model), **options)
 
     # -- loading -------------------------------------------------------------------
 
