@@ -52,7 +52,7 @@ def check_model(path: str) -> None:
 
 def _pairs(load: Callable[[], Iterable[Any]]) -> list[tuple[str, str]]:
     """``(text, label)`` rows from a training-data loader; empty when the data is absent."""
-    from langchain_domain_router.training._data import DataError
+    from langchain_domain_router.data import DataError
 
     try:
         return [(row.text, row.label) for row in load()]
@@ -62,14 +62,14 @@ def _pairs(load: Callable[[], Iterable[Any]]) -> list[tuple[str, str]]:
 
 def load_kmmlu(data: str, split: str) -> list[tuple[str, str]]:
     """``(question, subject)`` rows of a KMMLU split; empty when the data is absent."""
-    from langchain_domain_router.training._data import load_kmmlu as load
+    from langchain_domain_router.data import load_kmmlu as load
 
     return _pairs(lambda: load(Path(data) / "kmmlu", split))
 
 
 def load_synthetic(data: str) -> list[tuple[str, str]]:
     """``(text, label)`` rows of the synthetic set; empty when absent."""
-    from langchain_domain_router.training._data import load_labelled_folder
+    from langchain_domain_router.data import load_labelled_folder
 
     return _pairs(lambda: load_labelled_folder(Path(data) / "synthetic"))
 
@@ -167,10 +167,12 @@ def _cpu(line: str) -> float:
 def model_summary(path: str) -> str:
     """One line: the model's size and version, read from its config."""
     config = json.loads((Path(path) / "config.json").read_text())
-    settings = config.get("domain_router", {})
+    from langchain_domain_router.classifier import Calibration
+
+    settings = Calibration.of(config)
     return (
         f"{path}: {config.get('model_type')} {config.get('num_hidden_layers')} layers x "
         f"{config.get('hidden_size')}, vocab {config.get('vocab_size')}, "
-        f"{len(config.get('id2label', {}))} labels, max_length {settings.get('max_length')}, "
-        f"version {settings.get('model_version')}"
+        f"{len(config.get('id2label', {}))} labels, max_length {settings.max_length}, "
+        f"version {settings.model_version}"
     )

@@ -90,7 +90,7 @@ def classifier_for(model: str, onnx_model: str, **options: Any) -> Any:
 
 def exported(model: str) -> str:
     """``model`` itself when it has an ONNX export, else an exported temporary copy."""
-    from langchain_domain_router._onnx import export_onnx, onnx_file, read_export
+    from langchain_domain_router.classifier import export_onnx, onnx_file, read_export
 
     if read_export(model) and onnx_file(model, "float32").is_file():
         return model

@@ -14,11 +14,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_domain_router._nodes import (
-        ROUTING_COMPLETE_EVENT,
-        ROUTING_EVENT,
-        RouterState,
-    )
     from langchain_domain_router._streaming import STREAM_RESET
     from langchain_domain_router._taxonomy import (
         KMMLU_DOMAINS,
@@ -27,43 +22,51 @@ if TYPE_CHECKING:
         Supercategory,
     )
     from langchain_domain_router._tool import router_tool
-    from langchain_domain_router.classifier import DomainClassifier
+    from langchain_domain_router.classifier import ClassifierSettings, DomainClassifier
     from langchain_domain_router.config import (
-        CandidateModel,
-        ClassifierSettings,
-        ExpertProfile,
         FanOutSettings,
-        MessagePolicy,
         RouterConfig,
         StickySettings,
         StreamingSettings,
     )
     from langchain_domain_router.experts import OfflineExpert
+    from langchain_domain_router.feedback import FeedbackStore
     from langchain_domain_router.graph import build_router_graph
+    from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
+    from langchain_domain_router.quality import measure_quality
     from langchain_domain_router.router import DomainRouter
     from langchain_domain_router.schema import (
+        ROUTING_COMPLETE_EVENT,
+        ROUTING_EVENT,
         DomainPrediction,
         LabelScore,
+        RouterState,
         RoutingDecision,
         RoutingReason,
     )
 
 _MODULE_OF = {
-    "ROUTING_COMPLETE_EVENT": "_nodes",
-    "ROUTING_EVENT": "_nodes",
-    "RouterState": "_nodes",
+    "AuditCallbackHandler": "audit",
+    "AuditSink": "audit",
+    "JsonlAuditSink": "audit",
+    "FeedbackStore": "feedback",
+    "measure_quality": "quality",
+    "export_onnx": "classifier",
+    "ROUTING_COMPLETE_EVENT": "schema",
+    "ROUTING_EVENT": "schema",
+    "RouterState": "schema",
     "STREAM_RESET": "_streaming",
     "router_tool": "_tool",
-    "MessagePolicy": "config",
+    "MessagePolicy": "profiles",
     "StreamingSettings": "config",
     "KMMLU_DOMAINS": "_taxonomy",
     "SUPERCATEGORIES": "_taxonomy",
     "Domain": "_taxonomy",
     "Supercategory": "_taxonomy",
     "DomainClassifier": "classifier",
-    "CandidateModel": "config",
-    "ClassifierSettings": "config",
-    "ExpertProfile": "config",
+    "CandidateModel": "profiles",
+    "ClassifierSettings": "classifier",
+    "ExpertProfile": "profiles",
     "FanOutSettings": "config",
     "RouterConfig": "config",
     "StickySettings": "config",
@@ -82,6 +85,8 @@ __all__ = [
     "ROUTING_EVENT",
     "STREAM_RESET",
     "SUPERCATEGORIES",
+    "AuditCallbackHandler",
+    "AuditSink",
     "CandidateModel",
     "ClassifierSettings",
     "Domain",
@@ -90,6 +95,8 @@ __all__ = [
     "DomainRouter",
     "ExpertProfile",
     "FanOutSettings",
+    "FeedbackStore",
+    "JsonlAuditSink",
     "LabelScore",
     "MessagePolicy",
     "OfflineExpert",
@@ -101,6 +108,8 @@ __all__ = [
     "StreamingSettings",
     "Supercategory",
     "build_router_graph",
+    "export_onnx",
+    "measure_quality",
     "router_tool",
 ]
 

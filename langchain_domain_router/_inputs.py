@@ -147,25 +147,104 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
-def _from_messages(messages: Sequence[Any], context_turns: int) -> str:
-    check_messages(messages)
+def question_text(messages: Sequence[BaseMessage], *, context_turns: int = 0) -> str:
+    """Return the text to classify in a conversation.
+
+    The last human message is the question; ``context_turns`` earlier human turns are
+    prepended (newline-separated) so a short follow-up keeps its topic.
+
+    Args:
+        messages: A conversation holding at least one human message.
+        context_turns: How many earlier human turns to prepend.
+
+    Returns:
+        The text, stripped of surrounding whitespace.
+
+    Raises:
+        ValueError: If there is no human message, or no text to classify.
+    """
     index = last_human_index(messages)
     if index is None:
         msg = "the messages contain no human message to classify"
         raise ValueError(msg)
     humans = [m for m in messages[: index + 1] if isinstance(m, HumanMessage)]
-    return "\n".join(message_text(m) for m in humans[-(context_turns + 1) :])
+    return require_text("\n".join(message_text(m) for m in humans[-(context_turns + 1) :]))
 
 
-def extract_question(value: Any, *, context_turns: int = 0) -> str:
-    """Return the question text in ``value``.
+def _mapping_messages(value: Mapping[str, Any]) -> list[BaseMessage]:
+    question = value.get("question")
+    if question is not None and not isinstance(question, str):
+        msg = f"'question' must be a string, not a {type(question).__name__}"
+        raise TypeError(msg)
+    messages = value.get("messages")
+    if messages is not None:
+        check_messages(messages)
+    if isinstance(question, str):
+        check_text(question, "the question")
+        return [*(messages or []), HumanMessage(content=question)]
+    if messages is None:
+        msg = "a dict input needs a 'question' string or a 'messages' list"
+        raise ValueError(msg)
+    return list(messages)
 
-    For messages, the last human message is the question; ``context_turns`` earlier
-    human turns are prepended (newline-separated) so a short follow-up keeps its topic.
+
+def to_state(value: Any) -> dict[str, Any]:
+    """Turn a router input into the routing graph's input state, checking it once.
+
+    A string becomes a human message; a dict's ``question`` is appended as a human turn
+    after its ``messages``. The conversation must hold a human message with text (the
+    question); which text is classified (``context_turns``) the ``classify`` node decides.
 
     Args:
         value: A string, a chat message, a list of messages, a ``PromptValue``, or a
             mapping with a ``question`` (string) or ``messages`` (list) key.
+
+    Returns:
+        ``{"messages": [...]}``.
+
+    Raises:
+        TypeError: If ``value`` is of a kind the router does not accept.
+        ValueError: If there is no question, or its text is not valid Unicode.
+
+    Example:
+        ```python
+        to_state({"question": "미분이란?"})  # {"messages": [HumanMessage("미분이란?")]}
+        ```
+    """
+    messages: list[BaseMessage]
+    if isinstance(value, str):
+        messages = [HumanMessage(content=check_text(value, "the question"))]
+    elif isinstance(value, PromptValue):
+        messages = value.to_messages()
+    elif isinstance(value, BaseMessage):
+        # One message is the question whatever its type (the classifier takes its text).
+        check_messages([value])
+        require_text(message_text(value))
+        return {"messages": [value]}
+    elif isinstance(value, Mapping):
+        messages = _mapping_messages(value)
+    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
+        messages = list(value)
+    else:
+        msg = (
+            f"cannot route a {type(value).__name__}: pass a string, a chat message, a list "
+            "of messages, a PromptValue, or a dict with 'question' or 'messages'"
+        )
+        raise TypeError(msg)
+    check_messages(messages)
+    index = last_human_index(messages)
+    if index is None:
+        msg = "the messages contain no human message to classify"
+        raise ValueError(msg)
+    require_text(message_text(messages[index]))
+    return {"messages": messages}
+
+
+def extract_question(value: Any, *, context_turns: int = 0) -> str:
+    """Return the question text in ``value``: ``question_text`` of its ``to_state``.
+
+    Args:
+        value: What ``to_state`` accepts.
         context_turns: How many earlier human turns to prepend.
 
     Returns:
@@ -176,31 +255,7 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
         ValueError: If there is no text to classify.
     """
     if isinstance(value, str):
-        text = value
-    elif isinstance(value, PromptValue):
-        text = _from_messages(value.to_messages(), context_turns)
-    elif isinstance(value, BaseMessage):
-        text = message_text(value)
-    elif isinstance(value, Mapping):
-        question = value.get("question")
-        if question is not None and not isinstance(question, str):
-            msg = f"'question' must be a string, not a {type(question).__name__}"
-            raise TypeError(msg)
-        if value.get("messages") is not None:
-            check_messages(value["messages"])
-        if isinstance(question, str):
-            text = question
-        elif value.get("messages") is not None:
-            text = _from_messages(value["messages"], context_turns)
-        else:
-            msg = "a dict input needs a 'question' string or a 'messages' list"
-            raise ValueError(msg)
-    elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
-        text = _from_messages(value, context_turns)
-    else:
-        msg = (
-            f"cannot route a {type(value).__name__}: pass a string, a chat message, a list "
-            "of messages, a PromptValue, or a dict with 'question' or 'messages'"
-        )
-        raise TypeError(msg)
-    return require_text(check_text(text, "the question"))
+        return require_text(check_text(value, "the question"))
+    if isinstance(value, BaseMessage):
+        return require_text(message_text(to_state(value)["messages"][0]))
+    return question_text(to_state(value)["messages"], context_turns=context_turns)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from typing import Annotated, Any, TypedDict
+from typing import Any
 
 from langchain_core.callbacks import (
     BaseCallbackManager,
@@ -13,21 +13,13 @@ from langchain_core.callbacks import (
     dispatch_custom_event,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, AnyMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.config import get_stream_writer
-from langgraph.graph.message import add_messages
 
-from langchain_domain_router._inputs import last_human_index
+from langchain_domain_router._inputs import last_human_index, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import (
-    FAN_OUT_NODE,
-    GENERAL_NODE,
-    CandidateModel,
-    ExpertProfile,
-    MessagePolicy,
-    RouterConfig,
-)
+from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.experts import (
     OfflineExpert,
     acall_expert,
@@ -37,39 +29,16 @@ from langchain_domain_router.experts import (
     resolve_chat_model,
 )
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
-from langchain_domain_router.schema import DomainPrediction, RoutingDecision
-
-ROUTING_EVENT = "routing_decision"
-"""Custom stream event sent when ``classify`` has chosen the expert."""
-ROUTING_COMPLETE_EVENT = "routing_complete"
-"""Custom stream event sent with the final record (latencies, usage, cost) after the
-answer; audit sinks listen for it."""
-
-
-def _collect(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list:
-    """Reducer for fan-out answers: ``None`` clears them at the start of each turn."""
-    return [] if right is None else [*(left or []), *right]
-
-
-class RouterInputState(TypedDict, total=False):
-    """What the graph takes: a conversation ending in a human turn, or a ``question``."""
-
-    messages: Annotated[list[AnyMessage], add_messages]
-    question: str
-
-
-class RouterState(RouterInputState, total=False):
-    """The routing graph's state.
-
-    ``prediction`` and ``routing`` hold ``DomainPrediction`` / ``RoutingDecision`` as
-    JSON-ready dicts so any checkpointer can store them; rebuild the objects with
-    ``RoutingDecision.model_validate(state["routing"])``.
-    """
-
-    prediction: dict[str, Any] | None
-    routing: dict[str, Any] | None
-    answer: str | None
-    fan_out_answers: Annotated[list[dict[str, Any]], _collect]
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
+from langchain_domain_router.schema import (
+    GENERAL_NODE,
+    MERGE_NODE,
+    ROUTING_COMPLETE_EVENT,
+    ROUTING_EVENT,
+    DomainPrediction,
+    RouterState,
+    RoutingDecision,
+)
 
 
 def _listened(config: RunnableConfig) -> bool:
@@ -95,8 +64,9 @@ async def _aemit(name: str, routing: dict[str, Any], config: RunnableConfig) -> 
 def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage]]:
     """Return the conversation ending in the question, and the messages to add to state.
 
-    The question is the last message when that is a human turn; otherwise ``question``
-    is appended as a new human turn.
+    The question is the last message when that is a human turn (a ``question`` left in
+    a thread's state by an earlier turn is then stale); otherwise ``question`` is
+    appended as a new human turn.
     """
     messages: list[BaseMessage] = list(state.get("messages") or [])
     if messages and isinstance(messages[-1], HumanMessage):
@@ -105,8 +75,8 @@ def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessa
     if not isinstance(question, str) or not question.strip():
         msg = "the router needs a question: pass 'question' or end 'messages' with a human turn"
         raise ValueError(msg)
-    new: list[BaseMessage] = [HumanMessage(content=question)]
-    return messages + new, new
+    conversation = to_state({"messages": messages, "question": question})["messages"]
+    return conversation, conversation[len(messages) :]
 
 
 def expert_messages(
@@ -168,34 +138,39 @@ class ClassifyNode:
             previous=_previous_routing(conversation[:-1]),
         )
         return {
-            "question": str(conversation[-1].text),
             "prediction": prediction.model_dump(mode="json"),
             "routing": decision.model_dump(mode="json"),
             "answer": None,
             "fan_out_answers": None,
         }
 
-    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+    def _question(self, state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage], str]:
+        """The conversation, the messages to add, and the text the classifier reads."""
         conversation, new = _conversation(state)
+        text = question_text(conversation, context_turns=self.classifier.context_turns)
+        return conversation, new, text
+
+    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
-            prediction = self.classifier.invoke(conversation, config)
+            prediction = self.classifier.invoke(text, config)
         else:
-            prediction = self.classifier.classify(conversation)
+            prediction = self.classifier.classify_texts([text])[0]
         update = self._update(prediction, start, conversation)
         _emit(ROUTING_EVENT, update["routing"], config)
-        return {"messages": new, **update}
+        return {"messages": new, "question": text, **update}
 
     async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
-        conversation, new = _conversation(state)
+        conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
-            prediction = await self.classifier.ainvoke(conversation, config)
+            prediction = await self.classifier.ainvoke(text, config)
         else:
-            prediction = await self.classifier.aclassify(conversation)
+            prediction = await self.classifier.aclassify(text)
         update = self._update(prediction, start, conversation)
         await _aemit(ROUTING_EVENT, update["routing"], config)
-        return {"messages": new, **update}
+        return {"messages": new, "question": text, **update}
 
 
 @dataclass(frozen=True)
@@ -262,7 +237,7 @@ class ExpertNode:
         cost = call.candidate.estimate_cost(tokens_in or 0, tokens_out or 0) if usage else None
         decision = call.decision.model_copy(
             update={
-                "expert": FAN_OUT_NODE if call.fan_out else self.node,
+                "expert": MERGE_NODE if call.fan_out else self.node,
                 "model": call.candidate.model_name,
                 "offline": offline,
                 "expert_latency_ms": elapsed_ms(start),
@@ -356,7 +331,7 @@ def merge_answers(state: RouterState, config: RunnableConfig) -> dict[str, Any]:
     records = [RoutingDecision.model_validate(m.response_metadata["routing"]) for m in messages]
     merged = decision.model_copy(
         update={
-            "expert": FAN_OUT_NODE,
+            "expert": MERGE_NODE,
             "model": " + ".join(str(r.model) for r in records),
             "offline": all(r.offline for r in records),
             "expert_latency_ms": max(r.expert_latency_ms or 0.0 for r in records),
@@ -370,7 +345,7 @@ def merge_answers(state: RouterState, config: RunnableConfig) -> dict[str, Any]:
     text = "\n\n".join(f"[{m.name}]\n{m.text}" for m in messages)
     message = AIMessage(
         content=text,
-        name=FAN_OUT_NODE,
+        name=MERGE_NODE,
         response_metadata={"routing": routing, "fan_out": [r.model_dump() for r in records]},
     )
     _emit(ROUTING_COMPLETE_EVENT, routing, config)

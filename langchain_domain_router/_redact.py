@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, SecretStr
 
 if TYPE_CHECKING:
-    from langchain_domain_router.config import ExpertProfile, RouterConfig
+    from langchain_domain_router.config import RouterConfig
+    from langchain_domain_router.profiles import ExpertProfile
 
 REDACTED = "[redacted]"
 """What a secret is replaced with."""

@@ -7,11 +7,12 @@ import math
 import os
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 _CGROUP_V2 = Path("/sys/fs/cgroup/cpu.max")
 _CGROUP_V1 = (
@@ -91,17 +92,6 @@ def directory_stamp(path: str | Path) -> tuple[int, ...]:
     return tuple(sorted(f.stat().st_mtime_ns for f in files if f.is_file()))
 
 
-@dataclass
-class LoadedModel:
-    """A model and its tokenizer, shared by every classifier of the process that uses them."""
-
-    model: Any
-    tokenizer: Any
-    backend: str
-    forward_lock: threading.Lock = field(default_factory=threading.Lock)
-    """One forward pass at a time: overlapping passes would each want every core."""
-
-
 class ModelRegistry:
     """One loaded model per process for each model directory and loading option set.
 
@@ -112,16 +102,16 @@ class ModelRegistry:
     Example:
         ```python
         registry = ModelRegistry()
-        loaded = registry.get(("dir", "onnx"), lambda: LoadedModel(model, tokenizer, "onnx"))
+        backend = registry.get(("dir", "onnx"), lambda: load_backend("dir", "onnx", threads=1))
         ```
     """
 
     def __init__(self) -> None:
-        self._models: dict[tuple[Any, ...], LoadedModel] = {}
+        self._models: dict[tuple[Any, ...], Any] = {}
         self._lock = threading.Lock()
         self._key_locks: dict[tuple[Any, ...], threading.Lock] = {}
 
-    def get(self, key: tuple[Any, ...], load: Callable[[], LoadedModel]) -> LoadedModel:
+    def get(self, key: tuple[Any, ...], load: Callable[[], T]) -> T:
         """Return the model loaded under ``key``, loading it with ``load`` the first time.
 
         Two threads asking for the same key load it once; different keys load in parallel.

@@ -23,8 +23,8 @@ from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
 
-from langchain_domain_router.config import CLASSIFY_NODE
 from langchain_domain_router.experts import ATTEMPT_KEY
+from langchain_domain_router.schema import CLASSIFY_NODE
 
 STREAM_RESET = "stream_reset"
 """``response_metadata`` key of the chunk that says: discard the text streamed so far."""

@@ -12,8 +12,9 @@ from pydantic import BaseModel, Field
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.router import DomainRouter
+from langchain_domain_router.schema import ROUTER_NAME
 
-TOOL_NAME = "domain_router"
+TOOL_NAME = ROUTER_NAME
 TOOL_DESCRIPTION = (
     "Answer a question with the domain expert it belongs to (law, tax, accounting, "
     "medicine, engineering and the other KMMLU subjects; Korean or English). Pass the "

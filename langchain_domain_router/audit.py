@@ -21,9 +21,9 @@ from uuid import UUID
 from langchain_core.callbacks import BaseCallbackHandler
 from typing_extensions import override
 
-from langchain_domain_router import ROUTING_COMPLETE_EVENT
 from langchain_domain_router._redact import redact as redact  # re-exported
 from langchain_domain_router._redact import redact_value
+from langchain_domain_router.schema import ROUTING_COMPLETE_EVENT
 
 logger = logging.getLogger(__name__)
 

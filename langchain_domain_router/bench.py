@@ -189,12 +189,12 @@ def run_bench(
     """
     import os
 
-    from langchain_domain_router.classifier import DomainClassifier, default_model_path
+    from langchain_domain_router.classifier import DomainClassifier, resolve_model_path
 
     if not texts or min((*batch_sizes, *concurrency), default=1) < 1:
         msg = "bench needs questions and positive batch sizes and caller counts"
         raise ValueError(msg)
-    path = str(default_model_path()) if model == "default" else model
+    path = resolve_model_path(model)
     options: dict[str, Any] = {"backend": backend, "num_threads": num_threads}
     largest = max(batch_sizes, default=1)
     plain = DomainClassifier.from_pretrained(path, batch_size=largest, **options)

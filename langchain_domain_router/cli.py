@@ -12,7 +12,6 @@ module is importable: it registers them with ``register_cli(commands)``.
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import logging
 import sys
@@ -21,14 +20,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from langchain_domain_router._cli_output import print_prediction, print_route, write
+from langchain_domain_router._cli_tools import add_tool_commands, register_plugins
 from langchain_domain_router._quiet import PACKAGE_LOGGER
 from langchain_domain_router._text import require_text
 
-logger = logging.getLogger(__name__)
-
 DEFAULT_QUESTION = "민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?"
-MAX_SHOWN_CHARS = 80
-"""Longer questions are cut (with an ellipsis) in the text output; ``--json`` keeps them."""
 EXAMPLES = """\
 examples:
   domain-router classify "부가가치세 신고 기한은 언제인가요?" --top-k 3
@@ -37,23 +34,8 @@ examples:
 
 With no OPENAI_API_KEY, the offline expert answers with the routing decision.
 """
-PLUGIN_MODULES = ("langchain_domain_router.training",)
-"""Modules that may add sub-commands through ``register_cli(commands)``."""
-
 BUILTIN_COMMANDS = ("classify", "route", "serve", "measure-quality")
 Handler = Callable[[argparse.Namespace], int]
-
-
-def _write(text: str) -> None:
-    sys.stdout.write(text + "\n")
-
-
-def _shorten(question: str) -> str:
-    """One line of at most ``MAX_SHOWN_CHARS`` characters, for the text output."""
-    line = " ".join(question.split())
-    if len(line) <= MAX_SHOWN_CHARS:
-        return line
-    return line[: MAX_SHOWN_CHARS - 1].rstrip() + "…"
 
 
 @contextmanager
@@ -102,49 +84,13 @@ def _positive_int(value: str) -> int:
     return number
 
 
-def _rich_console() -> Any:
-    try:
-        from rich.console import Console
-    except ImportError:
-        return None
-    return Console()
-
-
 # -- classify -------------------------------------------------------------------------
 
 
 def _classifier(model: str, top_k: int) -> Any:
-    from langchain_domain_router.classifier import DomainClassifier
+    from langchain_domain_router.classifier import ClassifierSettings, DomainClassifier
 
-    if model == "default":
-        return DomainClassifier.default(top_k=top_k)
-    return DomainClassifier.from_pretrained(model, top_k=top_k)
-
-
-def _print_prediction(question: str, prediction: dict[str, Any]) -> None:
-    console = _rich_console()
-    question = _shorten(question)
-    if console is None:
-        _write(question)
-        _write(
-            f"domain: {prediction['label']} ({prediction['supercategory']}) "
-            f"confidence {prediction['score']:.3f}"
-        )
-        for item in prediction["top_k"]:
-            _write(f"  {item['label']:<45} {item['score']:.3f}")
-        return
-    from rich.table import Table
-
-    table = Table(title=question, title_justify="left")
-    table.add_column("domain")
-    table.add_column("probability", justify="right")
-    for item in prediction["top_k"]:
-        table.add_row(item["label"], f"{item['score']:.3f}")
-    console.print(table)
-    console.print(
-        f"[bold]{prediction['label']}[/bold] ({prediction['supercategory']}), "
-        f"confidence [bold]{prediction['score']:.3f}[/bold], model {prediction['model_version']}"
-    )
+    return DomainClassifier.from_settings(ClassifierSettings(model=model, top_k=top_k))
 
 
 def _run_classify(args: argparse.Namespace) -> int:
@@ -152,39 +98,13 @@ def _run_classify(args: argparse.Namespace) -> int:
     prediction = _classifier(args.model, args.top_k).invoke(args.question)
     result = prediction.model_dump(mode="json")
     if args.json:
-        _write(json.dumps(result, ensure_ascii=False, indent=2))
+        write(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        _print_prediction(args.question, result)
+        print_prediction(args.question, result)
     return 0
 
 
 # -- route ----------------------------------------------------------------------------
-
-
-def _print_route(question: str, answer: str, routing: dict[str, Any]) -> None:
-    offline = " (offline expert: no model reachable)" if routing.get("offline") else ""
-    rows = [
-        ("question", _shorten(question)),
-        ("domain", f"{routing['domain']} ({routing['score']:.2f}, {routing['supercategory']})"),
-        ("expert", f"{routing['expert']} [{routing['model']}] reason={routing['reason']}{offline}"),
-        ("why", routing["explanation"]),
-    ]
-    console = _rich_console()
-    if console is None:
-        for name, value in rows:
-            _write(f"{name:<9}: {value}")
-        _write(f"\n{answer}")
-        return
-    from rich.markup import escape
-    from rich.panel import Panel
-    from rich.table import Table
-
-    table = Table.grid(padding=(0, 2))
-    for name, value in rows:
-        table.add_row(f"[bold]{name}[/bold]", escape(str(value)))
-    console.print(table)
-    title = "offline expert" if routing.get("offline") else f"answer from {routing['expert']}"
-    console.print(Panel(escape(answer), title=title, title_align="left"))
 
 
 def _run_route(args: argparse.Namespace) -> int:
@@ -197,9 +117,9 @@ def _run_route(args: argparse.Namespace) -> int:
     routing = answer.response_metadata["routing"]
     if args.json:
         result = {"answer": str(answer.text), "routing": routing}
-        _write(json.dumps(result, ensure_ascii=False, indent=2))
+        write(json.dumps(result, ensure_ascii=False, indent=2))
     else:
-        _print_route(args.question, str(answer.text), routing)
+        print_route(args.question, str(answer.text), routing)
     return 0
 
 
@@ -218,13 +138,11 @@ _SERVE_LIMITS = (  # ServerSettings fields, each a --flag-with-dashes
 
 def _run_serve(args: argparse.Namespace) -> int:
     try:
-        from langchain_domain_router.server import ServerSettings, serve
+        from langchain_domain_router.server import CheckpointerSpec, ServerSettings, serve
     except ImportError as exc:
         sys.stderr.write(f"domain-router: {exc}\n")
         return 2
     if args.checkpointer:  # its own message: pydantic's would echo the DSN, password included
-        from langchain_domain_router.server._checkpointer import CheckpointerSpec
-
         CheckpointerSpec.parse(args.checkpointer)
     limits = {name: getattr(args, name) for name, _, _ in _SERVE_LIMITS}
     settings = ServerSettings(
@@ -249,108 +167,7 @@ def _run_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-# -- export-onnx ----------------------------------------------------------------------
-
-
-def _run_export_onnx(args: argparse.Namespace) -> int:
-    from langchain_domain_router._onnx import export_model
-    from langchain_domain_router.classifier import default_model_path
-
-    model = str(default_model_path()) if args.model == "default" else args.model
-    meta = export_model(
-        model,
-        int8=args.int8,
-        kmmlu=args.kmmlu,
-        sample_size=args.sample,
-        drop_float=args.drop_float,
-    )
-    _write(f"wrote {model}/onnx/ (default graph: {meta['default']})")
-    check = meta.get("int8_check")
-    if check:
-        _write(
-            f"int8 check on {check['questions']} KMMLU test questions: float32 "
-            f"{check['float32_accuracy']:.2f}%, int8 {check['int8_accuracy']:.2f}% "
-            f"({check['int8_minus_float32_points']:+.2f} points)"
-        )
-    return 0
-
-
-# -- bench ----------------------------------------------------------------------------
-
-
-def _run_bench(args: argparse.Namespace) -> int:
-    from langchain_domain_router.bench import (
-        BENCH_QUESTIONS,
-        int_list,
-        read_questions,
-        run_bench,
-        save_bench,
-    )
-
-    texts = read_questions(args.questions) if args.questions else list(BENCH_QUESTIONS)
-    result = run_bench(
-        args.model,
-        backend=args.backend,
-        num_threads=args.threads,
-        batch_sizes=int_list(args.batch_sizes),
-        concurrency=int_list(args.concurrency),
-        seconds=args.seconds,
-        texts=texts,
-        progress=not args.no_progress,
-    )
-    _write(result.tables())
-    for path in save_bench(result, args.out):
-        _write(f"saved {path}")
-    return 0
-
-
-# -- measure-quality ------------------------------------------------------------------
-
-
-def _run_measure_quality(args: argparse.Namespace) -> int:
-    from langchain_domain_router.config import RouterConfig
-    from langchain_domain_router.quality import kmmlu_questions, measure_quality, quality_table
-
-    measured = measure_quality(
-        RouterConfig.from_file(args.config),
-        kmmlu_questions(args.kmmlu, args.split),
-        per_domain=args.per_domain,
-        concurrency=args.concurrency,
-    )
-    _write(quality_table(measured))
-    _write(f"written to {measured.to_file(args.out)}")
-    return 0
-
-
 # -- parser ---------------------------------------------------------------------------
-
-
-def register_plugins(commands: argparse._SubParsersAction) -> list[str]:
-    """Mount sub-commands from optional modules (``train``, ``evaluate``).
-
-    A module in ``PLUGIN_MODULES`` that imports and has ``register_cli(commands)``
-    adds its parsers there, each with ``set_defaults(handler=fn)`` where ``fn(args)``
-    returns the exit status. A module that is absent, or fails to import because its
-    extra is not installed, is skipped.
-
-    Args:
-        commands: The sub-parsers of the ``domain-router`` parser.
-
-    Returns:
-        The modules that registered commands.
-    """
-    mounted = []
-    for name in PLUGIN_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ImportError as exc:
-            logger.debug("no sub-commands from %s: %s", name, exc)
-            continue
-        register = getattr(module, "register_cli", None)
-        if callable(register):
-            register(commands)
-            mounted.append(name)
-    return mounted
 
 
 def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
@@ -406,51 +223,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
             "-v", "--verbose", action="count", default=0, help="show the log (-vv: more)"
         )
 
-    export = commands.add_parser(
-        "export-onnx",
-        help="write MODEL/onnx/ so the classifier runs with ONNX Runtime (needs torch)",
-    )
-    export.add_argument("--model", required=True, help='model directory ("default": embedded)')
-    export.add_argument("--int8", action="store_true", help="also write an int8 graph (onnx)")
-    export.add_argument(
-        "--kmmlu",
-        help="KMMLU folder: int8 becomes the default graph only if its accuracy on a test "
-        "sample is within 0.5 points of float32",
-    )
-    export.add_argument("--sample", type=int, default=2000, help="test questions checked")
-    export.add_argument(
-        "--drop-float", action="store_true", help="keep only int8 when it became the default"
-    )
-    export.set_defaults(handler=_run_export_onnx)
-
-    bench = commands.add_parser(
-        "bench",
-        help="measure the classifier on this machine: latency by batch size, throughput "
-        "by concurrent callers; saves bench.json and bench.png",
-    )
-    bench.add_argument("--model", default="default", help="model directory or 'default'")
-    bench.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
-    bench.add_argument("--threads", type=int, help="intra-op threads (default: from the machine)")
-    bench.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128", help="comma-separated")
-    bench.add_argument("--concurrency", default="1,4,16,64", help="comma-separated callers")
-    bench.add_argument("--seconds", type=float, default=1.0, help="time per setting")
-    bench.add_argument("--questions", help="text file, one question per line")
-    bench.add_argument("--out", default="bench-results", help="folder for bench.json/png")
-    bench.add_argument("--no-progress", action="store_true", help="no progress bar")
-    bench.set_defaults(handler=_run_bench)
-
-    quality = commands.add_parser(
-        "measure-quality",
-        help="ask every expert candidate KMMLU questions; write the quality matrix",
-    )
-    quality.add_argument("--config", required=True, help="router config with candidates")
-    quality.add_argument("--kmmlu", required=True, help="folder of KMMLU {Subject}-{split}.csv")
-    quality.add_argument("--split", default="test", choices=["train", "dev", "test"])
-    quality.add_argument("--per-domain", type=int, default=20, help="questions per domain")
-    quality.add_argument("--concurrency", type=int, default=4, help="parallel calls per model")
-    quality.add_argument("--out", required=True, help="where to write the measured config")
-    quality.set_defaults(handler=_run_measure_quality)
-
+    add_tool_commands(commands)
     if plugins:
         register_plugins(commands)
     return parser
@@ -467,7 +240,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     argv = list(sys.argv[1:] if argv is None else argv)
     builtin = bool(argv) and argv[0] in BUILTIN_COMMANDS
-    args = build_parser(plugins=not builtin).parse_args(argv)
+    parser = build_parser(plugins=not builtin)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "takes_any", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     handler: Handler = args.handler
     try:
         with _logging(getattr(args, "verbose", None)):

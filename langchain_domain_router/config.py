@@ -1,225 +1,23 @@
-"""Expert profiles and router configuration, loadable from YAML, TOML or JSON."""
+"""The router configuration, loadable from YAML, TOML or JSON."""
 
 from __future__ import annotations
 
-import difflib
-import json
-import tomllib
+import os
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Literal, Self
+from typing import Literal, Self, get_args
 
-import yaml
-from langchain_core.language_models import BaseChatModel
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS, Supercategory
+from langchain_domain_router._files import read_settings_file, write_settings_file
+from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router.classifier import ClassifierSettings
+from langchain_domain_router.profiles import ExpertProfile
+from langchain_domain_router.schema import BuiltinNode
 
-GENERAL_NODE = "general"
-"""The node name of the fallback expert."""
-CLASSIFY_NODE = "classify"
-"""The node name of the classifier."""
-FAN_OUT_NODE = "merge"
-"""The node that merges the answers of a top-2 fan-out."""
-MessagePolicy = Literal["last_human", "conversation", "all"]
-"""Which messages of the conversation an expert sees (``ExpertProfile.message_policy``)."""
-_RESERVED = {GENERAL_NODE, CLASSIFY_NODE, FAN_OUT_NODE, "__start__", "__end__"}
-
-
-def check_domain(domain: str) -> str:
-    """Return ``domain`` if it is a KMMLU subject, else raise with a "did you mean"."""
-    if domain not in KMMLU_DOMAINS:
-        close = difflib.get_close_matches(domain, list(KMMLU_DOMAINS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        msg = f"unknown KMMLU domain {domain!r}{hint}"
-        raise ValueError(msg)
-    return domain
-
-
-class CandidateModel(BaseModel):
-    """One model an expert may answer with, its price and its measured quality.
-
-    Example:
-        ```python
-        CandidateModel(
-            model="openai:gpt-4o-mini",
-            input_cost_per_1m=0.15,
-            output_cost_per_1m=0.60,
-            quality={"Law": 0.52, "Criminal-Law": 0.48},
-        )
-        ```
-    """
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    model: str | BaseChatModel
-    """A ``provider:model`` string for ``init_chat_model``, or a chat-model instance."""
-    model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Extra ``init_chat_model`` arguments."""
-    input_cost_per_1m: float = Field(default=0.0, ge=0)
-    """USD per million input tokens."""
-    output_cost_per_1m: float = Field(default=0.0, ge=0)
-    """USD per million output tokens."""
-    quality: dict[str, float] = Field(default_factory=dict)
-    """Accuracy per KMMLU domain (0-1), e.g. measured with ``measure_quality``."""
-
-    @field_validator("quality")
-    @classmethod
-    def _known_quality_domains(cls, quality: dict[str, float]) -> dict[str, float]:
-        for domain, value in quality.items():
-            check_domain(domain)
-            if not 0.0 <= value <= 1.0:
-                msg = f"quality of {domain!r} must be between 0 and 1, got {value}"
-                raise ValueError(msg)
-        return quality
-
-    @property
-    def model_name(self) -> str:
-        """A readable name of the model."""
-        if isinstance(self.model, str):
-            return self.model
-        return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
-
-    @property
-    def blended_cost_per_1m(self) -> float:
-        """Input plus output price per million tokens: the number candidates compete on."""
-        return self.input_cost_per_1m + self.output_cost_per_1m
-
-    def estimate_cost(self, input_tokens: int, output_tokens: int) -> float:
-        """Price token usage with this candidate's rates, in USD."""
-        return (
-            input_tokens * self.input_cost_per_1m + output_tokens * self.output_cost_per_1m
-        ) / 1e6
-
-
-class ExpertProfile(BaseModel):
-    """One expert chat model: what it covers, what it costs, and how to call it.
-
-    Example:
-        ```python
-        from langchain_domain_router import ExpertProfile
-
-        law = ExpertProfile(
-            name="law",
-            model="openai:gpt-4o-mini",
-            domains=["Law", "Criminal-Law", "Patent"],
-            system_prompt="당신은 한국 법률 전문가입니다.",
-            input_cost_per_1m=0.15,
-            output_cost_per_1m=0.60,
-        )
-        ```
-    """
-
-    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
-
-    name: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_-]*$", max_length=64)
-    """The expert's node name in the graph."""
-    model: str | BaseChatModel = "offline"
-    """A ``provider:model`` string for ``init_chat_model``, a chat-model instance, or
-    ``"offline"`` for the offline expert that explains the routing instead of answering."""
-    model_kwargs: dict[str, Any] = Field(default_factory=dict)
-    """Extra ``init_chat_model`` arguments, e.g. ``base_url`` or ``temperature``."""
-    domains: list[str] = Field(default_factory=list)
-    """KMMLU subjects this expert answers, spelled as KMMLU spells them."""
-    supercategories: list[Supercategory] = Field(default_factory=list)
-    """KMMLU supercategories this expert answers (for domains no expert names)."""
-    system_prompt: str | None = None
-    """The expert's instructions: the first part of the one system message it receives."""
-    message_policy: MessagePolicy = "conversation"
-    """Which messages of the conversation the expert sees: ``"last_human"`` only the
-    question; ``"conversation"`` the human turns and the AI answers, without tool calls
-    and tool results; ``"all"`` every message. System messages in the conversation are
-    merged after ``system_prompt`` into one system message at the start (dropped under
-    ``"last_human"``), since some providers reject a second system message."""
-    input_cost_per_1m: float = Field(default=0.0, ge=0)
-    """USD per million input tokens."""
-    output_cost_per_1m: float = Field(default=0.0, ge=0)
-    """USD per million output tokens."""
-    timeout_s: float = Field(default=60.0, gt=0)
-    """Seconds one call may take before it counts as failed."""
-    max_retries: int = Field(default=1, ge=0, le=10)
-    """Retries after a failed or timed-out call, before the fallback answers."""
-    priority: int = 0
-    """Tie-break when two experts claim the same domain or supercategory: higher wins."""
-    tags: list[str] = Field(default_factory=list)
-    """Free-form labels, e.g. ``["cheap", "korean"]``."""
-    candidates: list[CandidateModel] = Field(default_factory=list)
-    """Several models to choose from per question (cost-aware routing); when empty, the
-    expert always answers with ``model`` at the profile's prices."""
-    selection: Literal["cheapest_above_floor", "best_under_budget"] = "cheapest_above_floor"
-    """How a candidate is chosen: the cheapest whose quality on the domain reaches
-    ``quality_floor``, or the best quality whose blended price fits ``budget_per_1m``."""
-    quality_floor: float = Field(default=0.0, ge=0, le=1)
-    """Minimum quality on the question's domain for ``cheapest_above_floor``."""
-    budget_per_1m: float | None = Field(default=None, ge=0)
-    """Maximum input+output USD per million tokens for ``best_under_budget``."""
-
-    @field_validator("domains")
-    @classmethod
-    def _known_domains(cls, domains: list[str]) -> list[str]:
-        return [check_domain(domain) for domain in domains]
-
-    @model_validator(mode="after")
-    def _budget_when_needed(self) -> Self:
-        if self.selection == "best_under_budget" and self.budget_per_1m is None:
-            msg = "budget_per_1m is required when selection is 'best_under_budget'"
-            raise ValueError(msg)
-        return self
-
-    def options(self) -> list[CandidateModel]:
-        """The models this expert chooses from (the profile's own model when none listed)."""
-        if self.candidates:
-            return self.candidates
-        return [
-            CandidateModel(
-                model=self.model,
-                model_kwargs=self.model_kwargs,
-                input_cost_per_1m=self.input_cost_per_1m,
-                output_cost_per_1m=self.output_cost_per_1m,
-            )
-        ]
-
-    @property
-    def model_name(self) -> str:
-        """A readable name of the configured model."""
-        return self.options()[0].model_name
-
-
-class ClassifierSettings(BaseModel):
-    """Which classifier the router loads, and how.
-
-    Example:
-        ```python
-        ClassifierSettings(model="default", context_turns=1)
-        ```
-    """
-
-    model_config = ConfigDict(extra="forbid")
-
-    model: str = "default"
-    """``"default"`` for the embedded model, a local directory, or a hub id."""
-    device: str = "cpu"
-    """The torch device."""
-    max_length: int | None = Field(default=None, gt=0)
-    """Token cap per question; ``None`` takes the model's own."""
-    batch_size: int = Field(default=32, gt=0)
-    """Questions per forward pass."""
-    context_turns: int = Field(default=0, ge=0)
-    """Earlier human turns prepended to the last one when classifying."""
-    backend: Literal["auto", "torch", "onnx"] = "auto"
-    """``"auto"``: ONNX Runtime when the model ships an ONNX export (``domain-router
-    export-onnx``) and onnxruntime is installed, else torch; ``"onnx"`` / ``"torch"``
-    force one."""
-    num_threads: int | None = Field(default=None, gt=0)
-    """Intra-op threads; ``None``: half the usable cores, 1 to 4 (torch: process-wide)."""
-    coalesce_ms: float | None = Field(default=None, ge=0)
-    """Gather concurrent async calls for up to this many ms into one forward pass;
-    ``None``: off in code, ``ServerSettings.coalesce_ms`` (0) in the server."""
-    cache_size: int = Field(default=0, ge=0)
-    """LRU cache of predictions; 0 turns it off."""
-    quantize: Literal["int8", "float32"] | None = None
-    """The graph to run: ``None`` the one the export chose (int8 where it was measured
-    within 0.5 points), ``"float32"`` or ``"int8"`` (torch: dynamic int8, CPU)."""
+CONFIG_ENV = "DOMAIN_ROUTER_CONFIG"
+"""The environment variable naming the router configuration file (platform, server)."""
+_RESERVED = {*get_args(BuiltinNode), "__start__", "__end__"}
 
 
 class FanOutSettings(BaseModel):
@@ -388,29 +186,32 @@ class RouterConfig(BaseModel):
             ValueError: If the file is missing, unreadable, of an unknown kind or not
                 valid (a ``pydantic.ValidationError`` names the offending field).
         """
-        path = Path(path)
-        if not path.is_file():
-            msg = f"router config file not found: {str(path)!r}"
-            raise ValueError(msg)
-        text = path.read_text(encoding="utf-8")
-        suffix = path.suffix.lower()
-        try:
-            if suffix in {".yaml", ".yml"}:
-                data = yaml.safe_load(text)
-            elif suffix == ".toml":
-                data = tomllib.loads(text)
-            elif suffix == ".json":
-                data = json.loads(text)
-            else:
-                msg = f"{str(path)!r}: unknown config format {suffix!r} (use .yaml, .toml or .json)"
-                raise ValueError(msg)
-        except (yaml.YAMLError, tomllib.TOMLDecodeError, json.JSONDecodeError) as exc:
-            msg = f"{str(path)!r} is not valid {suffix[1:].upper()}: {exc}"
-            raise ValueError(msg) from exc
-        if not isinstance(data, dict):
-            msg = f"{str(path)!r}: the top level must be a mapping of settings"
-            raise ValueError(msg)
-        return cls.model_validate(data)
+        return cls.model_validate(read_settings_file(path))
+
+    @classmethod
+    def load(cls, config: RouterConfig | str | Path | None = None) -> Self:
+        """The one way every entry point turns "a configuration" into one.
+
+        Args:
+            config: A configuration (returned as is), a YAML/TOML/JSON file, or ``None``
+                for the example configuration shipped with the package.
+
+        Returns:
+            The validated configuration.
+
+        Raises:
+            ValueError: As ``from_file``.
+        """
+        if isinstance(config, cls):
+            return config
+        if isinstance(config, RouterConfig):
+            return cls.model_validate(config.model_dump())
+        return cls.example() if config is None else cls.from_file(config)
+
+    @classmethod
+    def from_env(cls) -> Self:
+        """Load the file ``DOMAIN_ROUTER_CONFIG`` names (the example when it is unset)."""
+        return cls.load(os.environ.get(CONFIG_ENV) or None)
 
     def to_file(self, path: str | Path) -> Path:
         """Write the configuration as ``.yaml``/``.yml`` or ``.json`` (defaults left out).
@@ -425,7 +226,6 @@ class RouterConfig(BaseModel):
             ValueError: If a model is a Python instance (only ``provider:model`` strings
                 can be written) or the suffix is not YAML or JSON.
         """
-        path = Path(path)
         instances = [
             expert.name
             for expert in [*self.experts, self.fallback]
@@ -435,17 +235,7 @@ class RouterConfig(BaseModel):
         if instances:
             msg = f"experts {instances} use chat-model instances, which cannot be written to a file"
             raise ValueError(msg)
-        data = self.model_dump(mode="json", exclude_defaults=True)
-        suffix = path.suffix.lower()
-        if suffix in {".yaml", ".yml"}:
-            text = yaml.safe_dump(data, allow_unicode=True, sort_keys=False)
-        elif suffix == ".json":
-            text = json.dumps(data, ensure_ascii=False, indent=2) + "\n"
-        else:
-            msg = f"{str(path)!r}: can only write .yaml, .yml or .json"
-            raise ValueError(msg)
-        path.write_text(text, encoding="utf-8")
-        return path
+        return write_settings_file(path, self.model_dump(mode="json", exclude_defaults=True))
 
     @classmethod
     def example(cls) -> Self:

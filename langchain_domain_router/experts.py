@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import itertools
 import logging
 import re
@@ -21,14 +22,21 @@ from langchain_core.runnables.config import merge_configs
 from typing_extensions import override
 
 from langchain_domain_router._redact import model_secrets, profile_secrets, redact
-from langchain_domain_router.config import CandidateModel, ExpertProfile
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 
 logger = logging.getLogger(__name__)
 
-# Shared by every expert call: starting a thread per call costs ~0.2 ms on an idle CPU
-# and several ms on a busy one. A hung call keeps its worker until it returns; when all
-# are hung, new calls wait, time out, and the fallback answers, as before.
-_EXPERT_THREADS = ThreadPoolExecutor(max_workers=32, thread_name_prefix="domain-router-expert")
+
+@functools.cache
+def _expert_threads() -> ThreadPoolExecutor:
+    """The pool every expert call shares, made on the first call (not at import).
+
+    Starting a thread per call costs ~0.2 ms on an idle CPU and several ms on a busy
+    one. A hung call keeps its worker until it returns; when all are hung, new calls
+    wait, time out, and the fallback answers.
+    """
+    return ThreadPoolExecutor(max_workers=32, thread_name_prefix="domain-router-expert")
+
 
 ATTEMPT_KEY = "domain_router_attempt"
 """Run metadata that numbers each expert call attempt, so a stream can tell the tokens
@@ -173,7 +181,7 @@ def call_expert(
         # A thread is the only portable way to bound a blocking call; a hung call keeps
         # its thread until it returns, but the graph moves on to the fallback.
         context = contextvars.copy_context()
-        future = _EXPERT_THREADS.submit(context.run, model.invoke, messages, _attempt(config))
+        future = _expert_threads().submit(context.run, model.invoke, messages, _attempt(config))
         try:
             return future.result(timeout=profile.timeout_s)
         except Exception as exc:  # noqa: BLE001 - every failure is retried, then raised

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router.config import check_domain
+from langchain_domain_router.profiles import check_domain
 
 
 class FeedbackStore:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any, Literal
+from typing import Literal
 
 from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -12,43 +12,21 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
 
-from langchain_domain_router._nodes import (
-    ClassifyNode,
-    ExpertNode,
-    RouterInputState,
-    RouterState,
-    merge_answers,
-)
+from langchain_domain_router._nodes import ClassifyNode, ExpertNode, merge_answers
 from langchain_domain_router._quiet import offline_notice
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import (
-    CLASSIFY_NODE,
-    FAN_OUT_NODE,
-    GENERAL_NODE,
-    ClassifierSettings,
-    RouterConfig,
-)
+from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.policy import resolve_thresholds
+from langchain_domain_router.schema import (
+    CLASSIFY_NODE,
+    GENERAL_NODE,
+    MERGE_NODE,
+    ROUTER_NAME,
+    RouterInputState,
+    RouterState,
+)
 
 logger = logging.getLogger(__name__)
-
-
-def classifier_from_settings(settings: ClassifierSettings) -> DomainClassifier:
-    """Create the classifier a configuration names."""
-    options: dict[str, Any] = {
-        "device": settings.device,
-        "max_length": settings.max_length,
-        "batch_size": settings.batch_size,
-        "context_turns": settings.context_turns,
-        "backend": settings.backend,
-        "num_threads": settings.num_threads,
-        "coalesce_ms": settings.coalesce_ms,
-        "cache_size": settings.cache_size,
-        "quantize": settings.quantize,
-    }
-    if settings.model == "default":
-        return DomainClassifier.default(**options)
-    return DomainClassifier.from_pretrained(settings.model, **options)
 
 
 def _route(state: RouterState) -> str | list[Send]:
@@ -75,7 +53,7 @@ def build_router_graph(
     *,
     classifier: DomainClassifier | None = None,
     checkpointer: BaseCheckpointSaver | None = None,
-    name: str = "domain_router",
+    name: str = ROUTER_NAME,
 ) -> CompiledStateGraph:
     """Build the routing graph: ``classify`` -> a domain expert or ``general`` -> END.
 
@@ -102,10 +80,9 @@ def build_router_graph(
         state["routing"]["expert"], state["answer"]
         ```
     """
-    if not isinstance(config, RouterConfig):
-        config = RouterConfig.from_file(config)
-    classifier = classifier or classifier_from_settings(config.classifier)
-    thresholds = resolve_thresholds(config, classifier.router_settings)
+    config = RouterConfig.load(config)
+    classifier = classifier or DomainClassifier.from_settings(config.classifier)
+    thresholds = resolve_thresholds(config, classifier.calibration)
     classify = ClassifyNode(classifier, config, thresholds)
     experts = [ExpertNode(profile, profile.name) for profile in config.experts]
     general = ExpertNode(config.fallback, GENERAL_NODE)
@@ -123,15 +100,13 @@ def build_router_graph(
     for node in [*experts, general]:
         graph.add_node(node.node, RunnableLambda(node.invoke, afunc=node.ainvoke, name=node.node))
     names = [node.node for node in [*experts, general]]
-    # The route's Literal is built from the config so the graph's drawing names every node.
-    _route.__annotations__["return"] = Literal[tuple(names)]  # type: ignore[valid-type]
     graph.add_edge(START, CLASSIFY_NODE)
     graph.add_conditional_edges(CLASSIFY_NODE, _route, path_map=names)
     after_expert = [GENERAL_NODE, END]
     if config.fan_out.enabled:
-        graph.add_node(FAN_OUT_NODE, merge_answers)
-        graph.add_conditional_edges(FAN_OUT_NODE, _after_merge, path_map=[GENERAL_NODE, END])
-        after_expert.insert(1, FAN_OUT_NODE)
+        graph.add_node(MERGE_NODE, merge_answers)
+        graph.add_conditional_edges(MERGE_NODE, _after_merge, path_map=[GENERAL_NODE, END])
+        after_expert.insert(1, MERGE_NODE)
     for node in experts:
         graph.add_conditional_edges(node.node, _after_expert, path_map=after_expert)
     graph.add_edge(GENERAL_NODE, END)

@@ -14,7 +14,7 @@ import argparse
 import logging
 from collections.abc import Sequence
 
-from langchain_domain_router._onnx import export_model, export_onnx
+from langchain_domain_router.classifier import export_model, export_onnx
 
 __all__ = ["export_onnx", "main"]
 

@@ -7,14 +7,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS
-from langchain_domain_router.config import (
-    FAN_OUT_NODE,
+from langchain_domain_router.classifier import Calibration
+from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile
+from langchain_domain_router.schema import (
     GENERAL_NODE,
-    CandidateModel,
-    ExpertProfile,
-    RouterConfig,
+    MERGE_NODE,
+    DomainPrediction,
+    RoutingDecision,
+    RoutingReason,
 )
-from langchain_domain_router.schema import DomainPrediction, RoutingDecision, RoutingReason
 
 _STICKY_FROM = {"confident", "sticky", "fan_out"}
 """Previous reasons a conversation may stick to: a real domain expert answered."""
@@ -28,23 +30,22 @@ class Thresholds:
     min_margin: float
 
 
-def resolve_thresholds(config: RouterConfig, model_settings: dict[str, object]) -> Thresholds:
-    """Take thresholds from the config, else from the model's calibration, else defaults.
+def resolve_thresholds(config: RouterConfig, calibration: Calibration) -> Thresholds:
+    """Take thresholds from the config, else from the model's calibration.
 
     Args:
         config: The router configuration.
-        model_settings: The ``domain_router`` block of the classifier's config.
+        calibration: The classifier model's calibration (its defaults when it has none).
 
     Returns:
         The thresholds to use.
     """
     confidence = config.min_confidence
-    if confidence is None:
-        confidence = float(model_settings.get("min_confidence", 0.5))  # type: ignore[arg-type]
     margin = config.min_margin
-    if margin is None:
-        margin = float(model_settings.get("min_margin", 0.0))  # type: ignore[arg-type]
-    return Thresholds(min_confidence=confidence, min_margin=margin)
+    return Thresholds(
+        min_confidence=calibration.min_confidence if confidence is None else confidence,
+        min_margin=calibration.min_margin if margin is None else margin,
+    )
 
 
 def _display(domain: str) -> str:
@@ -163,7 +164,7 @@ def decide(
         or _base_route(prediction, config, thresholds)
     )
     if route.fan_out:
-        expert_name, model = FAN_OUT_NODE, None
+        expert_name, model = MERGE_NODE, None
     else:
         profile = route.expert or config.fallback
         expert_name = route.expert.name if route.expert else GENERAL_NODE

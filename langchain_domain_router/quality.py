@@ -19,8 +19,9 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
 from langchain_domain_router._taxonomy import KMMLU_DOMAINS
-from langchain_domain_router.config import ExpertProfile, RouterConfig
+from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.experts import resolve_chat_model
+from langchain_domain_router.profiles import ExpertProfile
 
 PROMPT = (
     "다음 문제의 정답을 A, B, C, D 중 하나의 알파벳 한 글자로만 답하세요.\n\n"
@@ -59,7 +60,7 @@ def kmmlu_questions(folder: str | Path, split: str = "test") -> list[MultipleCho
     Raises:
         ValueError: If the folder holds no such files or a file is corrupt.
     """
-    from langchain_domain_router.training._data import load_kmmlu
+    from langchain_domain_router.data import load_kmmlu
 
     return [
         MultipleChoice(

@@ -7,8 +7,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
-from langchain_core.prompt_values import PromptValue
+from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
 from langchain_core.tools import BaseTool
@@ -18,39 +17,13 @@ from langgraph.types import StreamMode
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
-from langchain_domain_router._inputs import (
-    RouterInput,
-    check_batch,
-    check_config,
-    extract_question,
-)
+from langchain_domain_router._inputs import RouterInput, check_batch, check_config, to_state
 from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
+from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
 from langchain_domain_router.graph import build_router_graph
-
-
-def to_graph_input(value: RouterInput) -> dict[str, Any]:
-    """Turn a router input into the routing graph's input state.
-
-    Raises:
-        TypeError: If the input is of a kind the router does not accept.
-        ValueError: If it holds no question.
-    """
-    extract_question(value)  # fail fast, with a clear message, on bad input
-    if isinstance(value, str):
-        return {"messages": [HumanMessage(content=value)]}
-    if isinstance(value, BaseMessage):
-        return {"messages": [value]}
-    if isinstance(value, PromptValue):
-        return {"messages": value.to_messages()}
-    if isinstance(value, Mapping):
-        state = {key: value[key] for key in ("messages", "question") if key in value}
-        if isinstance(state.get("question"), str):
-            state["messages"] = [*(state.get("messages") or []), HumanMessage(state["question"])]
-        return state
-    return {"messages": list(value)}
+from langchain_domain_router.schema import CLASSIFY_NODE, MERGE_NODE
 
 
 def _final_message(state: Mapping[str, Any]) -> AIMessage:
@@ -123,12 +96,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         Returns:
             The router.
         """
-        if config_or_path is None:
-            config = RouterConfig.example()
-        elif isinstance(config_or_path, RouterConfig):
-            config = config_or_path
-        else:
-            config = RouterConfig.from_file(config_or_path)
+        config = RouterConfig.load(config_or_path)
         graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
         return cls(config=config, graph=graph, feedback=FeedbackStore(feedback_path))
 
@@ -162,7 +130,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     @property
     def answer_nodes(self) -> frozenset[str]:
         """The nodes whose model tokens are the answer."""
-        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, FAN_OUT_NODE, "__start__"}
+        return frozenset(self.graph.nodes) - {CLASSIFY_NODE, MERGE_NODE, "__start__"}
 
     def _graph_for(self, config: RunnableConfig) -> CompiledStateGraph:
         """The graph, or for a call that names no thread a copy that stores nothing.
@@ -178,7 +146,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(self._graph_for(config).invoke(to_graph_input(value), child))
+        return self._answer(self._graph_for(config).invoke(to_state(value), child))
 
     async def _ainvoke(
         self,
@@ -187,7 +155,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(await self._graph_for(config).ainvoke(to_graph_input(value), child))
+        return self._answer(await self._graph_for(config).ainvoke(to_state(value), child))
 
     @override
     def invoke(
@@ -225,7 +193,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         for value in inputs:
             stream = self._answer_stream()
             graph = self._graph_for(config)
-            for mode, chunk in graph.stream(to_graph_input(value), child, stream_mode=_MODES):
+            for mode, chunk in graph.stream(to_state(value), child, stream_mode=_MODES):
                 yield from stream.feed(mode, chunk)
             yield self._closing_chunk(stream)
 
@@ -239,9 +207,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         async for value in inputs:
             stream = self._answer_stream()
             graph = self._graph_for(config)
-            async for mode, chunk in graph.astream(
-                to_graph_input(value), child, stream_mode=_MODES
-            ):
+            async for mode, chunk in graph.astream(to_state(value), child, stream_mode=_MODES):
                 for token in stream.feed(mode, chunk):
                     yield token
             yield self._closing_chunk(stream)

@@ -1,13 +1,64 @@
-"""Pydantic types shared by the classifier, the graph and the router."""
+"""Types and names shared by the classifier, the graph, the router and the server."""
 
 from __future__ import annotations
 
 import uuid
-from typing import Literal
+from typing import Annotated, Any, Final, Literal, TypedDict
 
+from langchain_core.messages import AnyMessage
+from langgraph.graph.message import add_messages
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_domain_router._taxonomy import Supercategory
+
+ROUTER_NAME: Final = "domain_router"
+"""The name the router goes by: the compiled graph's, the agent tool's, the LangGraph
+Platform graph id, and the key of the calibration block in a checkpoint's config."""
+
+BuiltinNode = Literal["classify", "general", "merge"]
+"""The graph's nodes besides the configured experts."""
+CLASSIFY_NODE: Final = "classify"
+"""The node name of the classifier."""
+GENERAL_NODE: Final = "general"
+"""The node name of the fallback expert."""
+MERGE_NODE: Final = "merge"
+"""The node that merges the answers of a top-2 fan-out."""
+
+ROUTING_EVENT: Final = "routing_decision"
+"""Custom stream event sent when ``classify`` has chosen the expert."""
+ROUTING_COMPLETE_EVENT: Final = "routing_complete"
+"""Custom stream event sent with the final record (latencies, usage, cost) after the
+answer; audit sinks listen for it."""
+RoutingEvent = Literal["routing_decision", "routing_complete"]
+"""The custom stream events the graph sends."""
+
+
+def _collect(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list:
+    """Reducer for fan-out answers: ``None`` clears them at the start of each turn."""
+    return [] if right is None else [*(left or []), *right]
+
+
+class RouterInputState(TypedDict, total=False):
+    """What the graph takes: a conversation ending in a human turn, or a ``question``."""
+
+    messages: Annotated[list[AnyMessage], add_messages]
+    question: str
+
+
+class RouterState(RouterInputState, total=False):
+    """The routing graph's state.
+
+    ``question`` is the text the classifier read (with ``context_turns`` earlier human
+    turns). ``prediction`` and ``routing`` hold ``DomainPrediction`` /
+    ``RoutingDecision`` as JSON-ready dicts so any checkpointer can store them; rebuild
+    the objects with ``RoutingDecision.model_validate(state["routing"])``.
+    """
+
+    prediction: dict[str, Any] | None
+    routing: dict[str, Any] | None
+    answer: str | None
+    fan_out_answers: Annotated[list[dict[str, Any]], _collect]
+
 
 RoutingReason = Literal[
     "confident",

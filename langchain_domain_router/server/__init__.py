@@ -22,12 +22,14 @@ except ImportError as exc:
     raise ImportError(_msg) from exc
 
 from langchain_domain_router.server._app import create_app, create_app_from_env
+from langchain_domain_router.server._checkpointer import CheckpointerSpec
 from langchain_domain_router.server._metrics import RouterMetrics
 from langchain_domain_router.server._requests import RouterRequest, ServedInput
 from langchain_domain_router.server._serve import serve
 from langchain_domain_router.server._settings import ServerSettings
 
 __all__ = [
+    "CheckpointerSpec",
     "RouterMetrics",
     "RouterRequest",
     "ServedInput",

@@ -5,7 +5,6 @@
 import asyncio
 import gc
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
@@ -29,14 +28,13 @@ from langchain_domain_router._redact import config_secrets, install_log_redactio
 from langchain_domain_router.audit import AuditCallbackHandler
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
-from langchain_domain_router.graph import classifier_from_settings
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
 from langchain_domain_router.server._requests import ServedInput, parse_served_input
-from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
+from langchain_domain_router.server._settings import ServerSettings
 
 logger = logging.getLogger(__name__)
 
@@ -107,14 +105,6 @@ def _tag_request(
     return config
 
 
-def _load_config(config: RouterConfig | str | Path | None) -> RouterConfig:
-    if isinstance(config, RouterConfig):
-        return config
-    if config is None:
-        return RouterConfig.example()
-    return RouterConfig.from_file(config)
-
-
 def create_app(
     config: RouterConfig | str | Path | None = None,
     *,
@@ -159,13 +149,13 @@ def create_app(
         uvicorn.run(create_app("router.yaml"), host="127.0.0.1", port=8000)
         ```
     """
-    router_config = _load_config(config)
+    router_config = RouterConfig.load(config)
     settings = settings or ServerSettings()
     if classifier is None:
         chosen = router_config.classifier
         if chosen.coalesce_ms is None:
             chosen = chosen.model_copy(update={"coalesce_ms": settings.coalesce_ms})
-        classifier = classifier_from_settings(chosen)
+        classifier = DomainClassifier.from_settings(chosen)
     checkpointer = checkpointer if checkpointer is not None else settings.checkpointer
     spec = CheckpointerSpec.parse(checkpointer) if isinstance(checkpointer, str) else None
     if spec is not None:
@@ -287,4 +277,4 @@ def create_app_from_env() -> FastAPI:
             langchain_domain_router.server:create_app_from_env
         ```
     """
-    return create_app(os.environ.get(CONFIG_ENV) or None, settings=ServerSettings.from_env())
+    return create_app(RouterConfig.from_env(), settings=ServerSettings.from_env())

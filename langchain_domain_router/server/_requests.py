@@ -22,7 +22,7 @@ from pydantic import (
     model_validator,
 )
 
-from langchain_domain_router._inputs import extract_question
+from langchain_domain_router._inputs import to_state
 
 _MESSAGE = TypeAdapter(AnyMessage)
 _MESSAGE_TYPES = frozenset(
@@ -50,7 +50,7 @@ class RouterRequest(BaseModel):
 
     @model_validator(mode="after")
     def _has_question(self) -> Self:
-        extract_question({"question": self.question, "messages": self.messages})
+        to_state({"question": self.question, "messages": self.messages})
         return self
 
 
@@ -170,7 +170,7 @@ def parse_served_input(value: Any, where: str = "input") -> Any:
         )
         raise ValueError(msg)
     try:
-        extract_question(parsed)
+        to_state(parsed)
     except (TypeError, ValueError) as exc:
         msg = f"{where}: {exc}"
         raise ValueError(msg) from None

@@ -7,10 +7,10 @@ import shutil
 import tempfile
 from pathlib import Path
 
-from langchain_domain_router.config import RouterConfig
-from langchain_domain_router.graph import classifier_from_settings
+from langchain_domain_router.classifier import DomainClassifier
+from langchain_domain_router.config import CONFIG_ENV, RouterConfig
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
-from langchain_domain_router.server._settings import CONFIG_ENV, ServerSettings
+from langchain_domain_router.server._settings import ServerSettings
 
 APP_FACTORY = "langchain_domain_router.server:create_app_from_env"
 """The import string uvicorn workers build the app from."""
@@ -62,8 +62,8 @@ def serve(
     """
     import uvicorn
 
-    router_config = RouterConfig.example() if config is None else RouterConfig.from_file(config)
-    classifier_from_settings(router_config.classifier)  # checks the path; weights load later
+    router_config = RouterConfig.load(config)
+    DomainClassifier.from_settings(router_config.classifier)  # checks the path; weights load later
     settings = settings or ServerSettings()
     if settings.checkpointer:
         spec = CheckpointerSpec.parse(settings.checkpointer)

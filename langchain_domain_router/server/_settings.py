@@ -10,8 +10,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 ENV_PREFIX = "DOMAIN_ROUTER_"
 """Environment variables ``DOMAIN_ROUTER_<FIELD>`` set ``ServerSettings`` fields."""
-CONFIG_ENV = "DOMAIN_ROUTER_CONFIG"
-"""The environment variable naming the router configuration file."""
 
 
 class ServerSettings(BaseModel):

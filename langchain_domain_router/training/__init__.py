@@ -9,6 +9,16 @@ Example:
     ```
 """
 
+try:
+    import matplotlib  # noqa: F401
+    import sklearn  # noqa: F401
+except ImportError as exc:
+    _msg = (
+        f"training needs packages that are not installed ({exc.name}): "
+        'pip install "langchain-domain-router[train]"'
+    )
+    raise ImportError(_msg) from exc
+
 from langchain_domain_router.training._cli import build_parser, main, register_cli
 from langchain_domain_router.training._convert import (
     E5Weights,

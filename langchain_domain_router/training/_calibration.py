@@ -8,21 +8,13 @@ if TYPE_CHECKING:
     import numpy as np
 
 
-def softmax(logits: np.ndarray, temperature: float = 1.0) -> np.ndarray:
-    """Return ``softmax(logits / temperature)`` row-wise, the runtime's scoring rule."""
-    import numpy as np
-
-    z = logits / temperature
-    z = z - z.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
-
-
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
     """Return the mean negative log-likelihood of ``labels`` under the scaled softmax."""
     import numpy as np
 
-    p = softmax(logits, temperature)[np.arange(len(labels)), labels]
+    from langchain_domain_router.classifier import probabilities
+
+    p = probabilities(logits, temperature)[np.arange(len(labels)), labels]
     return float(-np.log(np.clip(p, 1e-12, None)).mean())
 
 

@@ -238,7 +238,7 @@ def _saved(folder: Path, sources: DataSources, *, onnx: bool) -> None:
     """Log a saved model and export it to ONNX (int8 checked on KMMLU test when present)."""
     logging.getLogger(__name__).info("saved %s", folder)
     if onnx:
-        from langchain_domain_router._onnx import export_model
+        from langchain_domain_router.classifier import export_model
 
         export_model(folder, int8=True, kmmlu=sources.kmmlu)
 

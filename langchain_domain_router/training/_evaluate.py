@@ -26,34 +26,22 @@ TARGETS = {
 PAPER = {"accuracy": 0.6625, "macro_f1": 0.6587}
 
 
-def _score(classifier: DomainClassifier, texts: list[str], settings: dict[str, Any]) -> Any:
-    """Return (logits, probabilities) exactly as the runtime computes them.
-
-    Texts go in sorted by length (padding does not change a row's logits, and short chunks
-    cost far less on CPU); the result is put back in input order.
-    """
-    import numpy as np
-
-    from langchain_domain_router.training._calibration import softmax
-
-    order = np.argsort([len(t) for t in texts], kind="stable")
-    logits = np.empty((len(texts), len(classifier.labels)), dtype=np.float32)
-    logits[order] = classifier.predict_logits([texts[i] for i in order])
-    return logits, softmax(logits, float(settings["temperature"]))
+def _score(classifier: DomainClassifier, texts: list[str]) -> Any:
+    """Return (logits, probabilities) exactly as the runtime computes them."""
+    logits = classifier.predict_logits(texts)
+    return logits, classifier.scores(logits)
 
 
-def _labelled_block(
-    classifier: DomainClassifier, rows: list[Example], settings: dict[str, Any]
-) -> dict[str, Any]:
+def _labelled_block(classifier: DomainClassifier, rows: list[Example]) -> dict[str, Any]:
     import numpy as np
 
     from langchain_domain_router.training._metrics import classification_metrics
 
     label2id = {label: i for i, label in enumerate(classifier.labels)}
     y = np.array([label2id[r.label] for r in rows])
-    logits, probs = _score(classifier, [r.text for r in rows], settings)
+    logits, probs = _score(classifier, [r.text for r in rows])
     block = classification_metrics(logits, y, len(label2id))
-    block["kept_rate"] = float((probs.max(1) >= settings["min_confidence"]).mean())
+    block["kept_rate"] = float((probs.max(1) >= classifier.calibration.min_confidence).mean())
     styles = sorted({r.style for r in rows})
     if len(styles) > 1:
         style = np.array([r.style for r in rows])
@@ -112,13 +100,15 @@ def evaluate(
     out.mkdir(parents=True, exist_ok=True)
     load_model_dir(model_dir)  # checks id2label against the taxonomy, with a clear error
     classifier = DomainClassifier.from_pretrained(model_dir, batch_size=256).load()
-    settings = classifier.router_settings
-    settings.setdefault("temperature", 1.0)
-    settings.setdefault("min_confidence", 0.0)
-    settings.setdefault("max_length", 64)
+    calibration = classifier.calibration
+    threshold = calibration.min_confidence
     names = classifier.labels
     bundle = load_bundle(sources, seed=seed, with_train=False)
-    report: dict[str, Any] = {"model_dir": str(model_dir), "settings": settings, "sets": {}}
+    report: dict[str, Any] = {
+        "model_dir": str(model_dir),
+        "settings": calibration.model_dump(mode="json"),
+        "sets": {},
+    }
     confidences: dict[str, Any] = {}
     sets = {"kmmlu_test": bundle.kmmlu_test, "synthetic_test": bundle.synthetic_test}
     for path in extra_eval or []:
@@ -128,7 +118,7 @@ def evaluate(
         if not rows:
             continue
         started = time.time()
-        scored[name] = _labelled_block(classifier, rows, settings)
+        scored[name] = _labelled_block(classifier, rows)
         report["sets"][name] = scored[name]["metrics"]
         confidences[name] = scored[name]["probs"].max(1)
         logger.info("%s: %s (%.0fs)", name, scored[name]["metrics"], time.time() - started)
@@ -146,18 +136,18 @@ def evaluate(
     )
     ood_all, ood_pred = [], []
     for name, texts in bundle.ood_test.items():
-        _, probs = _score(classifier, texts, settings)
+        _, probs = _score(classifier, texts)
         confidences[f"OOD {name}"] = probs.max(1)
         ood_all.append(probs.max(1))
         ood_pred.append(probs.argmax(1))
         report["sets"][f"ood_{name}"] = {
             "n": len(texts),
-            "fallback_rate": float((probs.max(1) < settings["min_confidence"]).mean()),
+            "fallback_rate": float((probs.max(1) < threshold).mean()),
         }
     if ood_all and len(in_conf):
-        report["ood"] = ood_metrics(in_conf, np.concatenate(ood_all), settings["min_confidence"])
+        report["ood"] = ood_metrics(in_conf, np.concatenate(ood_all), threshold)
         predicted_histogram_png(np.concatenate(ood_pred), names, out / "ood_predicted_subjects.png")
-    confidence_histogram_png(confidences, settings["min_confidence"], out / "confidence_hist.png")
+    confidence_histogram_png(confidences, threshold, out / "confidence_hist.png")
     sample = [r.text for rows in sets.values() for r in rows]
     if sample:
         report["latency"] = measure_latency(model_dir, sample[:: max(1, len(sample) // 2000)])

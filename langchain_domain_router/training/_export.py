@@ -7,7 +7,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router.training._model import set_router_settings
+from langchain_domain_router.classifier import Calibration, probabilities
 from langchain_domain_router.training._splits import DataBundle
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,7 @@ def calibrate_and_save(
         bundle: The splits (``validation`` and ``ood_validation`` are used).
         max_length: The token cap used in training.
         folder: Where to write the Hugging Face directory.
-        model_version: Stored in ``config.domain_router``.
+        model_version: Stored in the checkpoint's ``Calibration``.
         extra: More JSON written beside the model as ``training_info.json``.
         half: Store weights in fp16 (the runtime loads them as fp32).
 
@@ -44,7 +44,6 @@ def calibrate_and_save(
     from langchain_domain_router.training._calibration import (
         choose_min_confidence,
         fit_temperature,
-        softmax,
     )
     from langchain_domain_router.training._inference import batched_logits
 
@@ -54,20 +53,22 @@ def calibrate_and_save(
         model, tokenizer, [r.text for r in bundle.validation], max_length=max_length
     )
     temperature = fit_temperature(logits, y)
-    in_conf = softmax(logits, temperature).max(1)
+    in_conf = probabilities(logits, temperature).max(1)
     min_confidence = 0.0
     if bundle.ood_validation:
         ood_logits = batched_logits(model, tokenizer, bundle.ood_validation, max_length=max_length)
-        min_confidence = choose_min_confidence(in_conf, softmax(ood_logits, temperature).max(1))
-    settings = {
-        "temperature": round(temperature, 4),
-        "min_confidence": round(min_confidence, 4),
-        "min_margin": 0.0,
-        "model_version": model_version,
-        "max_length": max_length,
-    }
-    set_router_settings(model, **settings)
-    logger.info("router settings %s", settings)
+        min_confidence = choose_min_confidence(
+            in_conf, probabilities(ood_logits, temperature).max(1)
+        )
+    calibration = Calibration(
+        temperature=round(temperature, 4),
+        min_confidence=round(min_confidence, 4),
+        min_margin=0.0,
+        model_version=model_version,
+        max_length=max_length,
+    )
+    calibration.write(model.config)
+    logger.info("calibration %s", calibration)
     folder.mkdir(parents=True, exist_ok=True)
     to_save = model.half() if half else model
     to_save.save_pretrained(folder)

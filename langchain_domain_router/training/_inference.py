@@ -1,8 +1,7 @@
-"""Batched forward passes with the runtime's preprocessing, for training-time evaluation.
+"""Forward passes for training-time evaluation, through the run-time backend.
 
-The runtime classifier tokenises with ``truncation=True, max_length=...`` and dynamic
-padding, then applies ``softmax(logits / temperature)``; scoring here does the same so that
-reported numbers are the numbers users get.
+Scoring goes through ``langchain_domain_router.classifier`` (its ``TorchBackend``,
+``backend_logits`` and ``probabilities``), so reported numbers are the numbers users get.
 """
 
 from __future__ import annotations
@@ -11,8 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from langchain_domain_router.classifier import Calibration
 from langchain_domain_router.training._data import DataError
-from langchain_domain_router.training._model import DOMAIN_ROUTER_KEY
 
 if TYPE_CHECKING:
     import numpy as np
@@ -27,14 +26,14 @@ def batched_logits(
     max_length: int,
     batch_size: int = 256,
 ) -> np.ndarray:
-    """Return raw logits for ``texts``, one padded forward pass per chunk.
+    """Return raw logits for ``texts`` through the run-time torch backend.
 
-    Texts are sorted by length first so that each chunk pads little; the result is in the
-    input order.
+    The model in memory is wrapped in the ``TorchBackend`` the classifier runs on, so
+    tokenising, length-sorted chunking and the forward pass are the run time's own.
 
     Args:
-        model: A sequence classifier.
-        tokenizer: Its tokenizer.
+        model: A sequence classifier (left in the training mode it was in).
+        tokenizer: Its fast tokenizer.
         texts: The questions.
         max_length: The token cap.
         batch_size: Rows per forward pass.
@@ -42,44 +41,20 @@ def batched_logits(
     Returns:
         A ``(len(texts), num_labels)`` float32 array.
     """
-    import numpy as np
-    import torch
+    from langchain_domain_router.classifier import TorchBackend, backend_logits
 
-    from langchain_domain_router._chars import CHAR_IDS, char_cap, char_ids
-
-    chars = char_cap(model.config)
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    out = np.zeros((len(texts), len(model.config.id2label or {})), dtype=np.float32)
-    with torch.inference_mode():
-        for start in range(0, len(order), batch_size):
-            idx = order[start : start + batch_size]
-            enc = tokenizer(
-                [texts[i] for i in idx],
-                truncation=True,
-                max_length=max_length,
-                padding=True,
-                return_tensors="pt",
-            ).to(device)
-            enc.pop("token_type_ids", None)
-            if chars is not None:
-                codes = char_ids([texts[i] for i in idx], chars)
-                enc[CHAR_IDS] = torch.from_numpy(codes).to(device)
-            out[idx] = model(**enc).logits.float().cpu().numpy()
-    model.train(was_training)
-    return out
+    backend = TorchBackend.from_model(model, tokenizer, max_length=max_length)
+    return backend_logits(backend, texts, batch_size=batch_size).astype("float32")
 
 
-def load_model_dir(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
+def load_model_dir(path: str | Path) -> tuple[Any, Any, Calibration]:
     """Load a saved classifier directory and check its labels.
 
     Args:
         path: A directory written by ``train``.
 
     Returns:
-        ``(model, tokenizer, router_settings)``, the model in fp32 eval mode.
+        ``(model, tokenizer, calibration)``, the model in fp32 eval mode.
 
     Raises:
         DataError: When the directory is missing, or its ``id2label`` is absent or not a
@@ -105,5 +80,4 @@ def load_model_dir(path: str | Path) -> tuple[Any, Any, dict[str, Any]]:
         )
         raise DataError(msg)
     tokenizer = AutoTokenizer.from_pretrained(folder)
-    settings = dict(getattr(model.config, DOMAIN_ROUTER_KEY, None) or {})
-    return model.eval(), tokenizer, settings
+    return model.eval(), tokenizer, Calibration.of(model.config)

@@ -4,12 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from transformers import ElectraForSequenceClassification, PreTrainedModel
-
-DOMAIN_ROUTER_KEY = "domain_router"
 
 
 @dataclass(frozen=True)
@@ -99,13 +97,6 @@ def load_base_model(base: str, labels: Sequence[str]) -> PreTrainedModel:
         problem_type="single_label_classification",
         ignore_mismatched_sizes=True,
     )
-
-
-def set_router_settings(model: PreTrainedModel, **settings: Any) -> None:
-    """Merge routing settings (temperature, thresholds...) into ``config.domain_router``."""
-    current = dict(getattr(model.config, DOMAIN_ROUTER_KEY, None) or {})
-    current.update(settings)
-    setattr(model.config, DOMAIN_ROUTER_KEY, current)
 
 
 def warm_start(

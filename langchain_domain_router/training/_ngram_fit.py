@@ -211,7 +211,7 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
 
     texts = [r.text for r in bundle.validation]
     y_val = np.array([label2id[r.label] for r in bundle.validation])
-    max_length = int(settings.get("max_length", 64))
+    max_length = settings.max_length
     base_logits = batched_logits(base, tokenizer, texts, max_length=max_length)
     svm_scores = bag_features(bucket_counts(texts, options), idf) @ coef.T + intercept
     accuracy = {
@@ -222,7 +222,7 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
 
     embedding, head = _table((weight * coef).T, options.dim)
     model = _composite(base, options, embedding, head, weight * intercept, idf)
-    version = options.model_version or f"{settings.get('model_version', 'model')}+ngrams"
+    version = options.model_version or f"{settings.model_version or 'model'}+ngrams"
     report = {
         "ngram_fit": {
             **asdict(options),

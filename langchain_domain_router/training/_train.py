@@ -87,7 +87,8 @@ def _teacher_targets(
 ) -> Any:
     import numpy as np
 
-    from langchain_domain_router.training._calibration import fit_temperature, softmax
+    from langchain_domain_router.classifier import probabilities
+    from langchain_domain_router.training._calibration import fit_temperature
     from langchain_domain_router.training._teacher import teacher_scores
 
     cache = run / "teacher_scores.npy"
@@ -103,7 +104,7 @@ def _teacher_targets(
     temperature = fit_temperature(scores, y)
     accuracy = float((scores.argmax(1) == y).mean())
     logger.info("teacher out-of-fold accuracy %.4f, temperature %.3f", accuracy, temperature)
-    targets = softmax(scores, temperature).astype(np.float32)
+    targets = probabilities(scores, temperature).astype(np.float32)
     # The teacher is far weaker on how users ask (about 0.62 on synthetic validation rows,
     # 0.74 on KMMLU ones), so rows other than KMMLU keep their own label as the soft target.
     own = np.array([not r.is_kmmlu for r in rows])

@@ -8,7 +8,6 @@ import pytest
 
 from langchain_domain_router import KMMLU_DOMAINS, DomainClassifier, DomainRouter, RouterConfig
 from langchain_domain_router.classifier import default_model_path
-from langchain_domain_router.graph import classifier_from_settings
 
 KMMLU = Path(__file__).parents[2].parent / "shared" / "data" / "kmmlu"
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
@@ -40,9 +39,14 @@ def test_is_small_and_self_describing(classifier):
     size = sum(f.stat().st_size for f in default_model_path().rglob("*") if f.is_file())
     assert size <= 60 * 1024 * 1024
     assert sorted(classifier.labels) == sorted(KMMLU_DOMAINS)
-    settings = classifier.router_settings
-    assert {"temperature", "min_confidence", "model_version", "max_length"} <= set(settings)
-    assert settings["temperature"] > 0
+    settings = classifier.calibration
+    assert {
+        "temperature",
+        "min_confidence",
+        "model_version",
+        "max_length",
+    } <= settings.model_fields_set
+    assert settings.temperature > 0
 
 
 @pytest.mark.parametrize(("question", "domains"), CLEAR)
@@ -63,7 +67,7 @@ def test_routes_end_to_end_offline(monkeypatch):
 @pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
 def test_the_default_runs_the_shipped_onnx_export_and_is_loaded_once(classifier):
     assert classifier.backend == "auto" and classifier.resolved_backend == "onnx"
-    from_config = classifier_from_settings(RouterConfig.example().classifier)
+    from_config = DomainClassifier.from_settings(RouterConfig.example().classifier)
     assert from_config.model is classifier.model
     assert DomainClassifier.default(top_k=3).model is classifier.model
 
@@ -72,7 +76,7 @@ def test_the_default_runs_the_shipped_onnx_export_and_is_loaded_once(classifier)
 @pytest.mark.skipif(not KMMLU.is_dir(), reason="needs ../shared/data/kmmlu")
 @pytest.mark.skipif(not HAS_ORT, reason="onnxruntime not installed")
 def test_the_default_path_is_as_accurate_as_torch_on_a_kmmlu_sample(classifier):
-    from langchain_domain_router.training._data import load_kmmlu
+    from langchain_domain_router.data import load_kmmlu
 
     rows = random.Random(13).sample(load_kmmlu(KMMLU, "test"), 2000)
     texts, labels = [r.text for r in rows], [r.label for r in rows]

@@ -147,3 +147,9 @@ def test_predict_logits_returns_raw_scores(math_checkpoint):
     logits = classifier.predict_logits(["a", "b", "c"])
     assert logits.shape == (3, len(KMMLU_DOMAINS))
     assert logits[0, classifier.labels.index("Math")] == pytest.approx(10.0)
+
+
+async def test_an_empty_batch_is_an_empty_answer_with_any_config(classifier_for):
+    classifier = classifier_for({"Math": 5.0})
+    assert classifier.batch([], []) == [] and await classifier.abatch([], []) == []
+    assert await classifier.abatch([]) == []

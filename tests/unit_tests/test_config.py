@@ -153,14 +153,45 @@ def test_to_file_refuses_model_instances_and_unknown_formats(tmp_path):
 
 
 def test_classifier_settings_reach_the_classifier(math_checkpoint):
+    from langchain_domain_router import DomainClassifier
     from langchain_domain_router.config import ClassifierSettings
-    from langchain_domain_router.graph import classifier_from_settings
 
     settings = ClassifierSettings(
         model=str(math_checkpoint), batch_size=8, cache_size=16, coalesce_ms=2.0, num_threads=1
     )
-    classifier = classifier_from_settings(settings)
+    classifier = DomainClassifier.from_settings(settings)
     assert (classifier.batch_size, classifier.cache_size, classifier.coalesce_ms) == (8, 16, 2.0)
     assert classifier.num_threads == 1 and classifier.backend == "auto"
     assert classifier.resolved_backend == "torch"  # no ONNX export in this directory
     assert classifier.invoke("미분").label == "Math"
+
+
+def test_every_classifier_option_is_settable_from_a_config_file(math_checkpoint, tmp_path):
+    from langchain_domain_router import ClassifierSettings, DomainClassifier
+    from langchain_domain_router.classifier import ClassifierOptions
+
+    assert set(ClassifierSettings.model_fields) == {*ClassifierOptions.model_fields, "model"}
+    assert {*ClassifierOptions.model_fields, "model_path"} <= set(DomainClassifier.model_fields)
+    path = tmp_path / "r.yaml"
+    path.write_text(
+        f"fallback: {{name: general}}\nclassifier: {{model: {math_checkpoint}, top_k: 2, "
+        "max_chars: 40}\n",
+        encoding="utf-8",
+    )
+    classifier = DomainClassifier.from_settings(RouterConfig.load(path).classifier)
+    assert (classifier.top_k, classifier.max_chars) == (2, 40)
+    assert len(classifier.invoke("미분").top_k) == 2
+
+
+def test_one_calibration_default_for_every_reader(make_checkpoint):
+    from langchain_domain_router import DomainClassifier, ExpertProfile, build_router_graph
+    from langchain_domain_router.classifier import Calibration
+    from tests.conftest import fake_expert
+
+    bare = DomainClassifier.from_pretrained(make_checkpoint(domain_router={"model_version": "b"}))
+    assert bare.calibration == Calibration(model_version="b")
+    assert (bare.temperature, bare.model_version) == (1.0, "b")
+    config = RouterConfig(fallback=ExpertProfile(name="general", model=fake_expert("답")))
+    graph = build_router_graph(config, classifier=bare)
+    routing = graph.invoke({"question": "미분"})["routing"]
+    assert routing["min_confidence"] == Calibration().min_confidence == 0.5

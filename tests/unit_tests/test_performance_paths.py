@@ -13,7 +13,7 @@ import torch
 from langchain_core.callbacks import BaseCallbackHandler
 
 from langchain_domain_router import DomainClassifier, DomainPrediction, ExpertProfile
-from langchain_domain_router._onnx import OnnxModel
+from langchain_domain_router.classifier._onnx import OnnxModel
 from tests.conftest import (
     SAMPLE_LINES,
     build_checkpoint,

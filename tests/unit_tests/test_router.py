@@ -121,3 +121,34 @@ def test_record_feedback_stores_misroutes_as_training_jsonl(make_checkpoint, tmp
     assert router.record_feedback("other-process", "Law", question="유치권이란?")["text"] == (
         "유치권이란?"
     )
+
+
+async def test_a_question_is_read_once_per_request_and_its_classified_text_kept(
+    make_checkpoint, monkeypatch
+):
+    from langchain_domain_router import _inputs, _nodes
+    from langchain_domain_router import router as router_module
+
+    calls: list[str] = []
+    for module, name in [(router_module, "to_state"), (_nodes, "question_text")]:
+        original = getattr(_inputs, name)
+
+        def counted(*args, _name=name, _original=original, **kwargs):
+            calls.append(_name)
+            return _original(*args, **kwargs)
+
+        monkeypatch.setattr(module, name, counted)
+    classifier = DomainClassifier.from_pretrained(
+        make_checkpoint(bias={"Math": 10.0}), context_turns=1
+    )
+    router = DomainRouter.from_config(make_config(math=fake_expert(ANSWER)), classifier=classifier)
+    seen: list[str] = []
+    monkeypatch.setattr(router.feedback, "remember", lambda _id, text, _domain: seen.append(text))
+    history = [HumanMessage("미분 질문"), AIMessage("네"), HumanMessage("그럼 적분은?")]
+    router.invoke(history)
+    assert calls == ["to_state", "question_text"]
+    assert seen == ["미분 질문\n그럼 적분은?"]  # the text the classifier read, context included
+    calls.clear()
+    await router.ainvoke({"question": "적분"})
+    list(router.stream("미분"))
+    assert calls == ["to_state", "question_text"] * 2

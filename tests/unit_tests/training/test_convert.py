@@ -8,6 +8,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
+pytest.importorskip("sklearn")  # the training package needs the [train] extra
+pytest.importorskip("matplotlib")
 import torch
 
 from langchain_domain_router.training import main

@@ -2,6 +2,9 @@ from pathlib import Path
 
 import pytest
 
+pytest.importorskip("sklearn")  # the training package needs the [train] extra
+pytest.importorskip("matplotlib")
+
 from langchain_domain_router.training._data import (
     DataError,
     load_kmmlu,

@@ -10,11 +10,12 @@ from langchain_domain_router._taxonomy import KMMLU_DOMAINS
 pytest.importorskip("sklearn")
 pytest.importorskip("matplotlib")
 
+from langchain_domain_router.classifier import CALIBRATION_KEY
+from langchain_domain_router.classifier import probabilities as softmax
 from langchain_domain_router.training import main
 from langchain_domain_router.training._calibration import (
     choose_min_confidence,
     fit_temperature,
-    softmax,
 )
 from langchain_domain_router.training._data import DataError
 from langchain_domain_router.training._inference import load_model_dir
@@ -57,7 +58,7 @@ def test_train_writes_the_runtime_contract(trained: Path) -> None:
     config = json.loads((folder / "config.json").read_text())
     assert config["problem_type"] == "single_label_classification"
     assert set(config["id2label"].values()) == set(KMMLU_DOMAINS)
-    settings = config["domain_router"]
+    settings = config[CALIBRATION_KEY]
     assert set(settings) >= {
         "temperature",
         "min_confidence",
@@ -132,7 +133,7 @@ def test_fine_tune_a_local_base_checkpoint(
     )
     model, _, settings = load_model_dir(tmp_path / "model")
     assert model.config.num_labels == len(KMMLU_DOMAINS)
-    assert settings["max_length"] == 64
+    assert settings.max_length == 64
 
 
 def test_model_dir_with_bad_labels_is_rejected(trained: Path, tmp_path: Path) -> None:

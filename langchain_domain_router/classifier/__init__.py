@@ -1,0 +1,46 @@
+"""The domain classifier: the Runnable, its options, its backends and its calibration.
+
+``DomainClassifier`` (cache, coalescing, the Runnable interface) runs on a ``Backend``:
+``TorchBackend`` or ``OnnxBackend``. Training's calibration, evaluation and latency
+measurement score through the same backends (``backend_logits``, ``probabilities``).
+"""
+
+from langchain_domain_router.classifier._backends import (
+    Backend,
+    OnnxBackend,
+    TorchBackend,
+    backend_logits,
+    probabilities,
+)
+from langchain_domain_router.classifier._export import export_model, export_onnx
+from langchain_domain_router.classifier._onnx import onnx_file, read_export
+from langchain_domain_router.classifier._predictions import (
+    default_model_path,
+    resolve_model_path,
+)
+from langchain_domain_router.classifier._runnable import DomainClassifier
+from langchain_domain_router.classifier._settings import (
+    CALIBRATION_KEY,
+    Calibration,
+    ClassifierOptions,
+    ClassifierSettings,
+)
+
+__all__ = [
+    "CALIBRATION_KEY",
+    "Backend",
+    "Calibration",
+    "ClassifierOptions",
+    "ClassifierSettings",
+    "DomainClassifier",
+    "OnnxBackend",
+    "TorchBackend",
+    "backend_logits",
+    "default_model_path",
+    "export_model",
+    "export_onnx",
+    "onnx_file",
+    "probabilities",
+    "read_export",
+    "resolve_model_path",
+]

@@ -1,0 +1,380 @@
+"""The backends a classifier runs on: one small protocol, a torch and an ONNX Runtime one.
+
+A backend turns a tokenized batch into logits; tokenising (``BatchTokenizer``), the
+length-sorted chunking and the scoring are shared, so the run-time classifier and
+training's calibration, evaluation and latency measurement compute the same numbers.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
+
+from langchain_domain_router._chars import char_cap
+from langchain_domain_router._quiet import quiet_model_loading
+from langchain_domain_router._runtime import MODELS, default_threads, directory_stamp
+from langchain_domain_router.classifier._onnx import (
+    BatchTokenizer,
+    OnnxModel,
+    load_onnx,
+    onnx_ready,
+    token_cap,
+)
+from langchain_domain_router.classifier._settings import (
+    ClassifierOptions,
+    Precision,
+)
+
+if TYPE_CHECKING:
+    import numpy as np
+    from transformers import PreTrainedModel
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
+
+
+class Backend(Protocol):
+    """A loaded model: its tokenizer, its config, and one forward pass.
+
+    Example:
+        ```python
+        backend = load_backend("models/default", "onnx", threads=1)
+        backend.logits(backend.prepare(backend.tokenizer.encode(["미분이란?"])))
+        ```
+    """
+
+    name: Literal["torch", "onnx"]
+    model: Any
+    tokenizer: BatchTokenizer
+    forward_lock: threading.Lock
+
+    @property
+    def config(self) -> Any:
+        """The model's config: ``id2label``, ``num_labels``, ``problem_type``, calibration."""
+
+    def prepare(self, encoded: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Turn a tokenized batch (numpy arrays) into the model's inputs."""
+
+    def logits(self, inputs: dict[str, Any]) -> np.ndarray:
+        """Run one forward pass; return float logits as a numpy array."""
+
+
+@dataclass
+class OnnxBackend:
+    """An exported graph run with ONNX Runtime (no torch import).
+
+    Example:
+        ```python
+        model, tokenizer = load_onnx("models/default", None, 1, None)
+        OnnxBackend(model, tokenizer)
+        ```
+    """
+
+    model: OnnxModel
+    tokenizer: BatchTokenizer
+    forward_lock: threading.Lock = field(default_factory=threading.Lock)
+    name: Literal["torch", "onnx"] = "onnx"
+
+    @property
+    def config(self) -> Any:
+        """The model's ``config.json``, read without transformers."""
+        return self.model.config
+
+    def prepare(self, encoded: dict[str, np.ndarray]) -> dict[str, Any]:
+        """ONNX Runtime takes the numpy arrays as they are."""
+        return dict(encoded)
+
+    def logits(self, inputs: dict[str, Any]) -> np.ndarray:
+        """Run the graph."""
+        return self.model(inputs)
+
+
+@dataclass
+class TorchBackend:
+    """A ``transformers`` sequence classifier run with torch.
+
+    Example:
+        ```python
+        backend = TorchBackend.from_model(model, AutoTokenizer.from_pretrained(path))
+        ```
+    """
+
+    model: PreTrainedModel
+    tokenizer: BatchTokenizer
+    device: str = "cpu"
+    forward_lock: threading.Lock = field(default_factory=threading.Lock)
+    name: Literal["torch", "onnx"] = "torch"
+
+    @classmethod
+    def from_model(
+        cls, model: PreTrainedModel, hf_tokenizer: Any, *, max_length: int | None = None
+    ) -> TorchBackend:
+        """Wrap a loaded model and its fast tokenizer (training uses this in memory).
+
+        The tokenizer is copied, so padding and truncation set here do not leak into the
+        caller's tokenizer.
+
+        Raises:
+            ValueError: If the tokenizer is not a fast one.
+        """
+        from tokenizers import Tokenizer
+
+        backend_tokenizer = getattr(hf_tokenizer, "backend_tokenizer", None)
+        if backend_tokenizer is None:
+            msg = "the model has no fast tokenizer (tokenizer.json)"
+            raise ValueError(msg)
+        pad_id = hf_tokenizer.pad_token_id if hf_tokenizer.pad_token_id is not None else 0
+        tokenizer = BatchTokenizer(
+            Tokenizer.from_str(backend_tokenizer.to_str()),
+            pad_id=pad_id,
+            input_names=hf_tokenizer.model_input_names,
+            max_length=token_cap(max_length, model.config),
+            char_cap=char_cap(model.config),
+        )
+        device = str(next(model.parameters()).device)
+        return cls(model=model, tokenizer=tokenizer, device=device)
+
+    @property
+    def config(self) -> Any:
+        """The ``transformers`` config."""
+        return self.model.config
+
+    def prepare(self, encoded: dict[str, np.ndarray]) -> dict[str, Any]:
+        """Torch tensors on the model's device."""
+        import torch
+
+        return {key: torch.from_numpy(value).to(self.device) for key, value in encoded.items()}
+
+    def logits(self, inputs: dict[str, Any]) -> np.ndarray:
+        """Run the model in inference mode (restoring training mode if it was on)."""
+        import torch
+
+        training = self.model.training
+        if training:
+            self.model.eval()
+        try:
+            with torch.inference_mode():
+                return self.model(**inputs).logits.float().cpu().numpy()
+        finally:
+            if training:
+                self.model.train()
+
+
+def by_length_chunks(
+    texts: Sequence[str], size: int, run: Callable[[list[str]], Sequence[T]]
+) -> list[T]:
+    """Apply ``run`` to chunks of ``size`` texts, shortest first; return results in order.
+
+    Sorting by length means each chunk pads to about its own length, not to the longest
+    question of the whole batch.
+
+    Args:
+        texts: The inputs.
+        size: The most texts one ``run`` call takes.
+        run: Maps a chunk of texts to one result per text.
+
+    Returns:
+        One result per text, in the order of ``texts``.
+    """
+    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+    results: list[T | None] = [None] * len(texts)
+    for start in range(0, len(order), size):
+        chunk = order[start : start + size]
+        for index, result in zip(chunk, run([texts[i] for i in chunk]), strict=True):
+            results[index] = result
+    return cast("list[T]", results)
+
+
+def backend_logits(
+    backend: Backend, texts: Sequence[str], *, batch_size: int = 32, max_chars: int = 2048
+) -> np.ndarray:
+    """Raw logits (no temperature) of ``texts``, one forward pass per length-sorted chunk.
+
+    Args:
+        backend: The loaded model.
+        texts: Question texts.
+        batch_size: Questions per forward pass.
+        max_chars: Characters kept before tokenizing.
+
+    Returns:
+        An array of shape ``(len(texts), num_labels)``.
+    """
+    import numpy as np
+
+    def run(chunk: list[str]) -> list[np.ndarray]:
+        encoded = backend.tokenizer.encode([text[:max_chars] for text in chunk])
+        with backend.forward_lock:
+            return list(backend.logits(backend.prepare(encoded)))
+
+    rows = by_length_chunks(texts, batch_size, run)
+    return np.stack(rows) if rows else np.zeros((0, int(backend.config.num_labels)))
+
+
+def probabilities(
+    logits: Any, temperature: float = 1.0, problem_type: str | None = None
+) -> np.ndarray:
+    """Turn logits into probabilities: ``softmax(logits / temperature)`` row-wise.
+
+    Args:
+        logits: A ``(rows, labels)`` array (or tensor).
+        temperature: The calibrated temperature.
+        problem_type: The model's ``problem_type``; multi-label models get a sigmoid.
+
+    Returns:
+        A float64 array of the same shape.
+    """
+    import numpy as np
+
+    scaled = np.asarray(logits, dtype=np.float64) / temperature
+    if problem_type == "multi_label_classification":
+        return 1.0 / (1.0 + np.exp(-scaled))
+    exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
+    return exp / exp.sum(axis=-1, keepdims=True)
+
+
+def model_labels(config: Any) -> list[str]:
+    """The labels in ``config.id2label`` order."""
+    id2label = cast("dict[int, str]", config.id2label)
+    return [id2label[i] for i in range(int(config.num_labels))]
+
+
+def quantize(model: PreTrainedModel, device: str) -> PreTrainedModel:
+    """Return ``model`` with dynamic int8 ``nn.Linear`` layers (CPU only).
+
+    The embeddings and layer norms stay float; activations are quantised on the fly.
+
+    Raises:
+        ValueError: If ``device`` is not the CPU.
+    """
+    import torch
+    from torch.ao.quantization import quantize_dynamic
+
+    if torch.device(device).type != "cpu":
+        msg = f"quantize='int8' runs on the CPU only, not on device={device!r}"
+        raise ValueError(msg)
+    with warnings.catch_warnings():
+        # torch deprecates the quantised tensor API in favour of torchao, which is not
+        # a dependency; the kernels still ship and are what this measures.
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)
+        return quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+
+def _load_torch(
+    path: str, *, device: str, quantize_to: Precision | None, threads: int, max_length: int | None
+) -> TorchBackend:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
+
+    try:
+        with quiet_model_loading():
+            hf_tokenizer = AutoTokenizer.from_pretrained(path)
+            model = AutoModelForSequenceClassification.from_pretrained(path)
+    except (OSError, ValueError) as exc:
+        msg = f"could not load a sequence-classification model from {path!r}: {exc}"
+        raise ValueError(msg) from exc
+    if getattr(hf_tokenizer, "backend_tokenizer", None) is None:
+        msg = f"{path!r} has no fast tokenizer (tokenizer.json)"
+        raise ValueError(msg)
+    if torch.device(device).type == "cpu" and model.dtype != torch.float32:
+        # Weights may be saved in float16 to halve the file; CPUs compute float16
+        # slowly, so compute in float32.
+        model = model.float()
+    model.to(device).eval()
+    if quantize_to == "int8":
+        model = quantize(model, device)
+    if torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
+        logger.info("torch.set_num_threads(%d) for %s", threads, path)
+    backend = TorchBackend.from_model(model, hf_tokenizer, max_length=max_length)
+    backend.device = device
+    return backend
+
+
+def load_backend(
+    path: str,
+    name: Literal["torch", "onnx"],
+    *,
+    threads: int,
+    device: str = "cpu",
+    quantize_to: Precision | None = None,
+    max_length: int | None = None,
+) -> Backend:
+    """Load ``path`` on backend ``name``, check its labels and warm it up.
+
+    Args:
+        path: A model directory or hub id.
+        name: ``"torch"`` or ``"onnx"``.
+        threads: Intra-op threads.
+        device: The torch device.
+        quantize_to: The precision to run (``None``: the export's choice / float32).
+        max_length: Token cap; ``None`` takes the model's calibrated one.
+
+    Returns:
+        The backend, with every shape traffic brings already run once.
+
+    Raises:
+        ValueError: If the model cannot be loaded or its ``id2label`` names no domains.
+    """
+    backend: Backend
+    if name == "onnx":
+        model, tokenizer = load_onnx(path, quantize_to, threads, max_length)
+        backend = OnnxBackend(model, tokenizer)
+    else:
+        backend = _load_torch(
+            path, device=device, quantize_to=quantize_to, threads=threads, max_length=max_length
+        )
+    labels = model_labels(backend.config)
+    if all(_DEFAULT_LABEL.match(label) for label in labels):
+        msg = f"{path!r}: config.json has no id2label naming the domains"
+        raise ValueError(msg)
+    # The first calls of a session allocate its memory arena and pick kernels per shape;
+    # doing that at load keeps it out of the first requests' latency (and the p99).
+    short, long = "warm up", "warm up " * backend.tokenizer.max_length
+    for texts in ([short], [long], [short, long] * 4):
+        backend.logits(backend.prepare(backend.tokenizer.encode(texts)))
+    logger.debug("loaded %s (%d labels, %s backend)", path, len(labels), name)
+    return backend
+
+
+def resolve_backend(path: str, options: ClassifierOptions) -> Literal["torch", "onnx"]:
+    """``options.backend`` with ``"auto"`` decided: ONNX on the CPU when exported, else torch."""
+    if options.backend != "auto":
+        return options.backend
+    on_cpu = options.device.split(":")[0] == "cpu"
+    return "onnx" if on_cpu and onnx_ready(path, options.quantize) else "torch"
+
+
+def shared_backend(path: str, options: ClassifierOptions) -> Backend:
+    """The process's one backend for ``path`` under these options, loaded on first use.
+
+    Classifiers that load the same directory (unchanged on disk) with the same backend,
+    precision, device, threads and token cap share one model, its memory and its
+    forward lock.
+    """
+    name = resolve_backend(path, options)
+    threads = options.num_threads or default_threads()
+    folder = Path(path).expanduser()
+    where = (str(folder.resolve()), directory_stamp(folder)) if folder.is_dir() else (path,)
+    key = (*where, name, options.quantize, options.device, threads, options.max_length)
+    return MODELS.get(
+        key,
+        lambda: load_backend(
+            path,
+            name,
+            threads=threads,
+            device=options.device,
+            quantize_to=options.quantize,
+            max_length=options.max_length,
+        ),
+    )

@@ -1,0 +1,101 @@
+"""Where models live, and how a batch of probabilities becomes sorted predictions."""
+
+from __future__ import annotations
+
+import functools
+import re
+from importlib import resources
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
+from langchain_domain_router.schema import DomainPrediction, LabelScore
+
+if TYPE_CHECKING:
+    import numpy as np
+
+_HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
+
+
+def default_model_path() -> Path:
+    """Return the directory of the default model embedded in the package."""
+    return Path(str(resources.files("langchain_domain_router") / "models" / "default"))
+
+
+def resolve_model_path(model: str | Path) -> str:
+    """The directory or hub id ``model`` names: ``"default"`` is the embedded model."""
+    return str(default_model_path()) if str(model) == "default" else str(model)
+
+
+def check_local_model(path_or_id: str) -> None:
+    """Fail early, and clearly, when a local model directory is missing or incomplete.
+
+    Raises:
+        ValueError: If a local path does not exist or has no ``config.json``.
+    """
+    path = Path(path_or_id).expanduser()
+    looks_local = path.exists() or path.is_absolute() or path_or_id.startswith((".", "~"))
+    if not looks_local and _HUB_ID.match(path_or_id):
+        return
+    if not path.is_dir():
+        msg = f"model directory not found: {path_or_id!r}"
+        raise ValueError(msg)
+    if not (path / "config.json").is_file():
+        msg = f"{path_or_id!r} is not a model directory: it has no config.json"
+        raise ValueError(msg)
+
+
+@functools.lru_cache(maxsize=8)
+def _membership(labels: tuple[str, ...]) -> np.ndarray:
+    """Which labels belong to which supercategory, as a 0/1 matrix (labels x supercategories).
+
+    One matrix product per batch then gives every row's supercategory mass, instead of a
+    Python loop over every label of every row.
+    """
+    import numpy as np
+
+    return np.array(
+        [[supercategory_of(label) == sup for sup in SUPERCATEGORIES] for label in labels],
+        dtype=np.float64,
+    )
+
+
+def to_predictions(
+    probs: np.ndarray, labels: list[str], *, top_k: int, multi_label: bool, model_version: str
+) -> list[DomainPrediction]:
+    """Turn a ``(rows, labels)`` batch of probabilities into sorted predictions.
+
+    Args:
+        probs: Probabilities, one row per question.
+        labels: The labels in column order.
+        top_k: How many labels each prediction lists.
+        multi_label: Independent (sigmoid) scores: a supercategory's mass is its best
+            domain's score, not the sum.
+        model_version: Recorded in each prediction.
+
+    Returns:
+        One prediction per row.
+    """
+    import numpy as np
+
+    k = min(top_k, len(labels))
+    top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
+    top_scores = np.take_along_axis(probs, top_ids, axis=-1)
+    member = _membership(tuple(labels))
+    masses = (probs[:, :, None] * member[None]).max(axis=1) if multi_label else probs @ member
+    predictions = []
+    for mass, scores, ids in zip(
+        masses.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
+    ):
+        top = [LabelScore(label=labels[i], score=s) for i, s in zip(ids, scores, strict=True)]
+        predictions.append(
+            DomainPrediction(
+                label=top[0].label,
+                score=top[0].score,
+                top_k=top,
+                supercategory=supercategory_of(top[0].label),
+                supercategory_scores=dict(zip(SUPERCATEGORIES, mass, strict=True)),
+                model_version=model_version,
+            )
+        )
+    return predictions

@@ -1,0 +1,398 @@
+"""The domain classifier: a Hugging Face sequence classifier as a LangChain Runnable."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Self, cast
+
+from langchain_core.runnables import RunnableConfig, RunnableSerializable
+from langchain_core.runnables.config import run_in_executor
+from pydantic import ConfigDict, PrivateAttr
+from typing_extensions import override
+
+from langchain_domain_router._cache import LRUCache, text_normaliser
+from langchain_domain_router._coalesce import Coalescer
+from langchain_domain_router._inputs import (
+    RouterInput,
+    check_batch,
+    check_config,
+    extract_question,
+)
+from langchain_domain_router.classifier._backends import (
+    Backend,
+    backend_logits,
+    by_length_chunks,
+    model_labels,
+    probabilities,
+    resolve_backend,
+    shared_backend,
+)
+from langchain_domain_router.classifier._onnx import BatchTokenizer
+from langchain_domain_router.classifier._predictions import (
+    check_local_model,
+    default_model_path,
+    resolve_model_path,
+    to_predictions,
+)
+from langchain_domain_router.classifier._settings import (
+    Calibration,
+    ClassifierOptions,
+    ClassifierSettings,
+)
+from langchain_domain_router.schema import DomainPrediction
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    import numpy as np
+    import torch
+
+# The package logger: "classifier ... ready" lines name the classifier, not a file.
+logger = logging.getLogger(__package__ or __name__)
+
+
+class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], ClassifierOptions):
+    """Label a question with its KMMLU domain using a sequence-classification model.
+
+    Any Hugging Face sequence-classification checkpoint works; labels and their order
+    come from its ``config.id2label``. The model loads lazily (once, thread-safely) on
+    first use. ``batch`` runs one padded forward pass per chunk of ``batch_size``, with
+    the questions sorted by length so each chunk pads little.
+
+    The fields besides ``model_path`` are the ``ClassifierOptions`` (a router config's
+    ``classifier`` block sets the same ones): the backend (ONNX Runtime when the model
+    ships an export, else torch), and the speed options of ``docs/performance.md``.
+    Classifiers of one process with the same directory and loading options share one
+    loaded model, whose forward passes never overlap (no oversubscribed CPU cores).
+
+    Example:
+        ```python
+        from langchain_domain_router import DomainClassifier
+
+        classifier = DomainClassifier.default()
+        prediction = classifier.invoke("민법상 채권자대위권의 요건은?")
+        print(prediction.label, round(prediction.score, 2))
+        classifier.batch(["세금 신고 기한이 언제예요?", "What is a Fourier transform?"])
+
+        # a server with many concurrent async callers
+        fast = DomainClassifier.default(coalesce_ms=0, cache_size=10_000)
+        torch_path = DomainClassifier.default(backend="torch")  # the training backend
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True)
+
+    model_path: str
+    """A local model directory or a Hugging Face hub id."""
+
+    _loaded: Backend | None = PrivateAttr(default=None)
+    _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
+    _cache_key: Callable[[str], str] | None = PrivateAttr(default=None)
+    _coalescer: Coalescer[DomainPrediction] | None = PrivateAttr(default=None)
+    _coalescer_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @classmethod
+    def from_pretrained(cls, path_or_id: str | Path, **options: Any) -> Self:
+        """Create a classifier for a local model directory or a hub id.
+
+        Args:
+            path_or_id: A directory saved with ``save_pretrained`` or a hub id such as
+                ``monologg/koelectra-base-v3-discriminator`` (fine-tuned).
+            **options: ``ClassifierOptions`` fields (``device``, ``max_length``,
+                ``batch_size``, ``top_k``, ``context_turns``, ``coalesce_ms``...).
+
+        Returns:
+            The classifier; weights load on first use.
+
+        Raises:
+            ValueError: If a local path does not exist or has no ``config.json``.
+        """
+        check_local_model(str(path_or_id))
+        return cls(model_path=str(path_or_id), **options)
+
+    @classmethod
+    def default(cls, **kwargs: Any) -> Self:
+        """Load the default model embedded in the package (no network needed).
+
+        Args:
+            **kwargs: Options passed to ``from_pretrained``.
+
+        Returns:
+            The classifier for the embedded model.
+        """
+        return cls.from_pretrained(default_model_path(), **kwargs)
+
+    @classmethod
+    def from_settings(cls, settings: ClassifierSettings) -> Self:
+        """Create the classifier a router configuration's ``classifier`` block names.
+
+        Args:
+            settings: The model (``"default"``, a directory or a hub id) and the options.
+
+        Returns:
+            The classifier; weights load on first use.
+
+        Raises:
+            ValueError: If a local path does not exist or has no ``config.json``.
+        """
+        options = settings.model_dump(exclude={"model"})
+        return cls.from_pretrained(resolve_model_path(settings.model), **options)
+
+    # -- loading -------------------------------------------------------------------
+
+    def load(self) -> Self:
+        """Load tokenizer and weights now instead of on first use.
+
+        Returns:
+            The classifier itself.
+
+        Raises:
+            ValueError: If the model cannot be loaded or has no usable ``id2label``.
+        """
+        if self._loaded is None:
+            with self._lock:
+                if self._loaded is None:
+                    self._load()
+        return self
+
+    @property
+    def resolved_backend(self) -> Literal["torch", "onnx"]:
+        """The backend ``load`` uses: ``backend`` with ``"auto"`` decided."""
+        return resolve_backend(self.model_path, self)
+
+    def _load(self) -> None:
+        loaded = shared_backend(self.model_path, self)
+        if self.cache_size:
+            self._cache = LRUCache(self.cache_size)
+            self._cache_key = text_normaliser(loaded.tokenizer)
+        self._loaded = loaded
+        logger.debug("classifier %s ready (%s backend)", self.model_path, loaded.name)
+
+    @property
+    def loaded_backend(self) -> Backend:
+        """The loaded backend (loading it on first use)."""
+        loaded = self.load()._loaded
+        if loaded is None:  # pragma: no cover - load() sets it or raises
+            msg = "the model did not load"
+            raise RuntimeError(msg)
+        return loaded
+
+    @property
+    def model(self) -> Any:
+        """The loaded model: a ``transformers`` model, or an ONNX Runtime session wrapper."""
+        return self.loaded_backend.model
+
+    @property
+    def tokenizer(self) -> BatchTokenizer:
+        """The loaded tokenizer (``backend_tokenizer`` is the ``tokenizers.Tokenizer``)."""
+        return self.loaded_backend.tokenizer
+
+    @property
+    def config(self) -> Any:
+        """The model's config (``id2label``, ``problem_type``, the calibration block)."""
+        return self.loaded_backend.config
+
+    @property
+    def calibration(self) -> Calibration:
+        """The temperature and thresholds the model was calibrated with."""
+        return Calibration.of(self.config)
+
+    @property
+    def labels(self) -> list[str]:
+        """The labels in the model's ``id2label`` order."""
+        return model_labels(self.config)
+
+    @property
+    def model_version(self) -> str:
+        """The model's version string (its calibration's ``model_version``, else its path)."""
+        return self.calibration.model_version or self.model_path
+
+    @property
+    def temperature(self) -> float:
+        """The temperature fitted on validation data (1.0 when the model has none)."""
+        return self.calibration.temperature
+
+    # -- preprocess -> _forward -> postprocess -------------------------------------
+
+    def preprocess(self, texts: Sequence[str]) -> dict[str, Any]:
+        """Tokenize ``texts`` into one padded batch.
+
+        Torch tensors on the model's device for the torch backend, numpy arrays for ONNX.
+        """
+        backend = self.loaded_backend
+        return backend.prepare(backend.tokenizer.encode([text[: self.max_chars] for text in texts]))
+
+    def _forward(self, encoded: dict[str, Any]) -> np.ndarray:
+        backend = self.loaded_backend
+        with backend.forward_lock:
+            return backend.logits(encoded)
+
+    def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
+        """Turn logits into probabilities, following the model's ``problem_type``."""
+        return probabilities(logits, self.temperature, self.config.problem_type)
+
+    def postprocess(self, logits: np.ndarray | torch.Tensor) -> list[DomainPrediction]:
+        """Turn a batch of logits into sorted predictions."""
+        return to_predictions(
+            self.scores(logits),
+            self.labels,
+            top_k=self.top_k,
+            multi_label=self.config.problem_type == "multi_label_classification",
+            model_version=self.model_version,
+        )
+
+    def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
+        """Return raw logits (no temperature) for ``texts``, one forward pass per chunk.
+
+        Args:
+            texts: Question texts.
+
+        Returns:
+            An array of shape ``(len(texts), num_labels)``.
+        """
+        return backend_logits(
+            self.loaded_backend, texts, batch_size=self.batch_size, max_chars=self.max_chars
+        )
+
+    def classify_texts(self, texts: Sequence[str]) -> list[DomainPrediction]:
+        """Classify already-extracted texts, one forward pass per chunk of ``batch_size``.
+
+        Args:
+            texts: Question texts.
+
+        Returns:
+            One prediction per text, in order.
+        """
+        self.load()
+        if self._cache is None or self._cache_key is None:
+            return self._classify_uncached(texts)
+        keys = [self._cache_key(text[: self.max_chars]) for text in texts]
+        return self._cache.get_or_compute(keys, texts, self._classify_uncached)
+
+    def _classify_uncached(self, texts: Sequence[str]) -> list[DomainPrediction]:
+        return by_length_chunks(
+            texts,
+            self.batch_size,
+            lambda chunk: self.postprocess(self._forward(self.preprocess(chunk))),
+        )
+
+    def _classify_inputs(self, inputs: list[RouterInput]) -> list[Exception | DomainPrediction]:
+        results: list[Exception | DomainPrediction] = []
+        texts: list[str] = []
+        slots: list[int] = []
+        for value in inputs:
+            try:
+                texts.append(extract_question(value, context_turns=self.context_turns))
+                slots.append(len(results))
+                results.append(ValueError("unclassified"))
+            except (TypeError, ValueError) as exc:
+                results.append(exc)
+        for slot, prediction in zip(slots, self.classify_texts(texts), strict=True):
+            results[slot] = prediction
+        return results
+
+    def classify(self, value: RouterInput) -> DomainPrediction:
+        """Classify one input like ``invoke``, without the Runnable callback layer.
+
+        Nothing is traced (the routing graph calls ``classify_texts`` when no callback
+        handler listens).
+
+        Args:
+            value: What ``invoke`` accepts.
+
+        Returns:
+            The prediction.
+        """
+        text = extract_question(value, context_turns=self.context_turns)
+        return self.classify_texts([text])[0]
+
+    async def aclassify(self, value: RouterInput) -> DomainPrediction:
+        """Classify one input like ``ainvoke`` (coalesced when on), without callbacks.
+
+        Args:
+            value: What ``ainvoke`` accepts.
+
+        Returns:
+            The prediction.
+        """
+        if self.coalesce_ms is None:
+            return await run_in_executor(None, self.classify, value)
+        return await self._aclassify_coalesced(value)
+
+    # -- Runnable interface ----------------------------------------------------------
+
+    @override
+    def invoke(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> DomainPrediction:
+        check_config(config)
+        return self._call_with_config(self.classify, input, config, run_type="chain")
+
+    async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:
+        text = extract_question(value, context_turns=self.context_turns)
+        if self._coalescer is None:
+            # Not self._lock: a model load holds that for seconds, and this runs on the loop.
+            with self._coalescer_lock:
+                if self._coalescer is None:
+                    self._coalescer = Coalescer(
+                        self.classify_texts,
+                        max_batch=self.batch_size,
+                        window_s=(self.coalesce_ms or 0.0) / 1000,
+                    )
+        return await self._coalescer.submit(text)
+
+    @override
+    async def ainvoke(
+        self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> DomainPrediction:
+        check_config(config)
+        if self.coalesce_ms is None:
+            return await run_in_executor(config, self.invoke, input, config)
+        return await self._acall_with_config(
+            self._aclassify_coalesced, input, config, run_type="chain"
+        )
+
+    @override
+    def batch(
+        self,
+        inputs: list[RouterInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[DomainPrediction]:
+        inputs = check_batch(inputs, config)
+        if not inputs:
+            return []
+        return self._batch_with_config(
+            self._classify_inputs,
+            inputs,
+            config,
+            return_exceptions=return_exceptions,
+            run_type="chain",
+        )
+
+    @override
+    async def abatch(
+        self,
+        inputs: list[RouterInput],
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[DomainPrediction]:
+        inputs = check_batch(inputs, config)
+        if not inputs:
+            return []
+        first = config[0] if isinstance(config, list) and config else config
+        return await run_in_executor(
+            cast("RunnableConfig | None", first),
+            self.batch,
+            inputs,
+            config,
+            return_exceptions=return_exceptions,
+        )
