@@ -137,14 +137,28 @@ def export_onnx(
     return meta
 
 
+_FLOAT_WEIGHTS = ("ngram_idf", "ngram_classifier.weight")
+"""Weights whose nodes stay float32 in the int8 graph: the n-gram branch's IDFs and its
+output layer. Dynamic quantisation scales activations per batch, which would make a
+question's n-gram scores depend on the questions batched with it."""
+
+
 def _quantize(source: Path, target: Path) -> None:
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
+    graph = onnx.load(str(source), load_external_data=False).graph
+    exact = []
+    for node in graph.node:
+        if set(node.input) & set(_FLOAT_WEIGHTS):
+            # The quantiser splits a Gemm into ``<name>_MatMul`` and an Add before it
+            # looks at the exclusions.
+            exact += [node.name, f"{node.name}_MatMul"] if node.op_type == "Gemm" else [node.name]
     quantizer_logger = logging.getLogger()
     level = quantizer_logger.level
     quantizer_logger.setLevel(logging.ERROR)  # one line per tensor otherwise
     try:
-        quantize_dynamic(source, target, weight_type=QuantType.QInt8)
+        quantize_dynamic(source, target, weight_type=QuantType.QInt8, nodes_to_exclude=exact)
     finally:
         quantizer_logger.setLevel(level)
 

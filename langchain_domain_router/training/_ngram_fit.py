@@ -4,7 +4,7 @@ A linear SVM over hashed character 1-5-grams (TF-IDF weights, L2-normalised bags
 teacher's recipe, with the hash the model computes in its graph) is fitted in closed form
 on the training rows. Its decision function becomes the n-gram branch of a
 ``domain-router-encoder`` whose encoder is the given model, unchanged; the branch's weight
-in the sum is the one that scores best on the validation rows. The result is calibrated and
+in the sum is the one with the lowest validation NLL. The result is calibrated and
 saved like ``train``'s output, so one checkpoint (and one ONNX graph) carries both signals.
 """
 
@@ -28,6 +28,32 @@ logger = logging.getLogger(__name__)
 
 _WEIGHTS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0)
 """Branch weights tried on the validation rows (the SVM's scores are about +-1)."""
+
+
+def choose_weight(
+    base_logits: np.ndarray, svm_scores: np.ndarray, labels: np.ndarray
+) -> tuple[float, dict[float, float]]:
+    """Return the branch weight whose sum has the lowest validation NLL, and every NLL.
+
+    Each sum gets its own fitted temperature first, as the saved model will. NLL rewards
+    the sum's probabilities, which routing thresholds read, and does not hinge on a few
+    rows the way accuracy does.
+
+    Args:
+        base_logits: The encoder's validation logits.
+        svm_scores: The n-gram SVM's validation decision scores.
+        labels: The validation label ids.
+
+    Returns:
+        ``(weight, {weight: NLL})``.
+    """
+    from langchain_domain_router.training._calibration import fit_temperature, nll
+
+    losses = {}
+    for weight in _WEIGHTS:
+        logits = base_logits + weight * svm_scores
+        losses[weight] = round(nll(logits, labels, fit_temperature(logits, labels)), 5)
+    return min(losses, key=lambda w: losses[w]), losses
 
 
 @dataclass
@@ -214,11 +240,8 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
     max_length = settings.max_length
     base_logits = batched_logits(base, tokenizer, texts, max_length=max_length)
     svm_scores = bag_features(bucket_counts(texts, options), idf) @ coef.T + intercept
-    accuracy = {
-        w: float(((base_logits + w * svm_scores).argmax(1) == y_val).mean()) for w in _WEIGHTS
-    }
-    weight = max(accuracy, key=lambda w: accuracy[w])
-    logger.info("validation accuracy by branch weight %s: %s chosen", accuracy, weight)
+    weight, calibrated = choose_weight(base_logits, svm_scores, y_val)
+    logger.info("validation NLL by branch weight (temperature fitted): %s", calibrated)
 
     embedding, head = _table((weight * coef).T, options.dim)
     model = _composite(base, options, embedding, head, weight * intercept, idf)
@@ -227,10 +250,11 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
         "ngram_fit": {
             **asdict(options),
             "branch_weight": weight,
+            "validation_nll_by_weight": calibrated,
             "validation_accuracy": {
                 "base": float((base_logits.argmax(1) == y_val).mean()),
                 "ngrams": float((svm_scores.argmax(1) == y_val).mean()),
-                "sum": accuracy[weight],
+                "sum": float(((base_logits + weight * svm_scores).argmax(1) == y_val).mean()),
             },
             "wall_seconds": round(time.time() - started),
         }

@@ -104,3 +104,16 @@ def test_train_refuses_to_fine_tune_a_character_branch(
     args = ["train", "--shared", str(tiny_shared), "--base", str(fitted[1])]
     assert main([*args, "--output-dir", str(tmp_path), "--epochs", "1", "--no-onnx"]) == 2
     assert "run fit-ngrams again" in capsys.readouterr().err
+
+
+def test_branch_weight_follows_what_the_branch_knows() -> None:
+    from langchain_domain_router.training._ngram_fit import choose_weight
+
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 4, size=400)
+    informed = np.eye(4)[labels] * 2 - 1 + rng.normal(0, 0.5, size=(400, 4))
+    noise = rng.normal(0, 1, size=(400, 4))
+    useful, losses = choose_weight(noise, informed, labels)
+    useless, _ = choose_weight(informed * 3, noise, labels)
+    assert useful > useless and useless == min(losses)
+    assert losses[useful] == min(losses.values())
