@@ -283,18 +283,24 @@ class LimitsMiddleware:
 
     async def _guarded(self, scope: Scope, receive: Receive, response: _Response, key: str) -> None:
         body = await self._read_body(scope, receive)
+        # The request's time counts from here, its wait for a slot included: a client
+        # that waits request_timeout_s (plus the network) always hears back.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout_s
         payload = decode_json(body, self.settings.max_json_depth)
         problems = self._check_inputs(payload, key)
         for problem in problems.values():
             self.metrics.rejected.labels(reason=problem.reason).inc()
+        queued_until = min(deadline, loop.time() + self.settings.queue_timeout_s)
         try:
-            await asyncio.wait_for(self.slots.acquire(), timeout=self.settings.queue_timeout_s)
+            async with asyncio.timeout_at(queued_until):
+                await self.slots.acquire()
         except TimeoutError:
             msg = f"server busy: {self.settings.max_concurrency} requests in flight; retry later"
             raise LimitError(503, "overloaded", msg) from None
         self.metrics.in_flight.inc()
         try:
-            async with asyncio.timeout(self.settings.request_timeout_s):
+            async with asyncio.timeout_at(deadline):
                 if problems:
                     errors = {index: problem.detail for index, problem in problems.items()}
                     await answer_batch(self.app, scope, receive, response.send, payload, errors)

@@ -59,6 +59,18 @@ async def test_queued_requests_are_served_when_a_slot_frees():
     assert [r.status_code for r in responses] == [200] * 5
 
 
+async def test_the_wait_for_a_slot_counts_toward_the_request_timeout():
+    # Issue 14's fault run: a client that waits request_timeout_s must hear back, so a
+    # request queued behind a slow one may not then run for a full request_timeout_s.
+    http, _ = client(max_concurrency=1, queue_timeout_s=5, request_timeout_s=0.8)
+    async with http:
+        responses = await asyncio.gather(
+            *(http.post("/router/invoke", json={"input": str(i)}) for i in range(2))
+        )
+    # The queued one waited 0.5 s, then had 0.3 s left for 0.5 s of work.
+    assert sorted(r.status_code for r in responses) == [200, 504]
+
+
 def test_settings_round_trip_through_the_environment():
     settings = ServerSettings(max_batch_size=7, audit_path="-", audit_include_prompt=True)
     assert ServerSettings.from_env(settings.to_env()) == settings
