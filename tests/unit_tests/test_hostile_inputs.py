@@ -33,6 +33,7 @@ BAD_INPUTS = [
     ({"question": 5}, TypeError, "'question' must be a string"),
     ({"question": "q", "messages": 5}, TypeError, "'messages' must be a list"),
     ({"question": "q", "messages": [5]}, TypeError, "item 0 is a int"),
+    ([HumanMessage([{"type": "image_url", "image_url": {"url": "x"}}])], ValueError, "empty"),
     (nested(300, leaf=[]), TypeError, "chat messages"),
     (b"\xff", TypeError, "cannot route a bytes"),
     ("", ValueError, "empty"),
