@@ -227,9 +227,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def scrape(url: str, name: str) -> dict[str, float]:
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    pattern = re.compile(rf"^{name}\{{(.*)\}} (\S+)$")
+    pattern = re.compile(rf"^{name}(?:\{{(.*)\}})? (\S+)$")
     matches = (pattern.match(line) for line in text.splitlines())
-    return {m.group(1): float(m.group(2)) for m in matches if m}
+    return {m.group(1) or "": float(m.group(2)) for m in matches if m}
 
 
 def main() -> int:
@@ -284,6 +284,7 @@ def main() -> int:
             before = scrape(server.url, "domain_router_fallbacks_total")
             run = asyncio.run(drive_with_kill(server.url, args, server.process.pid, kills))
             after = scrape(server.url, "domain_router_fallbacks_total")
+            in_flight = scrape(server.url, "domain_router_http_requests_in_flight")
             calls = httpx.get(f"{fake.url}/stats", timeout=10).json()
         finally:
             server.stop()
@@ -322,6 +323,7 @@ def main() -> int:
         ("clean errors (503/504)", sum(v for k, v in run.outcomes.items() if "clean" in k)),
         ("answers lost", lost),
         ("answers without an audit line", missing),
+        ("in-flight gauge after the run", sum(in_flight.values())),
     ]
     width = max(len(name) for name, _ in rows)
     print("| " + "metric".ljust(width) + " | value |")
