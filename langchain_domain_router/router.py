@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, cast
 
 from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackManagerForChainRun
 from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage
@@ -24,6 +24,7 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
+from langchain_domain_router._nodes import RouterState, _conversation
 from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import CLASSIFY_NODE, FAN_OUT_NODE, RouterConfig
@@ -39,18 +40,21 @@ def to_graph_input(value: RouterInput) -> dict[str, Any]:
         ValueError: If it holds no question.
     """
     extract_question(value)  # fail fast, with a clear message, on bad input
+    state: dict[str, Any]
     if isinstance(value, str):
-        return {"messages": [HumanMessage(content=value)]}
-    if isinstance(value, BaseMessage):
-        return {"messages": [value]}
-    if isinstance(value, PromptValue):
-        return {"messages": value.to_messages()}
-    if isinstance(value, Mapping):
+        state = {"messages": [HumanMessage(content=value)]}
+    elif isinstance(value, BaseMessage):
+        state = {"messages": [value]}
+    elif isinstance(value, PromptValue):
+        state = {"messages": value.to_messages()}
+    elif isinstance(value, Mapping):
         state = {key: value[key] for key in ("messages", "question") if key in value}
         if isinstance(state.get("question"), str):
             state["messages"] = [*(state.get("messages") or []), HumanMessage(state["question"])]
-        return state
-    return {"messages": list(value)}
+    else:
+        state = {"messages": list(value)}
+    _conversation(cast(RouterState, state))  # the graph's rule: it ends in a human turn
+    return state
 
 
 def _final_message(state: Mapping[str, Any]) -> AIMessage:

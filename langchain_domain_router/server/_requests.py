@@ -23,6 +23,7 @@ from pydantic import (
 )
 
 from langchain_domain_router._inputs import extract_question
+from langchain_domain_router.router import to_graph_input
 
 _MESSAGE = TypeAdapter(AnyMessage)
 _MESSAGE_TYPES = frozenset(
@@ -171,6 +172,30 @@ def parse_served_input(value: Any, where: str = "input") -> Any:
         raise ValueError(msg)
     try:
         extract_question(parsed)
+    except (TypeError, ValueError) as exc:
+        msg = f"{where}: {exc}"
+        raise ValueError(msg) from None
+    return parsed
+
+
+def parse_router_input(value: Any, where: str = "input") -> Any:
+    """Validate one ``/router`` input: ``parse_served_input``, then the router's own rule.
+
+    The router answers a question: a conversation without a ``question`` must end in a
+    human turn (the classifier, which only reads the last human turn, takes any).
+
+    Raises:
+        ValueError: For anything the router cannot take, naming the field.
+
+    Example:
+        ```python
+        parse_router_input([{"type": "human", "content": "미분?"}, {"type": "ai", "content": "…"}])
+        # ValueError: input: the router needs a question: ... end 'messages' with a human turn
+        ```
+    """
+    parsed = parse_served_input(value, where)
+    try:
+        to_graph_input(parsed)
     except (TypeError, ValueError) as exc:
         msg = f"{where}: {exc}"
         raise ValueError(msg) from None
