@@ -9,6 +9,7 @@ the graph cannot take is a ``ValueError`` whose message starts with the field's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any, Self
 
 from langchain_core.messages import AnyMessage, BaseMessage
@@ -170,12 +171,7 @@ def parse_served_input(value: Any, where: str = "input") -> Any:
             f"'question' or 'messages', not {_json_kind(value)}"
         )
         raise ValueError(msg)
-    try:
-        extract_question(parsed)
-    except (TypeError, ValueError) as exc:
-        msg = f"{where}: {exc}"
-        raise ValueError(msg) from None
-    return parsed
+    return _checked(extract_question, parsed, where)
 
 
 def parse_router_input(value: Any, where: str = "input") -> Any:
@@ -193,9 +189,13 @@ def parse_router_input(value: Any, where: str = "input") -> Any:
         # ValueError: input: the router needs a question: ... end 'messages' with a human turn
         ```
     """
-    parsed = parse_served_input(value, where)
+    return _checked(to_graph_input, parse_served_input(value, where), where)
+
+
+def _checked(check: Callable[[Any], object], parsed: Any, where: str) -> Any:
+    """Return ``parsed`` once ``check`` takes it; a refusal names the field ``where``."""
     try:
-        to_graph_input(parsed)
+        check(parsed)
     except (TypeError, ValueError) as exc:
         msg = f"{where}: {exc}"
         raise ValueError(msg) from None
