@@ -59,9 +59,21 @@ def fuzz(prober: Prober, requests: int, good_every: int, failures: list[str]) ->
                 good_request(prober.url, prober.client)
         except (AssertionError, httpx.HTTPError) as exc:
             endpoint, body = request
-            failures.append(f"{endpoint} {body[:300]!r}: {type(exc).__name__}: {exc}"[:800])
+            failures.append(f"{endpoint} {body[:2000]!r}: {type(exc).__name__}: {exc}"[:2500])
 
     one()
+
+
+def tracebacks(log: str) -> list[str]:
+    """The tracebacks in a server log, each down to its exception line."""
+    lines = log.splitlines()
+    blocks = []
+    for start, line in enumerate(lines):
+        if line.startswith("Traceback"):
+            after = range(start + 1, len(lines))
+            end = next((i for i in after if lines[i][:1] not in ("", " ")), len(lines) - 1)
+            blocks.append("\n".join(lines[start : end + 1][-25:]))
+    return blocks
 
 
 def main() -> int:
@@ -94,7 +106,7 @@ def main() -> int:
             seconds = time.perf_counter() - start
             server.stop()
         missing = prober.missing_audit_lines(audit)
-        errors = [line for line in server.log_path.read_text().splitlines() if "Traceback" in line]
+        errors = tracebacks(server.log_path.read_text(errors="replace"))
     rows = [
         ("generated requests sent", prober.sent),
         ("wall time", f"{seconds:.0f} s ({prober.sent / seconds:.1f} req/s)"),
@@ -111,6 +123,8 @@ def main() -> int:
         print(f"| {name.ljust(width)} | {value} |")
     for failure in failures[:20]:
         print("\n" + failure)
+    for error in errors[-3:]:
+        print("\nserver log:\n" + error)
     return 1 if failures or missing or errors else 0
 
 

@@ -11,8 +11,13 @@ throughput, latency percentiles, fallbacks by reason and the number of answers l
 checks that every answer has its line in the audit log. With ``--kill-worker-at F``
 (and ``--workers 2`` or more) one worker is killed (SIGKILL) once a fraction ``F`` of
 the requests is done; uvicorn starts a new one, and a request whose connection the
-kill reset is sent again once (``--resend``), as a client or load balancer would.
-It exits 1 when any answer was lost or has no audit line.
+kill reset is sent again (up to ``--resend`` times), as a client or load balancer
+would: a question without a thread changes nothing when asked twice. A request that
+times out is never resent (the server is still working on it); the client waits 30 s
+longer than the server's ``--request-timeout``, by which time the server has answered
+or refused it. Worker processes are watched throughout: a worker that died other than
+by the kill (say, killed by uvicorn's health check) is reported. It exits 1 when any
+answer was lost or has no audit line.
 
     python benchmarks/load_test.py --requests 5000 --concurrency 64 --failure-rate 0.1
     python benchmarks/load_test.py --model tiny --workers 2 --failure-rate 0.1 \\
@@ -54,6 +59,8 @@ from tests.integration_tests._servers import (  # noqa: E402
 )
 
 JSON = "application/json"
+RESENDABLE = (httpx.NetworkError, httpx.RemoteProtocolError, httpx.ConnectTimeout)
+"""Errors of a connection that broke (or never opened): the request may be sent again."""
 QUESTIONS = [
     "미분계수의 정의를 설명해 주세요",
     "정적분과 부정적분의 차이는?",
@@ -89,6 +96,8 @@ class Run:
         self.request_ids: list[str] = []
         self.resent = 0
         self.done = 0
+        self.workers: set[int] = set()
+        self.killed = 0
         self.seconds = 0.0
 
 
@@ -98,8 +107,8 @@ async def one_request(client: httpx.AsyncClient, index: int, run: Run, resend: i
     for attempt in range(resend + 1):
         try:
             response = await client.post("/router/invoke", json={"input": question})
-        except httpx.TransportError as exc:  # a connection reset by a killed worker
-            if attempt < resend:
+        except httpx.TransportError as exc:
+            if isinstance(exc, RESENDABLE) and attempt < resend:  # reset by a killed worker
                 run.resent += 1
                 continue
             run.outcomes[f"lost: {type(exc).__name__}: {exc}"[:120]] += 1
@@ -126,11 +135,12 @@ async def drive(
     resend: int = 0,
     run: Run | None = None,
     max_seconds: float = float("inf"),
+    timeout_s: float = 150.0,
 ) -> Run:
     run = run or Run()
     queue = iter(range(requests))
     limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=url, timeout=120, limits=limits) as client:
+    async with httpx.AsyncClient(base_url=url, timeout=timeout_s, limits=limits) as client:
         start = time.perf_counter()
 
         async def worker() -> None:
@@ -147,11 +157,22 @@ async def drive(
 def worker_pids(supervisor: int) -> set[int]:
     """The uvicorn worker processes under ``supervisor`` (Linux ``/proc``)."""
     children = Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
-    return {
-        int(pid)
-        for pid in children
-        if b"spawn_main" in Path(f"/proc/{pid}/cmdline").read_bytes()  # not the resource tracker
-    }
+    return {int(pid) for pid in children if b"spawn_main" in _cmdline(pid)}
+
+
+def _cmdline(pid: str) -> bytes:
+    """A process's command line; empty once it has gone (it may die as it is listed)."""
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return b""
+
+
+async def watch_workers(supervisor: int, run: Run) -> None:
+    """Note every worker process that serves during the run."""
+    while not run.seconds:
+        run.workers |= worker_pids(supervisor)
+        await asyncio.sleep(0.2)
 
 
 async def kill_one_worker(
@@ -166,6 +187,7 @@ async def kill_one_worker(
     before = worker_pids(supervisor)
     victim = min(before)
     os.kill(victim, signal.SIGKILL)
+    run.killed += 1
     killed_at = time.perf_counter()
     log.append(f"killed worker {victim} after {run.done} requests")
     while not (worker_pids(supervisor) - before):
@@ -179,7 +201,11 @@ async def drive_with_kill(
     url: str, args: argparse.Namespace, supervisor: int, log: list[str]
 ) -> Run:
     run = Run()
-    jobs = [drive(url, args.requests, args.concurrency, args.resend, run, args.max_seconds)]
+    timeout_s = args.request_timeout + 30  # past the server's own answer (504) or refusal
+    drive_run = drive(
+        url, args.requests, args.concurrency, args.resend, run, args.max_seconds, timeout_s
+    )
+    jobs = [drive_run, watch_workers(supervisor, run)]
     if args.kill_worker_at:
         after = round(args.kill_worker_at * args.requests)
         jobs.append(
@@ -201,9 +227,9 @@ def percentile(values: list[float], q: float) -> float:
 
 def scrape(url: str, name: str) -> dict[str, float]:
     text = httpx.get(f"{url}/metrics", timeout=10).text
-    pattern = re.compile(rf"^{name}\{{(.*)\}} (\S+)$")
+    pattern = re.compile(rf"^{name}(?:\{{(.*)\}})? (\S+)$")
     matches = (pattern.match(line) for line in text.splitlines())
-    return {m.group(1): float(m.group(2)) for m in matches if m}
+    return {m.group(1) or "": float(m.group(2)) for m in matches if m}
 
 
 def main() -> int:
@@ -214,6 +240,9 @@ def main() -> int:
     parser.add_argument("--hang-rate", type=float, default=0.0, help="expert calls hanging")
     parser.add_argument("--expert-timeout", type=float, default=10.0, help="seconds (timeout_s)")
     parser.add_argument("--retries", type=int, default=0, help="expert retries before fallback")
+    parser.add_argument(
+        "--request-timeout", type=float, default=120.0, help="the server's request_timeout_s"
+    )
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument("--kill-worker-at", type=float, default=0.0, help="fraction done")
     parser.add_argument("--resend", type=int, default=2, help="resends after a reset")
@@ -246,6 +275,7 @@ def main() -> int:
         path = write_config(tmp / "router.yaml", config)
         audit = tmp / "audit.jsonl"
         options = ("--workers", str(args.workers), "--audit-log", str(audit))
+        options += ("--request-timeout-s", str(args.request_timeout))
         command = serve_command(path, port, *options)
         server = ServerProcess(command, port=port, log_path=tmp / "server.log", env=child_env())
         try:
@@ -254,6 +284,7 @@ def main() -> int:
             before = scrape(server.url, "domain_router_fallbacks_total")
             run = asyncio.run(drive_with_kill(server.url, args, server.process.pid, kills))
             after = scrape(server.url, "domain_router_fallbacks_total")
+            in_flight = scrape(server.url, "domain_router_http_requests_in_flight")
             calls = httpx.get(f"{fake.url}/stats", timeout=10).json()
         finally:
             server.stop()
@@ -276,6 +307,8 @@ def main() -> int:
         ("expert failure rate", f"{args.failure_rate:.0%} (retries {args.retries})"),
         ("expert hang rate", f"{args.hang_rate:.0%} (timeout {args.expert_timeout:g} s)"),
         ("worker kill", "; ".join(kills) or "none"),
+        ("worker processes that served", len(run.workers)),
+        ("workers that died unasked", len(run.workers) - args.workers - run.killed),
         ("wall time", f"{run.seconds:.1f} s"),
         ("throughput", f"{run.done / run.seconds:.1f} req/s"),
         ("latency p50", f"{percentile(run.latencies, 50) * 1000:.0f} ms"),
@@ -290,6 +323,7 @@ def main() -> int:
         ("clean errors (503/504)", sum(v for k, v in run.outcomes.items() if "clean" in k)),
         ("answers lost", lost),
         ("answers without an audit line", missing),
+        ("in-flight gauge after the run", sum(in_flight.values())),
     ]
     width = max(len(name) for name, _ in rows)
     print("| " + "metric".ljust(width) + " | value |")

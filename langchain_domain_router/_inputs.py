@@ -188,7 +188,7 @@ def _mapping_messages(value: Mapping[str, Any]) -> list[BaseMessage]:
     return list(messages)
 
 
-def to_state(value: Any) -> dict[str, Any]:
+def to_state(value: Any, *, question_last: bool = True) -> dict[str, Any]:
     """Turn a router input into the routing graph's input state, checking it once.
 
     A string becomes a human message; a dict's ``question`` is appended as a human turn
@@ -198,6 +198,9 @@ def to_state(value: Any) -> dict[str, Any]:
     Args:
         value: A string, a chat message, a list of messages, a ``PromptValue``, or a
             mapping with a ``question`` (string) or ``messages`` (list) key.
+        question_last: Require the conversation to end in the human turn it asks (the
+            router answers that turn); ``False`` takes any conversation holding a human
+            message (the classifier reads the last one).
 
     Returns:
         ``{"messages": [...]}``.
@@ -218,9 +221,7 @@ def to_state(value: Any) -> dict[str, Any]:
         messages = value.to_messages()
     elif isinstance(value, BaseMessage):
         # One message is the question whatever its type (the classifier takes its text).
-        check_messages([value])
-        require_text(message_text(value))
-        return {"messages": [value]}
+        messages = [value]
     elif isinstance(value, Mapping):
         messages = _mapping_messages(value)
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
@@ -233,6 +234,11 @@ def to_state(value: Any) -> dict[str, Any]:
         raise TypeError(msg)
     check_messages(messages)
     index = last_human_index(messages)
+    if index is None and len(messages) == 1 and not question_last:
+        index = 0  # for the classifier, one message is the question whatever its type
+    if question_last and index != len(messages) - 1:
+        msg = "the router needs a question: pass 'question' or end 'messages' with a human turn"
+        raise ValueError(msg)
     if index is None:
         msg = "the messages contain no human message to classify"
         raise ValueError(msg)
@@ -256,6 +262,7 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
     """
     if isinstance(value, str):
         return require_text(check_text(value, "the question"))
+    messages = to_state(value, question_last=False)["messages"]
     if isinstance(value, BaseMessage):
-        return require_text(message_text(to_state(value)["messages"][0]))
-    return question_text(to_state(value)["messages"], context_turns=context_turns)
+        return require_text(message_text(messages[0]))
+    return question_text(messages, context_turns=context_turns)

@@ -92,6 +92,17 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.stop()
 
 
+def _invalid_content(messages: list[dict[str, Any]]) -> str | None:
+    """OpenAI's 400 for a content part that is not an object (e.g. a bare string)."""
+    for i, message in enumerate(messages):
+        content = message.get("content")
+        for j, part in enumerate(content if isinstance(content, list) else []):
+            if not isinstance(part, dict):
+                where = f"messages[{i}].content[{j}]"
+                return f"Invalid type for '{where}': expected an object, got {type(part).__name__}"
+    return None
+
+
 def _last_user_text(messages: list[dict[str, Any]]) -> str:
     for message in reversed(messages):
         if message.get("role") == "user":
@@ -136,6 +147,9 @@ class _Handler(BaseHTTPRequestHandler):
             return
         if not self.path.rstrip("/").endswith("/chat/completions"):
             self._send_json(404, {"error": {"message": f"no route {self.path}"}})
+            return
+        if problem := _invalid_content(request.get("messages") or []):
+            self._send_json(400, {"error": {"message": problem, "type": "invalid_request_error"}})
             return
         model = str(request.get("model", "fake-answer"))
         question = _last_user_text(request.get("messages") or [])

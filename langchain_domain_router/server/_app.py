@@ -33,7 +33,11 @@ from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
-from langchain_domain_router.server._requests import ServedInput, parse_served_input
+from langchain_domain_router.server._requests import (
+    ServedInput,
+    parse_router_input,
+    parse_served_input,
+)
 from langchain_domain_router.server._settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -248,8 +252,9 @@ def create_app(
     app.state.metrics = metrics
     app.state.router = router
     app.state.classifier = classifier
+    validators = {ROUTER_PATH: parse_router_input, CLASSIFY_PATH: parse_served_input}
     app.add_middleware(
-        LimitsMiddleware, settings=settings, metrics=metrics, validate_input=parse_served_input
+        LimitsMiddleware, settings=settings, metrics=metrics, validate_input=validators
     )
     return app
 

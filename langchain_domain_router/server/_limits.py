@@ -15,7 +15,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from langchain_domain_router._inputs import check_text
@@ -174,9 +174,10 @@ class _Response:
 class LimitsMiddleware:
     """Apply ``ServerSettings`` limits to the runnable endpoints and count every request.
 
-    ``validate_input`` checks each input (``"input"``, or each of a batch's
-    ``"inputs"``) and raises ``ValueError`` naming the field: 422 before the runnable
-    runs, or an error entry of its own in a batch.
+    ``validate_input`` maps a route prefix (``"/router"``) to the check of that route's
+    inputs (``"input"``, or each of a batch's ``"inputs"``), which raises ``ValueError``
+    naming the field: 422 before the runnable runs, or an error entry of its own in a
+    batch.
     """
 
     def __init__(
@@ -184,12 +185,12 @@ class LimitsMiddleware:
         app: ASGIApp,
         settings: ServerSettings,
         metrics: RouterMetrics,
-        validate_input: InputValidator | None = None,
+        validate_input: Mapping[str, InputValidator] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
-        self.validate_input = validate_input
+        self.validate_input = dict(validate_input or {})
         self.slots = asyncio.Semaphore(settings.max_concurrency)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -239,7 +240,14 @@ class LimitsMiddleware:
                 break
         return b"".join(chunks)
 
-    def _problem(self, value: Any, where: str) -> LimitError | None:
+    def _validator(self, path: str) -> InputValidator | None:
+        """The input check of the route that ``path`` belongs to, if it has one."""
+        route = path.rstrip("/").rsplit("/", 1)[0]
+        return self.validate_input.get(route)
+
+    def _problem(
+        self, value: Any, where: str, validator: InputValidator | None
+    ) -> LimitError | None:
         """What is wrong with one input, if anything: bad Unicode, too long, or invalid."""
         if problem := unicode_problem(value, where):
             return problem
@@ -247,14 +255,16 @@ class LimitsMiddleware:
         if chars > limit:
             msg = f"{where} holds {chars} characters; the limit is {limit}"
             return LimitError(422, "input_too_long", msg)
-        if self.validate_input is not None:
+        if validator is not None:
             try:
-                self.validate_input(value, where)
+                validator(value, where)
             except ValueError as exc:
                 return LimitError(422, "invalid_input", str(exc))
         return None
 
-    def _check_inputs(self, payload: Any, key: str) -> dict[int, LimitError]:
+    def _check_inputs(
+        self, payload: Any, key: str, validator: InputValidator | None
+    ) -> dict[int, LimitError]:
         """Check one input (raising), or a batch's: its problems by index."""
         if not isinstance(payload, dict) or key not in payload:
             if problem := unicode_problem(payload, ""):
@@ -265,7 +275,7 @@ class LimitsMiddleware:
             raise problem
         inputs = payload[key]
         if key != "inputs":
-            if problem := self._problem(inputs, key):
+            if problem := self._problem(inputs, key, validator):
                 raise problem
             return {}
         if not isinstance(inputs, list):
@@ -278,23 +288,31 @@ class LimitsMiddleware:
         if isinstance(config, list) and len(config) != len(inputs):
             msg = f"config: {len(config)} configs for {len(inputs)} inputs"
             raise LimitError(422, "invalid_config", msg)
-        found = {i: self._problem(value, f"inputs[{i}]") for i, value in enumerate(inputs)}
+        found = {
+            i: self._problem(value, f"inputs[{i}]", validator) for i, value in enumerate(inputs)
+        }
         return {index: problem for index, problem in found.items() if problem}
 
     async def _guarded(self, scope: Scope, receive: Receive, response: _Response, key: str) -> None:
         body = await self._read_body(scope, receive)
+        # The request's time counts from here, its wait for a slot included: a client
+        # that waits request_timeout_s (plus the network) always hears back.
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.request_timeout_s
         payload = decode_json(body, self.settings.max_json_depth)
-        problems = self._check_inputs(payload, key)
+        problems = self._check_inputs(payload, key, self._validator(scope["path"]))
         for problem in problems.values():
             self.metrics.rejected.labels(reason=problem.reason).inc()
+        queued_until = min(deadline, loop.time() + self.settings.queue_timeout_s)
         try:
-            await asyncio.wait_for(self.slots.acquire(), timeout=self.settings.queue_timeout_s)
+            async with asyncio.timeout_at(queued_until):
+                await self.slots.acquire()
         except TimeoutError:
             msg = f"server busy: {self.settings.max_concurrency} requests in flight; retry later"
             raise LimitError(503, "overloaded", msg) from None
         self.metrics.in_flight.inc()
         try:
-            async with asyncio.timeout(self.settings.request_timeout_s):
+            async with asyncio.timeout_at(deadline):
                 if problems:
                     errors = {index: problem.detail for index, problem in problems.items()}
                     await answer_batch(self.app, scope, receive, response.send, payload, errors)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from pathlib import Path
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -148,8 +149,32 @@ class RouterMetrics(RoutingEventHandler):
 
     def render(self) -> bytes:
         """The metrics in Prometheus text format (all workers' in multiprocess mode)."""
-        if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        if directory := os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            forget_dead_workers(directory)
             registry = CollectorRegistry()
             prometheus_multiprocess.MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
             return generate_latest(registry)
         return generate_latest(self.registry)
+
+
+def forget_dead_workers(directory: str) -> None:
+    """Drop the live gauges of worker processes that have died.
+
+    A worker killed with requests in flight never decrements its in-flight gauge, and
+    uvicorn, unlike gunicorn, has no hook to call ``mark_process_dead`` when a worker
+    exits; without this the summed gauge would stay that much too high for good.
+    """
+    for path in Path(directory).glob("gauge_live*_*.db"):
+        pid = path.stem.rsplit("_", 1)[-1]
+        if pid.isdigit() and not _alive(int(pid)):
+            prometheus_multiprocess.mark_process_dead(int(pid), directory)  # type: ignore[no-untyped-call]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)  # signal 0: only checks that the process exists
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass  # it exists, under another user
+    return True

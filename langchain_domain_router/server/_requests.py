@@ -9,6 +9,8 @@ the graph cannot take is a ``ValueError`` whose message starts with the field's 
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from functools import partial
 from typing import Annotated, Any, Self
 
 from langchain_core.messages import AnyMessage, BaseMessage
@@ -50,7 +52,7 @@ class RouterRequest(BaseModel):
 
     @model_validator(mode="after")
     def _has_question(self) -> Self:
-        to_state({"question": self.question, "messages": self.messages})
+        to_state({"question": self.question, "messages": self.messages}, question_last=False)
         return self
 
 
@@ -169,8 +171,31 @@ def parse_served_input(value: Any, where: str = "input") -> Any:
             f"'question' or 'messages', not {_json_kind(value)}"
         )
         raise ValueError(msg)
+    return _checked(partial(to_state, question_last=False), parsed, where)
+
+
+def parse_router_input(value: Any, where: str = "input") -> Any:
+    """Validate one ``/router`` input: ``parse_served_input``, then the router's own rule.
+
+    The router answers a question: a conversation without a ``question`` must end in a
+    human turn (the classifier, which only reads the last human turn, takes any).
+
+    Raises:
+        ValueError: For anything the router cannot take, naming the field.
+
+    Example:
+        ```python
+        parse_router_input([{"type": "human", "content": "미분?"}, {"type": "ai", "content": "…"}])
+        # ValueError: input: the router needs a question: ... end 'messages' with a human turn
+        ```
+    """
+    return _checked(to_state, parse_served_input(value, where), where)
+
+
+def _checked(check: Callable[[Any], object], parsed: Any, where: str) -> Any:
+    """Return ``parsed`` once ``check`` takes it; a refusal names the field ``where``."""
     try:
-        to_state(parsed)
+        check(parsed)
     except (TypeError, ValueError) as exc:
         msg = f"{where}: {exc}"
         raise ValueError(msg) from None

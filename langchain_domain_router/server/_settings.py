@@ -35,7 +35,8 @@ class ServerSettings(BaseModel):
     max_json_depth: int = Field(default=32, gt=0)
     """Levels of JSON nesting a request body may hold; deeper is 422."""
     request_timeout_s: float = Field(default=120.0, gt=0)
-    """Seconds one request may take; an answer not started by then is 504."""
+    """Seconds one request may take, its wait for a slot included (counted once its body
+    is read); an answer not started by then is 504, a slot not found by then 503."""
     max_concurrency: int = Field(default=64, gt=0)
     """Requests run at once per worker; more wait for a slot."""
     queue_timeout_s: float = Field(default=30.0, gt=0)

@@ -84,6 +84,19 @@ def test_messages_without_usable_text_are_422_naming_the_field(server, messages,
     assert_refused(response, 422, *words)
 
 
+def test_a_conversation_not_ending_in_a_human_turn_is_422_for_the_router_only(server):
+    # Found by the fuzz run: it passed the checks, then failed inside the graph (500).
+    conversation = [{"type": "human", "content": "미분"}, {"type": "ai", "content": "답"}]
+    body = json.dumps({"input": conversation}).encode()
+    for endpoint in ("/router/invoke", "/router/stream"):
+        assert_refused(post(f"{server}{endpoint}", body), 422, "input", "human turn")
+    batch = json.dumps({"inputs": ["적분", conversation]}).encode()
+    response = post(f"{server}/router/batch", batch)
+    assert response.status_code == 207, response.text
+    assert "inputs[1]" in response.json()["output"][1]["error"]["message"]
+    assert post(f"{server}/classify/invoke", body).json()["output"]["label"] == "Math"
+
+
 @pytest.mark.parametrize("endpoint", ["/router/invoke", "/router/stream", "/classify/invoke"])
 def test_invalid_utf8_is_400(server, endpoint):
     response = post(f"{server}{endpoint}", b'{"input": "\xff\xfe \xed\xa0\x80"}')

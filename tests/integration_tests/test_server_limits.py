@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import re
+import signal
+import subprocess
+import sys
+from pathlib import Path
 
 import httpx
 import pytest
 
 from langchain_domain_router.server import RouterMetrics, ServerSettings
 from langchain_domain_router.server._limits import LimitsMiddleware, text_chars
+from tests.integration_tests._servers import child_env
 
 
 async def slow_app(scope, receive, send) -> None:
@@ -57,6 +63,37 @@ async def test_queued_requests_are_served_when_a_slot_frees():
             *(http.post("/router/invoke", json={"input": str(i)}) for i in range(5))
         )
     assert [r.status_code for r in responses] == [200] * 5
+
+
+async def test_the_wait_for_a_slot_counts_toward_the_request_timeout():
+    # Issue 14's fault run: a client that waits request_timeout_s must hear back, so a
+    # request queued behind a slow one may not then run for a full request_timeout_s.
+    http, _ = client(max_concurrency=1, queue_timeout_s=5, request_timeout_s=0.8)
+    async with http:
+        responses = await asyncio.gather(
+            *(http.post("/router/invoke", json={"input": str(i)}) for i in range(2))
+        )
+    # The queued one waited 0.5 s, then had 0.3 s left for 0.5 s of work.
+    assert sorted(r.status_code for r in responses) == [200, 504]
+
+
+def test_a_killed_worker_leaves_no_requests_in_flight(tmp_path: Path, monkeypatch):
+    # Issue 14's fault run: a worker SIGKILLed mid-request never takes its requests off
+    # the summed in-flight gauge, and uvicorn has no hook to do it for the worker.
+    code = (
+        "import os, signal\n"
+        "from langchain_domain_router.server import RouterMetrics\n"
+        "RouterMetrics().in_flight.inc(3)\n"
+        "os.kill(os.getpid(), signal.SIGKILL)\n"
+    )
+    env = child_env(PROMETHEUS_MULTIPROC_DIR=str(tmp_path))
+    command = [sys.executable, "-c", code]
+    worker = subprocess.run(command, env=env, check=False, timeout=300)  # noqa: S603 - fixed
+    assert worker.returncode == -signal.SIGKILL and list(tmp_path.glob("gauge_livesum_*.db"))
+    monkeypatch.setenv("PROMETHEUS_MULTIPROC_DIR", str(tmp_path))
+    text = RouterMetrics().render().decode()
+    in_flight = re.search(r"^domain_router_http_requests_in_flight (\S+)$", text, re.MULTILINE)
+    assert (float(in_flight.group(1)) if in_flight else 0.0) == 0.0
 
 
 def test_settings_round_trip_through_the_environment():

@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from langchain_domain_router import DomainClassifier, DomainPrediction, DomainRouter
+from langchain_domain_router._inputs import to_state
 from langchain_domain_router.server import RouterMetrics, ServerSettings
 from langchain_domain_router.server._limits import (
     LimitError,
@@ -21,7 +22,7 @@ from langchain_domain_router.server._limits import (
     json_depth,
     unicode_problem,
 )
-from langchain_domain_router.server._requests import parse_served_input
+from langchain_domain_router.server._requests import parse_router_input, parse_served_input
 from tests.conftest import fake_expert, make_config
 from tests.hostile_inputs import configs, inputs, json_values, nested
 
@@ -33,6 +34,7 @@ BAD_INPUTS = [
     ({"question": 5}, TypeError, "'question' must be a string"),
     ({"question": "q", "messages": 5}, TypeError, "'messages' must be a list"),
     ({"question": "q", "messages": [5]}, TypeError, "item 0 is a int"),
+    ([HumanMessage([{"type": "image_url", "image_url": {"url": "x"}}])], ValueError, "empty"),
     (nested(300, leaf=[]), TypeError, "chat messages"),
     (b"\xff", TypeError, "cannot route a bytes"),
     ("", ValueError, "empty"),
@@ -88,6 +90,39 @@ def test_configs_the_graph_cannot_honour_raise_clear_errors(runnable, config, er
         runnable.batch(["미분"], config, return_exceptions=True)
     with pytest.raises(error, match=match):
         asyncio.run(runnable.ainvoke("미분", config))
+
+
+HUMAN, AI = {"type": "human", "content": "미분"}, {"type": "ai", "content": "답"}
+
+
+@pytest.mark.parametrize(
+    ("value", "served"),
+    [
+        ([HumanMessage("미분"), AIMessage("답")], [HUMAN, AI]),
+        (
+            {"messages": [HumanMessage("미분"), SystemMessage("짧게")]},
+            {"messages": [HUMAN, {"type": "system", "content": "짧게"}]},
+        ),
+        (AIMessage("답"), None),
+    ],
+    ids=["ends-with-ai", "ends-with-system", "ai-message"],
+)
+def test_a_conversation_not_ending_in_a_question_is_refused_before_the_graph(
+    router, classifier, value, served
+):
+    # Found by the fuzz run: the graph raised this from inside LangGraph (a 500 over HTTP).
+    match = "end 'messages' with a human turn"
+    with pytest.raises(ValueError, match=match):
+        to_state(value)  # the router's input check, before the graph runs
+    with pytest.raises(ValueError, match=match):
+        router.invoke(value)
+    with pytest.raises(ValueError, match=match):
+        list(router.stream(value))
+    assert isinstance(router.batch([value], return_exceptions=True)[0], ValueError)
+    if served is not None:  # the same input as JSON: refused for /router, read by /classify
+        with pytest.raises(ValueError, match=f"^input: the router needs a question.*{match}"):
+            parse_router_input(served)
+        assert classifier.invoke(parse_served_input(served)).label == "Math"
 
 
 def test_batch_takes_a_list_not_a_string(runnable):
@@ -210,7 +245,7 @@ async def test_a_batch_with_bad_items_runs_only_the_good_ones():
 
     settings = ServerSettings(max_input_chars=10)
     middleware = LimitsMiddleware(
-        batch_app, settings, RouterMetrics(), validate_input=parse_served_input
+        batch_app, settings, RouterMetrics(), validate_input={"/router": parse_served_input}
     )
     transport = httpx.ASGITransport(app=middleware)
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as http:
