@@ -6,6 +6,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable, Sequence
+from dataclasses import fields
 from pathlib import Path
 
 from langchain_domain_router.training._data import DataError
@@ -247,16 +248,8 @@ def fit_ngrams_command(args: argparse.Namespace) -> int:
     """Run ``fit-ngrams`` from parsed arguments."""
     from langchain_domain_router.training._ngram_fit import fit_ngram_branch
 
-    options = NgramFitOptions(
-        model=args.model,
-        output_dir=args.output_dir,
-        buckets=args.buckets,
-        dim=args.dim,
-        max_chars=args.max_chars,
-        c=args.c,
-        seed=args.seed,
-        model_version=args.model_version,
-    )
+    given = {f.name for f in fields(NgramFitOptions)} & set(vars(args))
+    options = NgramFitOptions(**{name: getattr(args, name) for name in given})
     sources = _sources(args)
     _saved(fit_ngram_branch(sources, options), sources, onnx=args.onnx)
     return 0

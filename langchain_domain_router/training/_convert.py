@@ -376,7 +376,7 @@ def convert_e5(
         state[f"encoder.{key}"] = tensor
     missing, unexpected = model.load_state_dict(state, strict=False)
     fresh = {"classifier.weight", "classifier.bias", "ngram_embeddings.weight"}
-    fresh |= {"ngram_classifier.weight", "ngram_classifier.bias"}
+    fresh |= {"ngram_classifier.weight", "ngram_classifier.bias", "ngram_idf"}
     if unexpected or set(missing) - fresh:
         msg = f"weights do not fit the encoder: missing {missing}, unexpected {unexpected}"
         raise DataError(msg)

@@ -26,6 +26,17 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
+_INHERITED = (
+    "vocab_size",
+    "max_position_embeddings",
+    "pad_token_id",
+    "num_labels",
+    "id2label",
+    "label2id",
+    "problem_type",
+)
+"""Config fields the saved model takes from the classifier it is built on."""
+
 _WEIGHTS = (1.0, 2.0, 3.0, 4.0, 6.0, 8.0, 10.0, 12.0, 16.0, 24.0)
 """Branch weights tried on the validation rows (the SVM's scores are about +-1)."""
 
@@ -159,21 +170,17 @@ def _composite(
         DomainEncoderForSequenceClassification,
     )
 
-    base_config = base.config
+    # What the runtime reads from the top-level config (labels, token cap, padding) is
+    # the base model's.
+    inherited = {name: getattr(base.config, name) for name in _INHERITED}
     config = DomainEncoderConfig(
-        base_classifier=base_config.to_dict(),
+        base_classifier=base.config.to_dict(),
         ngram_buckets=options.buckets,
         ngram_dim=embedding.shape[1],
         ngram_orders=options.orders,
         ngram_input=CHAR_IDS,
         ngram_max_chars=options.max_chars,
-        vocab_size=base_config.vocab_size,
-        max_position_embeddings=base_config.max_position_embeddings,
-        pad_token_id=base_config.pad_token_id,
-        num_labels=base_config.num_labels,
-        id2label=base_config.id2label,
-        label2id=base_config.label2id,
-        problem_type=base_config.problem_type,
+        **inherited,
     )
     model = DomainEncoderForSequenceClassification(config)
     model.base.load_state_dict(base.state_dict())
