@@ -170,9 +170,16 @@ def model_summary(path: str) -> str:
     from langchain_domain_router.classifier import Calibration
 
     settings = Calibration.of(config)
+    encoder = config.get("base_classifier") or config  # a composite: its encoder's shape
+    branch = ""
+    if config.get("ngram_buckets"):
+        branch = (
+            f" + {config.get('ngram_input', 'input_ids')} n-gram branch "
+            f"({config['ngram_buckets']:,} buckets)"
+        )
     return (
-        f"{path}: {config.get('model_type')} {config.get('num_hidden_layers')} layers x "
-        f"{config.get('hidden_size')}, vocab {config.get('vocab_size')}, "
+        f"{path}: {config.get('model_type')} {encoder.get('num_hidden_layers')} layers x "
+        f"{encoder.get('hidden_size')}{branch}, vocab {config.get('vocab_size')}, "
         f"{len(config.get('id2label', {}))} labels, max_length {settings.max_length}, "
         f"version {settings.model_version}"
     )

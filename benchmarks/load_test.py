@@ -307,8 +307,12 @@ def main() -> int:
         ("expert failure rate", f"{args.failure_rate:.0%} (retries {args.retries})"),
         ("expert hang rate", f"{args.hang_rate:.0%} (timeout {args.expert_timeout:g} s)"),
         ("worker kill", "; ".join(kills) or "none"),
-        ("worker processes that served", len(run.workers)),
-        ("workers that died unasked", len(run.workers) - args.workers - run.killed),
+        # uvicorn spawns worker processes only for --workers 2 or more.
+        ("worker processes that served", len(run.workers) if args.workers > 1 else "n/a"),
+        (
+            "workers that died unasked",
+            len(run.workers) - args.workers - run.killed if args.workers > 1 else "n/a",
+        ),
         ("wall time", f"{run.seconds:.1f} s"),
         ("throughput", f"{run.done / run.seconds:.1f} req/s"),
         ("latency p50", f"{percentile(run.latencies, 50) * 1000:.0f} ms"),
