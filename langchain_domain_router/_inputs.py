@@ -220,7 +220,6 @@ def to_state(value: Any, *, question_last: bool = True) -> dict[str, Any]:
     elif isinstance(value, PromptValue):
         messages = value.to_messages()
     elif isinstance(value, BaseMessage):
-        # One message is the question whatever its type (the classifier takes its text).
         messages = [value]
     elif isinstance(value, Mapping):
         messages = _mapping_messages(value)
