@@ -117,10 +117,11 @@ def hashed_ngrams(
         valid = attention_mask.bool()
         for k in range(n):
             # Token k places to the right, zero-padded: no shape arithmetic, so the ONNX
-            # export keeps a dynamic sequence axis.
-            ids = nn.functional.pad(input_ids[:, k:], (0, k))
+            # export keeps a dynamic sequence axis. Padding before slicing keeps the
+            # length for sequences shorter than the n-gram.
+            ids = nn.functional.pad(input_ids, (0, k))[:, k:]
             code = (code * _HASH_MULTIPLIER + ids) % _HASH_MODULUS
-            valid = valid & nn.functional.pad(attention_mask[:, k:], (0, k)).bool()
+            valid = valid & nn.functional.pad(attention_mask, (0, k))[:, k:].bool()
         bucket = code % (buckets - 1) + 1
         parts.append(torch.where(valid, bucket, torch.zeros_like(bucket)))
     return torch.cat(parts, dim=1)

@@ -159,6 +159,44 @@ def test_character_branch_reads_char_ids_and_ignores_their_padding() -> None:
         model(input_ids=ids)
 
 
+def test_questions_shorter_than_the_longest_ngram(tmp_path: Path) -> None:
+    """One character through a 1-5-gram branch: torch and the exported graph both answer."""
+    pytest.importorskip("onnxruntime")
+    import onnxruntime as ort
+
+    from langchain_domain_router._chars import char_ids
+
+    grams = hashed_ngrams(torch.tensor([[7]]), torch.tensor([[1]]), (1, 2, 3, 4, 5), 128)
+    assert grams.shape == (1, 5)
+    assert grams[0, 0] > 0 and (grams[0, 1:] == 0).all()  # only the unigram is real
+
+    torch.manual_seed(0)
+    config = _config(ngram_input="char_ids", ngram_orders=(1, 2, 3, 4, 5))
+    model = DomainEncoderForSequenceClassification(config).eval()
+    with torch.no_grad():
+        model.ngram_embeddings.weight.normal_(std=1.0)
+    ids = torch.tensor([[0, 5, 9, 2]])
+    path = tmp_path / "model.onnx"
+    torch.onnx.export(
+        model,
+        (),
+        str(path),
+        kwargs={"input_ids": ids, "char_ids": torch.from_numpy(char_ids(["a longer text"], 64))},
+        input_names=["input_ids", "char_ids"],
+        output_names=["logits"],
+        dynamic_axes={"input_ids": {0: "b", 1: "s"}, "char_ids": {0: "b", 1: "c"}},
+        opset_version=17,
+        dynamo=False,
+    )
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    for text in ["a", "법", "abc"]:
+        chars = char_ids([text], 64)
+        (got,) = session.run(None, {"input_ids": ids.numpy(), "char_ids": chars})
+        with torch.no_grad():
+            expected = model(input_ids=ids, char_ids=torch.from_numpy(chars)).logits.numpy()
+        np.testing.assert_allclose(got, expected, atol=1e-4)
+
+
 def test_a_base_classifier_is_the_encoder_branch(tmp_path: Path) -> None:
     from transformers import AutoModelForSequenceClassification, ElectraConfig
 
