@@ -55,6 +55,15 @@ def test_clear_questions_have_their_domain_in_the_top_3(classifier, question, do
     assert domains & {s.label for s in prediction.top_k[:3]}, prediction.top_k[:3]
 
 
+@pytest.mark.parametrize("backend", ["auto", "torch"])
+def test_questions_of_a_few_characters_are_classified(backend):
+    """Shorter than the character branch's 5-grams: no shape error from either backend."""
+    classifier = DomainClassifier.default(backend=backend)
+    predictions = classifier.batch(["a", "법", "abc", "?", "부가가치세 과세표준은?"])
+    assert [len(p.top_k) > 0 for p in predictions] == [True] * 5
+    assert classifier.invoke("세").label in KMMLU_DOMAINS
+
+
 def test_routes_end_to_end_offline(monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     answer = DomainRouter.from_config().invoke("형법상 정당방위가 성립하기 위한 요건은?")
