@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from abc import abstractmethod
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -14,8 +15,9 @@ from langchain_core.callbacks import (
 )
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
-from langchain_core.runnables import RunnableConfig
+from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.config import get_stream_writer
+from typing_extensions import override
 
 from langchain_domain_router._inputs import last_human_index, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
@@ -31,6 +33,7 @@ from langchain_domain_router.experts import (
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
 from langchain_domain_router.schema import (
+    CLASSIFY_NODE,
     GENERAL_NODE,
     MERGE_NODE,
     ROUTING_COMPLETE_EVENT,
@@ -117,12 +120,44 @@ def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
     return None
 
 
-class ClassifyNode:
+class _Node(Runnable[RouterState, dict[str, Any]]):
+    """A node's sync and async bodies, which LangGraph calls directly.
+
+    LangGraph already records a run for every node it executes; wrapping the bodies in a
+    ``RunnableLambda`` added a second, nested run of the same name, and its callback
+    work, to every routed question.
+    """
+
+    name: str
+
+    @abstractmethod
+    def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        """The node's state update."""
+
+    @abstractmethod
+    async def _arun(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        """The node's state update, on the event loop."""
+
+    @override
+    def invoke(
+        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        return self._run(input, ensure_config(config))
+
+    @override
+    async def ainvoke(
+        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> dict[str, Any]:
+        return await self._arun(input, ensure_config(config))
+
+
+class ClassifyNode(_Node):
     """Classifies the question and decides the route."""
 
     def __init__(
         self, classifier: DomainClassifier, config: RouterConfig, thresholds: Thresholds
     ) -> None:
+        self.name = CLASSIFY_NODE
         self.classifier = classifier
         self.config = config
         self.thresholds = thresholds
@@ -150,7 +185,8 @@ class ClassifyNode:
         text = question_text(conversation, context_turns=self.classifier.context_turns)
         return conversation, new, text
 
-    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+    @override
+    def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
@@ -161,7 +197,8 @@ class ClassifyNode:
         _emit(ROUTING_EVENT, update["routing"], config)
         return {"messages": new, "question": text, **update}
 
-    async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+    @override
+    async def _arun(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
@@ -182,10 +219,11 @@ class _Call:
     fan_out: bool
 
 
-class ExpertNode:
+class ExpertNode(_Node):
     """Runs one expert; the ``general`` node never fails (it degrades to offline)."""
 
     def __init__(self, profile: ExpertProfile, node: str) -> None:
+        self.name = node
         self.profile = profile
         self.node = node
         self.options = profile.options()
@@ -276,7 +314,8 @@ class ExpertNode:
         offline = self._offline(failed, call.candidate, error)
         return replace(call, decision=failed, model=offline), None
 
-    def invoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+    @override
+    def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         call = self._prepare(state)
         start = time.perf_counter()
         try:
@@ -291,7 +330,8 @@ class ExpertNode:
             _emit(ROUTING_COMPLETE_EVENT, update["routing"], config)
         return update
 
-    async def ainvoke(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+    @override
+    async def _arun(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         call = self._prepare(state)
         start = time.perf_counter()
         try:

@@ -6,7 +6,6 @@ import logging
 from pathlib import Path
 from typing import Literal
 
-from langchain_core.runnables import RunnableLambda
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -96,9 +95,9 @@ def build_router_graph(
         logger.info(notice)
 
     graph = StateGraph(RouterState, input_schema=RouterInputState)
-    graph.add_node(CLASSIFY_NODE, RunnableLambda(classify.invoke, afunc=classify.ainvoke))
+    graph.add_node(CLASSIFY_NODE, classify)
     for node in [*experts, general]:
-        graph.add_node(node.node, RunnableLambda(node.invoke, afunc=node.ainvoke, name=node.node))
+        graph.add_node(node.node, node)
     names = [node.node for node in [*experts, general]]
     graph.add_edge(START, CLASSIFY_NODE)
     graph.add_conditional_edges(CLASSIFY_NODE, _route, path_map=names)
