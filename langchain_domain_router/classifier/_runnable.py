@@ -8,8 +8,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Self, cast
 
-from langchain_core.runnables import RunnableConfig, RunnableSerializable
-from langchain_core.runnables.config import run_in_executor
+from langchain_core.runnables import RunnableConfig, RunnableSerializable, ensure_config
+from langchain_core.runnables.config import get_callback_manager_for_config, run_in_executor
 from pydantic import ConfigDict, PrivateAttr
 from typing_extensions import override
 
@@ -89,6 +89,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     """A local model directory or a Hugging Face hub id."""
 
     _loaded: Backend | None = PrivateAttr(default=None)
+    _calibration: Calibration = PrivateAttr(default_factory=Calibration)
+    _labels: list[str] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
     _cache_key: Callable[[str], str] | None = PrivateAttr(default=None)
@@ -166,6 +168,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     def _load(self) -> None:
         loaded = shared_backend(self.model_path, self)
+        # Read once: every prediction needs them, and each read built a pydantic model.
+        self._calibration = Calibration.of(loaded.config)
+        self._labels = model_labels(loaded.config)
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
@@ -199,12 +204,12 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     @property
     def calibration(self) -> Calibration:
         """The temperature and thresholds the model was calibrated with."""
-        return Calibration.of(self.config)
+        return self.load()._calibration
 
     @property
     def labels(self) -> list[str]:
         """The labels in the model's ``id2label`` order."""
-        return model_labels(self.config)
+        return self.load()._labels
 
     @property
     def model_version(self) -> str:
@@ -330,6 +335,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
         check_config(config)
+        config = ensure_config(config)
+        if not get_callback_manager_for_config(config).handlers:
+            # Nobody records runs (no callbacks, no tracing): skip the run bookkeeping,
+            # a fifth of a short question's time.
+            return self.classify(input)
         return self._call_with_config(self.classify, input, config, run_type="chain")
 
     async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:

@@ -368,3 +368,25 @@ def test_an_expert_is_tried_max_retries_plus_one_times_in_one_loop():
     with pytest.raises(Exception, match="endpoint returned 500"):
         call_expert(model, profile, [HumanMessage(content="q")], {})
     assert model.calls == 3
+
+
+def test_classifier_invoke_records_a_run_only_for_a_listener(math_checkpoint, monkeypatch):
+    from langchain_core.tracers.context import collect_runs
+
+    classifier = DomainClassifier.from_pretrained(math_checkpoint)
+    bookkeeping: list[str] = []
+    original = DomainClassifier._call_with_config
+
+    def counting(self: DomainClassifier, *args: Any, **kwargs: Any) -> Any:
+        bookkeeping.append("run")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DomainClassifier, "_call_with_config", counting)
+    plain = classifier.invoke("미분")
+    assert bookkeeping == []  # no callbacks, no tracing: no run bookkeeping
+    with collect_runs() as collector:
+        traced = classifier.invoke("미분")
+    assert bookkeeping == ["run"]
+    assert [run.name for run in collector.traced_runs] == ["DomainClassifier"]
+    assert collector.traced_runs[0].outputs is not None
+    assert traced == plain
