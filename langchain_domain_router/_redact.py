@@ -86,27 +86,38 @@ def redact(text: str, secrets: Iterable[str] = ()) -> str:
         # '401: Bearer [redacted] for http://[redacted]@proxy:8080'
         ```
     """
-    if not text:
-        return text
-    known = set(secrets) | environment_secrets()
-    for secret in sorted(known, key=len, reverse=True):
-        if len(secret) >= MIN_SECRET_CHARS:
-            text = text.replace(secret, REDACTED)
-    text = _SK_KEY.sub(REDACTED, text)
-    text = _BEARER.sub(rf"\1\2{REDACTED}", text)
-    text = _NAMED.sub(rf"\1\2{REDACTED}", text)
-    return _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+    return _scrub(text, _known_secrets(secrets)) if text else text
 
 
 def redact_value(value: Any, secrets: Iterable[str] = ()) -> Any:
     """Redact every string inside ``value`` (dicts, lists and tuples are walked)."""
-    if isinstance(value, str):
-        return redact(value, secrets)
-    if isinstance(value, Mapping):
-        return {key: redact_value(item, secrets) for key, item in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(redact_value(item, secrets) for item in value)
-    return value
+    known = _known_secrets(secrets)  # the environment is read once per value, not per string
+
+    def walk(item: Any) -> Any:
+        if isinstance(item, str):
+            return _scrub(item, known)
+        if isinstance(item, Mapping):
+            return {key: walk(inner) for key, inner in item.items()}
+        if isinstance(item, list | tuple):
+            return type(item)(walk(inner) for inner in item)
+        return item
+
+    return walk(value)
+
+
+def _known_secrets(secrets: Iterable[str]) -> list[str]:
+    """``secrets`` and the secret-named environment variables, longest first."""
+    known = {s for s in set(secrets) | environment_secrets() if len(s) >= MIN_SECRET_CHARS}
+    return sorted(known, key=len, reverse=True)
+
+
+def _scrub(text: str, known: list[str]) -> str:
+    for secret in known:
+        text = text.replace(secret, REDACTED)
+    text = _SK_KEY.sub(REDACTED, text)
+    text = _BEARER.sub(rf"\1\2{REDACTED}", text)
+    text = _NAMED.sub(rf"\1\2{REDACTED}", text)
+    return _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
 
 
 class RedactingFilter(logging.Filter):
