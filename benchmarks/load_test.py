@@ -248,6 +248,11 @@ def main() -> int:
     parser.add_argument("--resend", type=int, default=2, help="resends after a reset")
     parser.add_argument("--model", help="classifier model directory, or 'tiny'")
     parser.add_argument("--max-seconds", type=float, default=float("inf"), help="then stop")
+    parser.add_argument(
+        "--offline",
+        action="store_true",
+        help="offline experts (no upstream server, no failures): the serving path alone",
+    )
     args = parser.parse_args()
     if args.kill_worker_at and args.workers < 2:
         parser.error("--kill-worker-at needs --workers 2 or more")
@@ -257,21 +262,26 @@ def main() -> int:
         tmp = Path(tmp_name)
         model, model_kind = model_dir(args, tmp)
         fake_port, port = free_port(), free_port()
-        fake = ServerProcess(
-            [sys.executable, "-m", "tests.fake_openai", "--port", str(fake_port)]
-            + ["--failure-rate", str(args.failure_rate), "--hang-rate", str(args.hang_rate)]
-            + ["--hang-s", str(args.expert_timeout * 3)],
-            port=fake_port,
-            log_path=tmp / "fake.log",
-            ready_path="/stats",
-        ).wait_ready()
+        fake = None
+        if not args.offline:
+            fake = ServerProcess(
+                [sys.executable, "-m", "tests.fake_openai", "--port", str(fake_port)]
+                + ["--failure-rate", str(args.failure_rate), "--hang-rate", str(args.hang_rate)]
+                + ["--hang-s", str(args.expert_timeout * 3)],
+                port=fake_port,
+                log_path=tmp / "fake.log",
+                ready_path="/stats",
+            ).wait_ready()
         config = router_config(
             model,
-            f"{fake.url}/v1",
+            f"{fake.url}/v1" if fake else "http://127.0.0.1:9/v1",
             expert_model="fake-flaky",
             timeout_s=args.expert_timeout,
             max_retries=args.retries,
         )
+        if args.offline:
+            for profile in [*config["experts"], config["fallback"]]:
+                profile.update(model="offline", model_kwargs={})
         path = write_config(tmp / "router.yaml", config)
         audit = tmp / "audit.jsonl"
         options = ("--workers", str(args.workers), "--audit-log", str(audit))
@@ -285,10 +295,11 @@ def main() -> int:
             run = asyncio.run(drive_with_kill(server.url, args, server.process.pid, kills))
             after = scrape(server.url, "domain_router_fallbacks_total")
             in_flight = scrape(server.url, "domain_router_http_requests_in_flight")
-            calls = httpx.get(f"{fake.url}/stats", timeout=10).json()
+            calls = httpx.get(f"{fake.url}/stats", timeout=10).json() if fake else {}
         finally:
             server.stop()
-            fake.stop()
+            if fake:
+                fake.stop()
         missing = missing_audit_lines(audit, run.request_ids)
         problems = [
             line
@@ -304,6 +315,7 @@ def main() -> int:
         ("requests", f"{run.done} of {args.requests}"),
         ("concurrency", args.concurrency),
         ("server workers", args.workers),
+        ("experts", "offline (no upstream)" if args.offline else "fake OpenAI server"),
         ("expert failure rate", f"{args.failure_rate:.0%} (retries {args.retries})"),
         ("expert hang rate", f"{args.hang_rate:.0%} (timeout {args.expert_timeout:g} s)"),
         ("worker kill", "; ".join(kills) or "none"),

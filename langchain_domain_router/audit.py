@@ -161,9 +161,42 @@ class RoutingEventHandler(BaseCallbackHandler):
 
     raise_error = False
     capture_question = False
+    run_inline = True
+    """Called on the event loop, not through an executor: one thread hop per callback
+    event of every run was most of the cost of listening."""
 
     def __init__(self) -> None:
         self._questions: dict[UUID, str] = {}
+
+    @property
+    def ignore_chain(self) -> bool:
+        """Chain runs only matter for remembering questions."""
+        return not self.capture_question
+
+    @property
+    def ignore_llm(self) -> bool:
+        """Model runs never matter."""
+        return True
+
+    @property
+    def ignore_chat_model(self) -> bool:
+        """Chat-model runs never matter."""
+        return True
+
+    @property
+    def ignore_retriever(self) -> bool:
+        """Retriever runs never matter."""
+        return True
+
+    @property
+    def ignore_agent(self) -> bool:
+        """Agent actions never matter."""
+        return True
+
+    @property
+    def ignore_retry(self) -> bool:
+        """Retries never matter."""
+        return True
 
     def on_routing_complete(
         self, routing: dict[str, Any], *, question: str | None, metadata: Mapping[str, Any]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import json
+import threading
 
 import pytest
 from langchain_core.output_parsers import StrOutputParser
@@ -59,6 +60,21 @@ async def test_the_prompt_is_recorded_only_when_enabled(chain):
         config={"callbacks": [AuditCallbackHandler(sink, include_prompt=True)]},
     )
     assert sink.records[0]["question"] == QUESTION
+
+
+class ThreadSink(ListSink):
+    def write(self, record) -> None:
+        super().write({**record, "thread": threading.get_ident()})
+
+
+async def test_records_are_written_on_the_event_loop_from_only_the_events_needed(chain):
+    """No executor hop per callback event, and no model or chain events unless needed."""
+    sink = ThreadSink()
+    handler = AuditCallbackHandler(sink)
+    assert handler.ignore_chain and handler.ignore_chat_model and handler.ignore_llm
+    assert not AuditCallbackHandler(sink, include_prompt=True).ignore_chain
+    await chain.ainvoke({"question": QUESTION}, config={"callbacks": [handler]})
+    assert [r["thread"] for r in sink.records] == [threading.get_ident()]
 
 
 def test_secrets_are_scrubbed(monkeypatch):
