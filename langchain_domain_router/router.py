@@ -17,7 +17,13 @@ from langgraph.types import StreamMode
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
-from langchain_domain_router._inputs import RouterInput, check_batch, check_config, to_state
+from langchain_domain_router._inputs import (
+    InputState,
+    RouterInput,
+    check_batch,
+    check_config,
+    to_state,
+)
 from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
@@ -32,6 +38,13 @@ def _final_message(state: Mapping[str, Any]) -> AIMessage:
         msg = "the routing graph ended without an answer"
         raise RuntimeError(msg)
     return message
+
+
+def _input_state(value: RouterInput) -> InputState:
+    """The graph's input: ``to_state(value)``, unless the server's validation built it."""
+    if isinstance(value, InputState) and value.question_last:
+        return value
+    return to_state(value)
 
 
 _MODES: list[StreamMode] = ["messages", "updates"]
@@ -146,7 +159,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(self._graph_for(config).invoke(to_state(value), child))
+        return self._answer(self._graph_for(config).invoke(_input_state(value), child))
 
     async def _ainvoke(
         self,
@@ -155,7 +168,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(await self._graph_for(config).ainvoke(to_state(value), child))
+        return self._answer(await self._graph_for(config).ainvoke(_input_state(value), child))
 
     @override
     def invoke(
@@ -193,7 +206,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         for value in inputs:
             stream = self._answer_stream()
             graph = self._graph_for(config)
-            for mode, chunk in graph.stream(to_state(value), child, stream_mode=_MODES):
+            for mode, chunk in graph.stream(_input_state(value), child, stream_mode=_MODES):
                 yield from stream.feed(mode, chunk)
             yield self._closing_chunk(stream)
 
@@ -207,7 +220,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         async for value in inputs:
             stream = self._answer_stream()
             graph = self._graph_for(config)
-            async for mode, chunk in graph.astream(to_state(value), child, stream_mode=_MODES):
+            async for mode, chunk in graph.astream(_input_state(value), child, stream_mode=_MODES):
                 for token in stream.feed(mode, chunk):
                     yield token
             yield self._closing_chunk(stream)
