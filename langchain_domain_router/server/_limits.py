@@ -30,6 +30,7 @@ from langchain_domain_router.server._asgi import (
 )
 from langchain_domain_router.server._batch import answer_batch
 from langchain_domain_router.server._metrics import RouterMetrics
+from langchain_domain_router.server._requests import reusing_checked_inputs
 from langchain_domain_router.server._settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -202,7 +203,9 @@ class LimitsMiddleware:
         endpoint = scope["path"].rstrip("/").rsplit("/", 1)[-1]
         try:
             if scope["method"] == "POST" and endpoint in _INPUT_ENDPOINTS:
-                await self._guarded(scope, receive, response, _INPUT_ENDPOINTS[endpoint])
+                # The runnable takes the input states the checks built: one build each.
+                with reusing_checked_inputs():
+                    await self._guarded(scope, receive, response, _INPUT_ENDPOINTS[endpoint])
             else:
                 await self.app(scope, receive, response.send)
         except LimitError as exc:
