@@ -196,17 +196,25 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             response_metadata={"routing": answer.response_metadata["routing"]},
         )
 
+    def _start_stream(
+        self,
+        value: RouterInput,
+        run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> tuple[CompiledStateGraph, InputState, RunnableConfig, AnswerStream]:
+        """One streamed run: its graph, input state, child config and answer stream."""
+        child = patch_config(config, callbacks=run_manager.get_child())
+        return self._graph_for(config), _input_state(value), child, self._answer_stream()
+
     def _stream_tokens(
         self,
         inputs: Iterator[RouterInput],
         run_manager: CallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> Iterator[AIMessageChunk]:
-        child = patch_config(config, callbacks=run_manager.get_child())
         for value in inputs:
-            stream = self._answer_stream()
-            graph = self._graph_for(config)
-            for mode, chunk in graph.stream(_input_state(value), child, stream_mode=_MODES):
+            graph, state, child, stream = self._start_stream(value, run_manager, config)
+            for mode, chunk in graph.stream(state, child, stream_mode=_MODES):
                 yield from stream.feed(mode, chunk)
             yield self._closing_chunk(stream)
 
@@ -216,11 +224,9 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> AsyncIterator[AIMessageChunk]:
-        child = patch_config(config, callbacks=run_manager.get_child())
         async for value in inputs:
-            stream = self._answer_stream()
-            graph = self._graph_for(config)
-            async for mode, chunk in graph.astream(_input_state(value), child, stream_mode=_MODES):
+            graph, state, child, stream = self._start_stream(value, run_manager, config)
+            async for mode, chunk in graph.astream(state, child, stream_mode=_MODES):
                 for token in stream.feed(mode, chunk):
                     yield token
             yield self._closing_chunk(stream)
