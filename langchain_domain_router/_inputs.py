@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -17,6 +17,7 @@ RouterInput = str | BaseMessage | Sequence[BaseMessage] | PromptValue | Mapping[
 messages, a ``PromptValue``, or a dict with ``question`` or ``messages``."""
 
 
+_Config = TypeVar("_Config")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "tags": (list,),
@@ -76,15 +77,15 @@ def check_text(text: str, where: str) -> str:
     return text
 
 
-def check_config(config: Any) -> None:
-    """Refuse a ``RunnableConfig`` that the router or the classifier cannot honour.
+def check_config(config: _Config) -> _Config:
+    """Return ``config`` if it is a ``RunnableConfig`` the router and the classifier can honour.
 
     Raises:
         TypeError: If ``config`` is not a mapping, or a known key has the wrong type.
         ValueError: If ``recursion_limit`` or ``max_concurrency`` is not a positive int.
     """
     if config is None:
-        return
+        return config
     if not isinstance(config, Mapping):
         msg = f"config must be a dict (a RunnableConfig), not a {type(config).__name__}"
         raise TypeError(msg)
@@ -98,6 +99,7 @@ def check_config(config: Any) -> None:
         if value is not None and (type(value) is not int or value < 1):
             msg = f"config[{key!r}] must be a positive int, not {value!r}"
             raise ValueError(msg)
+    return config
 
 
 def check_batch(inputs: Any, config: Any) -> list[Any]:

@@ -174,15 +174,14 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AIMessage:
-        check_config(config)
-        return self._call_with_config(self._invoke, input, config, run_type="chain")
+        return self._call_with_config(self._invoke, input, check_config(config), run_type="chain")
 
     @override
     async def ainvoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AIMessage:
-        check_config(config)
-        return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
+        checked = check_config(config)
+        return await self._acall_with_config(self._ainvoke, input, checked, run_type="chain")
 
     def _answer_stream(self) -> AnswerStream:
         return AnswerStream(self.answer_nodes, buffer=self.config.streaming.buffer)
