@@ -329,7 +329,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
-        return self._call_with_config(self.classify, input, check_config(config), run_type="chain")
+        check_config(config)
+        return self._call_with_config(self.classify, input, config, run_type="chain")
 
     async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:
         text = extract_question(value, context_turns=self.context_turns)
