@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 from langchain_core.callbacks import BaseCallbackManager
 from langchain_core.messages import BaseMessage, HumanMessage
@@ -17,6 +17,7 @@ RouterInput = str | BaseMessage | Sequence[BaseMessage] | PromptValue | Mapping[
 messages, a ``PromptValue``, or a dict with ``question`` or ``messages``."""
 
 
+_Config = TypeVar("_Config")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "tags": (list,),
@@ -25,6 +26,29 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "configurable": (Mapping,),
     "callbacks": (list, BaseCallbackManager),
 }
+
+
+class InputState(dict[str, Any]):
+    """The graph's input state as ``to_state`` built it: ``{"messages": [...]}``, checked.
+
+    Handed on (the server's request validation builds it), it is taken as it is: the
+    router when it was checked under the router's rule (``question_last``), the
+    classifier under either rule, so a question is read once per request.
+
+    Example:
+        ```python
+        state = to_state("미분이란?")  # InputState, question_last=True
+        router.invoke(state)  # not checked again
+        ```
+    """
+
+    __slots__ = ("question_last",)
+    question_last: bool
+    """Whether the conversation was checked to end in the human turn it asks."""
+
+    def __init__(self, messages: list[BaseMessage], *, question_last: bool) -> None:
+        super().__init__(messages=messages)
+        self.question_last = question_last
 
 
 def check_text(text: str, where: str) -> str:
@@ -53,15 +77,15 @@ def check_text(text: str, where: str) -> str:
     return text
 
 
-def check_config(config: Any) -> None:
-    """Refuse a ``RunnableConfig`` that the router or the classifier cannot honour.
+def check_config(config: _Config) -> _Config:
+    """Return ``config`` if it is a ``RunnableConfig`` the router and the classifier can honour.
 
     Raises:
         TypeError: If ``config`` is not a mapping, or a known key has the wrong type.
         ValueError: If ``recursion_limit`` or ``max_concurrency`` is not a positive int.
     """
     if config is None:
-        return
+        return config
     if not isinstance(config, Mapping):
         msg = f"config must be a dict (a RunnableConfig), not a {type(config).__name__}"
         raise TypeError(msg)
@@ -75,6 +99,7 @@ def check_config(config: Any) -> None:
         if value is not None and (type(value) is not int or value < 1):
             msg = f"config[{key!r}] must be a positive int, not {value!r}"
             raise ValueError(msg)
+    return config
 
 
 def check_batch(inputs: Any, config: Any) -> list[Any]:
@@ -188,7 +213,7 @@ def _mapping_messages(value: Mapping[str, Any]) -> list[BaseMessage]:
     return list(messages)
 
 
-def to_state(value: Any, *, question_last: bool = True) -> dict[str, Any]:
+def to_state(value: Any, *, question_last: bool = True) -> InputState:
     """Turn a router input into the routing graph's input state, checking it once.
 
     A string becomes a human message; a dict's ``question`` is appended as a human turn
@@ -203,7 +228,7 @@ def to_state(value: Any, *, question_last: bool = True) -> dict[str, Any]:
             message (the classifier reads the last one).
 
     Returns:
-        ``{"messages": [...]}``.
+        ``{"messages": [...]}``, as an ``InputState`` that records ``question_last``.
 
     Raises:
         TypeError: If ``value`` is of a kind the router does not accept.
@@ -242,14 +267,14 @@ def to_state(value: Any, *, question_last: bool = True) -> dict[str, Any]:
         msg = "the messages contain no human message to classify"
         raise ValueError(msg)
     require_text(message_text(messages[index]))
-    return {"messages": messages}
+    return InputState(messages, question_last=question_last)
 
 
 def extract_question(value: Any, *, context_turns: int = 0) -> str:
     """Return the question text in ``value``: ``question_text`` of its ``to_state``.
 
     Args:
-        value: What ``to_state`` accepts.
+        value: What ``to_state`` accepts, or the ``InputState`` it built (not read again).
         context_turns: How many earlier human turns to prepend.
 
     Returns:
@@ -261,6 +286,8 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
     """
     if isinstance(value, str):
         return require_text(check_text(value, "the question"))
+    if isinstance(value, InputState):
+        return question_text(value["messages"], context_turns=context_turns)
     messages = to_state(value, question_last=False)["messages"]
     if isinstance(value, BaseMessage):
         return require_text(message_text(messages[0]))

@@ -17,7 +17,13 @@ from langgraph.types import StreamMode
 from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
-from langchain_domain_router._inputs import RouterInput, check_batch, check_config, to_state
+from langchain_domain_router._inputs import (
+    InputState,
+    RouterInput,
+    check_batch,
+    check_config,
+    to_state,
+)
 from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
@@ -32,6 +38,13 @@ def _final_message(state: Mapping[str, Any]) -> AIMessage:
         msg = "the routing graph ended without an answer"
         raise RuntimeError(msg)
     return message
+
+
+def _input_state(value: RouterInput) -> InputState:
+    """The graph's input: ``to_state(value)``, unless the server's validation built it."""
+    if isinstance(value, InputState) and value.question_last:
+        return value
+    return to_state(value)
 
 
 _MODES: list[StreamMode] = ["messages", "updates"]
@@ -146,7 +159,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(self._graph_for(config).invoke(to_state(value), child))
+        return self._answer(self._graph_for(config).invoke(_input_state(value), child))
 
     async def _ainvoke(
         self,
@@ -155,21 +168,20 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(await self._graph_for(config).ainvoke(to_state(value), child))
+        return self._answer(await self._graph_for(config).ainvoke(_input_state(value), child))
 
     @override
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AIMessage:
-        check_config(config)
-        return self._call_with_config(self._invoke, input, config, run_type="chain")
+        return self._call_with_config(self._invoke, input, check_config(config), run_type="chain")
 
     @override
     async def ainvoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> AIMessage:
-        check_config(config)
-        return await self._acall_with_config(self._ainvoke, input, config, run_type="chain")
+        checked = check_config(config)
+        return await self._acall_with_config(self._ainvoke, input, checked, run_type="chain")
 
     def _answer_stream(self) -> AnswerStream:
         return AnswerStream(self.answer_nodes, buffer=self.config.streaming.buffer)
@@ -183,17 +195,25 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             response_metadata={"routing": answer.response_metadata["routing"]},
         )
 
+    def _start_stream(
+        self,
+        value: RouterInput,
+        run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> tuple[CompiledStateGraph, InputState, RunnableConfig, AnswerStream]:
+        """One streamed run: its graph, input state, child config and answer stream."""
+        child = patch_config(config, callbacks=run_manager.get_child())
+        return self._graph_for(config), _input_state(value), child, self._answer_stream()
+
     def _stream_tokens(
         self,
         inputs: Iterator[RouterInput],
         run_manager: CallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> Iterator[AIMessageChunk]:
-        child = patch_config(config, callbacks=run_manager.get_child())
         for value in inputs:
-            stream = self._answer_stream()
-            graph = self._graph_for(config)
-            for mode, chunk in graph.stream(to_state(value), child, stream_mode=_MODES):
+            graph, state, child, stream = self._start_stream(value, run_manager, config)
+            for mode, chunk in graph.stream(state, child, stream_mode=_MODES):
                 yield from stream.feed(mode, chunk)
             yield self._closing_chunk(stream)
 
@@ -203,11 +223,9 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         run_manager: AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
     ) -> AsyncIterator[AIMessageChunk]:
-        child = patch_config(config, callbacks=run_manager.get_child())
         async for value in inputs:
-            stream = self._answer_stream()
-            graph = self._graph_for(config)
-            async for mode, chunk in graph.astream(to_state(value), child, stream_mode=_MODES):
+            graph, state, child, stream = self._start_stream(value, run_manager, config)
+            async for mode, chunk in graph.astream(state, child, stream_mode=_MODES):
                 for token in stream.feed(mode, chunk):
                     yield token
             yield self._closing_chunk(stream)

@@ -391,18 +391,12 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         self,
         inputs: list[RouterInput],
         config: RunnableConfig | list[RunnableConfig] | None = None,
-        *,
-        return_exceptions: bool = False,
         **kwargs: Any,
     ) -> list[DomainPrediction]:
+        # ``batch`` off the event loop, with the same options; its arguments are checked
+        # here, before the first config picks the executor's context.
         inputs = check_batch(inputs, config)
-        if not inputs:
-            return []
-        first = config[0] if isinstance(config, list) and config else config
+        first = next(iter(config), None) if isinstance(config, list) else config
         return await run_in_executor(
-            cast("RunnableConfig | None", first),
-            self.batch,
-            inputs,
-            config,
-            return_exceptions=return_exceptions,
+            cast("RunnableConfig | None", first), self.batch, inputs, config, **kwargs
         )

@@ -19,17 +19,10 @@ from collections.abc import Callable, Iterator, Mapping
 from typing import Any
 
 from langchain_domain_router._inputs import check_text
-from langchain_domain_router.server._asgi import (
-    ASGIApp,
-    Message,
-    Receive,
-    Scope,
-    Send,
-    replay,
-    send_json,
-)
+from langchain_domain_router.server import _asgi
 from langchain_domain_router.server._batch import answer_batch
 from langchain_domain_router.server._metrics import RouterMetrics
+from langchain_domain_router.server._requests import reusing_checked_inputs
 from langchain_domain_router.server._settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -133,13 +126,13 @@ class _Response:
     known, so the client learns the real status (504 for a timeout) from one event.
     """
 
-    def __init__(self, send: Send) -> None:
+    def __init__(self, send: _asgi.Send) -> None:
         self._send = send
         self.status = 500  # what a client sees if the app dies before answering
         self.started = self.finished = self.event_stream = False
-        self.held: Message | None = None
+        self.held: _asgi.Message | None = None
 
-    async def send(self, message: Message) -> None:
+    async def send(self, message: _asgi.Message) -> None:
         if message["type"] == "http.response.start":
             self.status, self.started = message["status"], True
             headers = dict(message.get("headers") or [])
@@ -158,7 +151,7 @@ class _Response:
         """Answer ``status``; once started, end a stream with an ``error`` event instead."""
         if not self.started:
             retry = {"retry-after": "1"} if status == 503 else {}
-            await send_json(self.send, status, {"detail": detail}, retry)
+            await _asgi.send_json(self.send, status, {"detail": detail}, retry)
             return
         if self.finished:
             return
@@ -182,7 +175,7 @@ class LimitsMiddleware:
 
     def __init__(
         self,
-        app: ASGIApp,
+        app: _asgi.ASGIApp,
         settings: ServerSettings,
         metrics: RouterMetrics,
         validate_input: Mapping[str, InputValidator] | None = None,
@@ -193,7 +186,7 @@ class LimitsMiddleware:
         self.validate_input = dict(validate_input or {})
         self.slots = asyncio.Semaphore(settings.max_concurrency)
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def __call__(self, scope: _asgi.Scope, receive: _asgi.Receive, send: _asgi.Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
@@ -202,7 +195,9 @@ class LimitsMiddleware:
         endpoint = scope["path"].rstrip("/").rsplit("/", 1)[-1]
         try:
             if scope["method"] == "POST" and endpoint in _INPUT_ENDPOINTS:
-                await self._guarded(scope, receive, response, _INPUT_ENDPOINTS[endpoint])
+                # The runnable takes the input states the checks built: one build each.
+                with reusing_checked_inputs():
+                    await self._guarded(scope, receive, response, _INPUT_ENDPOINTS[endpoint])
             else:
                 await self.app(scope, receive, response.send)
         except LimitError as exc:
@@ -219,7 +214,7 @@ class LimitsMiddleware:
             seconds = time.perf_counter() - start
             self.metrics.observe_request(scope["path"], response.status, seconds)
 
-    async def _read_body(self, scope: Scope, receive: Receive) -> bytes:
+    async def _read_body(self, scope: _asgi.Scope, receive: _asgi.Receive) -> bytes:
         limit = self.settings.max_body_bytes
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > limit:
@@ -293,7 +288,9 @@ class LimitsMiddleware:
         }
         return {index: problem for index, problem in found.items() if problem}
 
-    async def _guarded(self, scope: Scope, receive: Receive, response: _Response, key: str) -> None:
+    async def _guarded(
+        self, scope: _asgi.Scope, receive: _asgi.Receive, response: _Response, key: str
+    ) -> None:
         body = await self._read_body(scope, receive)
         # The request's time counts from here, its wait for a slot included: a client
         # that waits request_timeout_s (plus the network) always hears back.
@@ -317,7 +314,7 @@ class LimitsMiddleware:
                     errors = {index: problem.detail for index, problem in problems.items()}
                     await answer_batch(self.app, scope, receive, response.send, payload, errors)
                 else:
-                    await self.app(scope, replay(body, receive), response.send)
+                    await self.app(scope, _asgi.replay(body, receive), response.send)
         except TimeoutError:
             msg = f"request took longer than {self.settings.request_timeout_s:g}s"
             raise LimitError(504, "timeout", msg) from None

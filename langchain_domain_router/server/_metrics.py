@@ -16,6 +16,8 @@ from langchain_domain_router.audit import RoutingEventHandler
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 _OTHER_ENDPOINT = "other"
+_PREFIX = "domain_router_"
+"""What every metric's name starts with."""
 
 
 class RouterMetrics(RoutingEventHandler):
@@ -39,74 +41,60 @@ class RouterMetrics(RoutingEventHandler):
         super().__init__()
         self.registry = registry or CollectorRegistry()
         self.endpoints: frozenset[str] = frozenset()
-        reg = self.registry
-        self.requests = Counter(
-            "domain_router_http_requests",
-            "HTTP requests by endpoint and status code.",
-            ["endpoint", "status"],
-            registry=reg,
+        self.requests = self._counter(
+            "http_requests", "HTTP requests by endpoint and status code.", "endpoint", "status"
         )
-        self.request_latency = Histogram(
-            "domain_router_http_request_duration_seconds",
-            "HTTP request duration by endpoint.",
-            ["endpoint"],
-            buckets=_LATENCY_BUCKETS,
-            registry=reg,
+        self.request_latency = self._histogram(
+            "http_request_duration_seconds", "HTTP request duration by endpoint.", "endpoint"
         )
         self.in_flight = Gauge(
-            "domain_router_http_requests_in_flight",
+            f"{_PREFIX}http_requests_in_flight",
             "Runnable requests being served now.",
-            registry=reg,
+            registry=self.registry,
             multiprocess_mode="livesum",
         )
-        self.rejected = Counter(
-            "domain_router_rejected_requests",
-            "Requests refused by a limit, by reason.",
-            ["reason"],
-            registry=reg,
+        self.rejected = self._counter(
+            "rejected_requests", "Requests refused by a limit, by reason.", "reason"
         )
-        self.routes = Counter(
-            "domain_router_routes",
+        self.routes = self._counter(
+            "routes",
             "Answered questions by classified domain, answering expert and routing reason.",
-            ["domain", "expert", "reason"],
-            registry=reg,
+            "domain",
+            "expert",
+            "reason",
         )
-        self.fallbacks = Counter(
-            "domain_router_fallbacks",
-            "Questions not answered by their domain's expert, by reason.",
-            ["reason"],
-            registry=reg,
+        self.fallbacks = self._counter(
+            "fallbacks", "Questions not answered by their domain's expert, by reason.", "reason"
         )
-        self.offline_answers = Counter(
-            "domain_router_offline_answers",
-            "Answers given by the offline expert, by expert.",
-            ["expert"],
-            registry=reg,
+        self.offline_answers = self._counter(
+            "offline_answers", "Answers given by the offline expert, by expert.", "expert"
         )
-        self.classifier_latency = Histogram(
-            "domain_router_classifier_latency_seconds",
-            "Time spent classifying one question.",
-            buckets=_LATENCY_BUCKETS,
-            registry=reg,
+        self.classifier_latency = self._histogram(
+            "classifier_latency_seconds", "Time spent classifying one question."
         )
-        self.expert_latency = Histogram(
-            "domain_router_expert_latency_seconds",
+        self.expert_latency = self._histogram(
+            "expert_latency_seconds",
             "Time spent in the answering expert, retries included.",
-            ["expert"],
-            buckets=_LATENCY_BUCKETS,
-            registry=reg,
+            "expert",
         )
-        self.tokens = Counter(
-            "domain_router_tokens",
+        self.tokens = self._counter(
+            "tokens",
             "Tokens reported by expert models, by expert and direction.",
-            ["expert", "direction"],
-            registry=reg,
+            "expert",
+            "direction",
         )
-        self.cost = Counter(
-            "domain_router_estimated_cost_usd",
+        self.cost = self._counter(
+            "estimated_cost_usd",
             "Estimated expert cost in USD, from token usage and profile prices.",
-            ["expert"],
-            registry=reg,
+            "expert",
+        )
+
+    def _counter(self, name: str, documentation: str, *labels: str) -> Counter:
+        return Counter(_PREFIX + name, documentation, labels, registry=self.registry)
+
+    def _histogram(self, name: str, documentation: str, *labels: str) -> Histogram:
+        return Histogram(
+            _PREFIX + name, documentation, labels, buckets=_LATENCY_BUCKETS, registry=self.registry
         )
 
     def track_endpoints(self, paths: Iterable[str]) -> None:

@@ -9,7 +9,9 @@ the graph cannot take is a ``ValueError`` whose message starts with the field's 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from functools import partial
 from typing import Annotated, Any, Self
 
@@ -24,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from langchain_domain_router._inputs import to_state
+from langchain_domain_router._inputs import InputState, to_state
 
 _MESSAGE = TypeAdapter(AnyMessage)
 _MESSAGE_TYPES = frozenset(
@@ -32,6 +34,8 @@ _MESSAGE_TYPES = frozenset(
     | {f"{kind}MessageChunk" for kind in ("AI", "Human", "Chat", "System", "Function", "Tool")}
 )
 _REQUEST_KEYS = frozenset({"question", "messages"})
+_CHECKED: ContextVar[list[tuple[Any, InputState]] | None] = ContextVar("_CHECKED", default=None)
+"""The inputs this request's checks built, with the JSON each was built from."""
 
 
 class RouterRequest(BaseModel):
@@ -124,34 +128,13 @@ def _parse_messages(value: Any, where: str) -> list[BaseMessage]:
     return [parse_message(item, f"{where}[{index}]") for index, item in enumerate(value)]
 
 
-def parse_served_input(value: Any, where: str = "input") -> Any:
-    """Validate one ``/router`` or ``/classify`` input decoded from JSON.
-
-    Args:
-        value: A string, a list of chat messages, or an object with ``question``
-            and/or ``messages``.
-        where: The input's path in the request (``"input"``, ``"inputs[2]"``).
-
-    Returns:
-        What the runnables take: the string, a list of ``BaseMessage``, or a dict with
-        ``question`` and ``messages``.
-
-    Raises:
-        ValueError: For anything the router cannot take; the message starts with the
-            offending field's path.
-
-    Example:
-        ```python
-        parse_served_input({"question": "미분이란?"})
-        parse_served_input([{"type": "human", "content": 5}])  # ValueError: input[0].content
-        ```
-    """
-    parsed: Any
+def _parse(value: Any, where: str) -> Any:
+    """Turn one decoded JSON input into what the runnables take, naming a bad field."""
     if isinstance(value, str):
-        parsed = value
-    elif isinstance(value, list):
-        parsed = _parse_messages(value, where)
-    elif isinstance(value, dict):
+        return value
+    if isinstance(value, list):
+        return _parse_messages(value, where)
+    if isinstance(value, dict):
         unknown = sorted(set(value) - _REQUEST_KEYS)
         if unknown:
             msg = (
@@ -164,21 +147,45 @@ def parse_served_input(value: Any, where: str = "input") -> Any:
             msg = f"{where}.question: must be a string, not {_json_kind(question)}"
             raise ValueError(msg)
         messages = _parse_messages(value.get("messages", []), f"{where}.messages")
-        parsed = {"question": question, "messages": messages}
-    else:
-        msg = (
-            f"{where}: must be a string, a list of chat messages, or an object with "
-            f"'question' or 'messages', not {_json_kind(value)}"
-        )
-        raise ValueError(msg)
-    return _checked(partial(to_state, question_last=False), parsed, where)
+        return {"question": question, "messages": messages}
+    msg = (
+        f"{where}: must be a string, a list of chat messages, or an object with "
+        f"'question' or 'messages', not {_json_kind(value)}"
+    )
+    raise ValueError(msg)
 
 
-def parse_router_input(value: Any, where: str = "input") -> Any:
-    """Validate one ``/router`` input: ``parse_served_input``, then the router's own rule.
+def parse_served_input(value: Any, where: str = "input") -> InputState:
+    """Validate one ``/router`` or ``/classify`` input decoded from JSON.
+
+    Args:
+        value: A string, a list of chat messages, or an object with ``question``
+            and/or ``messages``.
+        where: The input's path in the request (``"input"``, ``"inputs[2]"``).
+
+    Returns:
+        The graph's input state (``to_state`` with ``question_last=False``), which the
+        classifier takes without reading it again.
+
+    Raises:
+        ValueError: For anything the router cannot take; the message starts with the
+            offending field's path.
+
+    Example:
+        ```python
+        parse_served_input({"question": "미분이란?"})
+        parse_served_input([{"type": "human", "content": 5}])  # ValueError: input[0].content
+        ```
+    """
+    return _checked(partial(to_state, question_last=False), value, where)
+
+
+def parse_router_input(value: Any, where: str = "input") -> InputState:
+    """Validate one ``/router`` input: ``parse_served_input`` under the router's own rule.
 
     The router answers a question: a conversation without a ``question`` must end in a
-    human turn (the classifier, which only reads the last human turn, takes any).
+    human turn (the classifier, which only reads the last human turn, takes any). The
+    state it returns is the router's input, not checked again.
 
     Raises:
         ValueError: For anything the router cannot take, naming the field.
@@ -189,21 +196,53 @@ def parse_router_input(value: Any, where: str = "input") -> Any:
         # ValueError: input: the router needs a question: ... end 'messages' with a human turn
         ```
     """
-    return _checked(to_state, parse_served_input(value, where), where)
+    return _checked(to_state, value, where)
 
 
-def _checked(check: Callable[[Any], object], parsed: Any, where: str) -> Any:
-    """Return ``parsed`` once ``check`` takes it; a refusal names the field ``where``."""
+def _checked(build: Callable[[Any], InputState], value: Any, where: str) -> InputState:
+    """Build the state of JSON ``value``; a refusal names the field ``where``.
+
+    Within ``reusing_checked_inputs``, the state is remembered for ``ServedInput``.
+    """
+    parsed = _parse(value, where)
     try:
-        check(parsed)
+        state = build(parsed)
     except (TypeError, ValueError) as exc:
         msg = f"{where}: {exc}"
         raise ValueError(msg) from None
-    return parsed
+    if (checked := _CHECKED.get()) is not None:
+        checked.append((value, state))
+    return state
 
 
-def _validate_input(value: Any) -> Any:
-    return parse_served_input(value)  # one argument: pydantic passes no validation info
+@contextmanager
+def reusing_checked_inputs() -> Iterator[None]:
+    """Let ``ServedInput`` take the states that this request's input checks built.
+
+    The limits middleware checks a request's inputs, then LangServe decodes the body
+    again and validates it as ``ServedInput``; within this block that validation takes
+    the state built for an equal input instead of building it a second time.
+    """
+    token = _CHECKED.set([])
+    try:
+        yield
+    finally:
+        _CHECKED.reset(token)
+
+
+def _reused(value: Any) -> InputState | None:
+    """The state built for an input equal to ``value`` in this request, taken once."""
+    checked = _CHECKED.get() or []
+    for index, (seen, state) in enumerate(checked):
+        if seen == value:
+            del checked[index]
+            return state
+    return None
+
+
+def _validate_input(value: Any) -> InputState:
+    state = _reused(value)  # one argument: pydantic passes no validation info
+    return parse_served_input(value) if state is None else state
 
 
 ServedInput = Annotated[

