@@ -150,6 +150,8 @@ class RoutingEventHandler(BaseCallbackHandler):
     It listens for the graph's ``routing_complete`` custom event, so it works on any
     chain that contains the router: attach it with ``config={"callbacks": [handler]}``.
     With ``capture_question`` it also remembers the question each expert node received.
+    It runs inline (in async code, on the event loop) and skips model, retriever, agent
+    and retry events: keep ``on_routing_complete`` quick, or hand slow work to a queue.
 
     Example:
         ```python
@@ -173,30 +175,9 @@ class RoutingEventHandler(BaseCallbackHandler):
         """Chain runs only matter for remembering questions."""
         return not self.capture_question
 
-    @property
-    def ignore_llm(self) -> bool:
-        """Model runs never matter."""
-        return True
-
-    @property
-    def ignore_chat_model(self) -> bool:
-        """Chat-model runs never matter."""
-        return True
-
-    @property
-    def ignore_retriever(self) -> bool:
-        """Retriever runs never matter."""
-        return True
-
-    @property
-    def ignore_agent(self) -> bool:
-        """Agent actions never matter."""
-        return True
-
-    @property
-    def ignore_retry(self) -> bool:
-        """Retries never matter."""
-        return True
+    # Only the custom events (and chain inputs, for questions) matter: the callback
+    # manager skips every handler call of these kinds.
+    ignore_llm = ignore_chat_model = ignore_retriever = ignore_agent = ignore_retry = True
 
     def on_routing_complete(
         self, routing: dict[str, Any], *, question: str | None, metadata: Mapping[str, Any]
