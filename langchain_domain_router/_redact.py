@@ -10,6 +10,7 @@ credentials and the user-info part of URLs.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import re
@@ -40,11 +41,14 @@ _URL_USERINFO = re.compile(r"(?i)\b([a-z][a-z0-9+.\-]*://)[^/\s@:]+(?::[^/\s@]*)
 
 def environment_secrets() -> set[str]:
     """Return the values of environment variables whose names mark them as secrets."""
-    return {
-        value
-        for name, value in os.environ.items()
-        if _SECRET_ENV.search(name) and len(value) >= MIN_SECRET_CHARS
-    }
+    # Names first: only the few secret-named values are read (and decoded).
+    values = (os.environ[name] for name in os.environ if _secret_name(name))
+    return {value for value in values if len(value) >= MIN_SECRET_CHARS}
+
+
+@functools.lru_cache(maxsize=1024)
+def _secret_name(name: str) -> bool:
+    return _SECRET_ENV.search(name) is not None
 
 
 def model_secrets(model: Any, kwargs: Mapping[str, Any] | None = None) -> set[str]:

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Send
+from typing_extensions import override
 
 from langchain_domain_router._nodes import ClassifyNode, ExpertNode, merge_answers
 from langchain_domain_router._quiet import offline_notice
@@ -26,6 +29,30 @@ from langchain_domain_router.schema import (
 )
 
 logger = logging.getLogger(__name__)
+
+
+class _Edge(Runnable[RouterState, Any]):
+    """A conditional edge's decision, made in place under ``invoke`` and ``ainvoke``.
+
+    Given a plain function, LangGraph records a run for every decision and, under
+    ``ainvoke``, runs it in a thread executor; reading a dict needs neither.
+    """
+
+    def __init__(self, decide: Callable[[RouterState], Any]) -> None:
+        self.decide = decide
+        self.name = decide.__name__
+
+    @override
+    def invoke(
+        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        return self.decide(input)
+
+    @override
+    async def ainvoke(
+        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
+    ) -> Any:
+        return self.decide(input)
 
 
 def _route(state: RouterState) -> str | list[Send]:
@@ -100,13 +127,13 @@ def build_router_graph(
         graph.add_node(node.node, node)
     names = [node.node for node in [*experts, general]]
     graph.add_edge(START, CLASSIFY_NODE)
-    graph.add_conditional_edges(CLASSIFY_NODE, _route, path_map=names)
+    graph.add_conditional_edges(CLASSIFY_NODE, _Edge(_route), path_map=names)
     after_expert = [GENERAL_NODE, END]
     if config.fan_out.enabled:
         graph.add_node(MERGE_NODE, merge_answers)
-        graph.add_conditional_edges(MERGE_NODE, _after_merge, path_map=[GENERAL_NODE, END])
+        graph.add_conditional_edges(MERGE_NODE, _Edge(_after_merge), path_map=[GENERAL_NODE, END])
         after_expert.insert(1, MERGE_NODE)
     for node in experts:
-        graph.add_conditional_edges(node.node, _after_expert, path_map=after_expert)
+        graph.add_conditional_edges(node.node, _Edge(_after_expert), path_map=after_expert)
     graph.add_edge(GENERAL_NODE, END)
     return graph.compile(checkpointer=checkpointer, name=name)

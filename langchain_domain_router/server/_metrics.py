@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client import multiprocess as prometheus_multiprocess
 from typing_extensions import override
 
-from langchain_domain_router._redact import redact
+from langchain_domain_router._redact import redact_value
 from langchain_domain_router.audit import RoutingEventHandler
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
@@ -117,8 +117,8 @@ class RouterMetrics(RoutingEventHandler):
     ) -> None:
         # Labels come from the config and the taxonomy; redacting keeps that true whatever
         # a record holds.
-        domain, expert, reason = (
-            redact(str(routing.get(k))) for k in ("domain", "expert", "reason")
+        domain, expert, reason = redact_value(
+            [str(routing.get(k)) for k in ("domain", "expert", "reason")]
         )
         self.routes.labels(domain=domain, expert=expert, reason=reason).inc()
         if reason != "confident":
