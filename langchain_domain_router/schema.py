@@ -6,7 +6,6 @@ import uuid
 from typing import Annotated, Any, Final, Literal, TypedDict
 
 from langchain_core.messages import AnyMessage
-from langgraph.graph.message import add_messages
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_domain_router._taxonomy import Supercategory
@@ -36,6 +35,17 @@ RoutingEvent = Literal["routing_decision", "routing_complete"]
 def _collect(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list:
     """Reducer for fan-out answers: ``None`` clears them at the start of each turn."""
     return [] if right is None else [*(left or []), *right]
+
+
+def add_messages(left: Any, right: Any) -> Any:
+    """LangGraph's ``add_messages`` reducer, imported on first use.
+
+    The classifier and its types never need LangGraph, whose import is most of a
+    fresh process's start-up time.
+    """
+    from langgraph.graph.message import add_messages as reduce
+
+    return reduce(left, right)
 
 
 class RouterInputState(TypedDict, total=False):

@@ -39,6 +39,17 @@ def test_importing_the_package_starts_no_thread_and_builds_nothing():
     assert _python(script).stdout.split() == ["1", "False", "False"]
 
 
+def test_the_classifier_path_does_not_import_langgraph():
+    """LangGraph is most of a fresh process's import time; classifying never needs it."""
+    script = (
+        "import sys\n"
+        "from langchain_domain_router import DomainClassifier, DomainPrediction\n"
+        "from langchain_domain_router.classifier import ClassifierSettings\n"
+        "print('langgraph' in sys.modules)\n"
+    )
+    assert _python(script).stdout.split() == ["False"]
+
+
 def _imported_modules(path: Path) -> list[str]:
     tree = ast.parse(path.read_text(encoding="utf-8"))
     names = []
