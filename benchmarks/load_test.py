@@ -308,6 +308,9 @@ def main() -> int:
             and not line.startswith("expert 'math' failed")  # the injected failures
         ]
 
+    def upstream(text: str) -> str:
+        return "n/a (offline experts)" if args.offline else text
+
     lost = sum(count for outcome, count in run.outcomes.items() if outcome.startswith("lost"))
     fallbacks = {key: after[key] - before.get(key, 0) for key in after}
     rows = [
@@ -316,8 +319,8 @@ def main() -> int:
         ("concurrency", args.concurrency),
         ("server workers", args.workers),
         ("experts", "offline (no upstream)" if args.offline else "fake OpenAI server"),
-        ("expert failure rate", f"{args.failure_rate:.0%} (retries {args.retries})"),
-        ("expert hang rate", f"{args.hang_rate:.0%} (timeout {args.expert_timeout:g} s)"),
+        ("expert failure rate", upstream(f"{args.failure_rate:.0%} (retries {args.retries})")),
+        ("expert hang rate", upstream(f"{args.hang_rate:.0%} (timeout {args.expert_timeout:g} s)")),
         ("worker kill", "; ".join(kills) or "none"),
         # uvicorn spawns worker processes only for --workers 2 or more.
         ("worker processes that served", len(run.workers) if args.workers > 1 else "n/a"),
