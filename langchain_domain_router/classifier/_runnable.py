@@ -334,12 +334,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     def invoke(
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
-        check_config(config)
-        config = ensure_config(config)
+        config = ensure_config(check_config(config))
         if not get_callback_manager_for_config(config).handlers:
-            # Nobody records runs (no callbacks, no tracing): skip the run bookkeeping,
-            # a fifth of a short question's time.
-            return self.classify(input)
+            return self.classify(input)  # nobody records runs: skip their bookkeeping
         return self._call_with_config(self.classify, input, config, run_type="chain")
 
     async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:
