@@ -83,6 +83,23 @@ def default_threads(cpus: int | None = None) -> int:
     return max(1, min(MAX_INTRA_OP_THREADS, cpus // 2))
 
 
+def forward_passes(threads: int, cpus: int | None = None) -> int:
+    """How many forward passes of ``threads`` intra-op threads may run at once.
+
+    The usable cores divided among them, so concurrent passes (a large ``batch`` runs
+    its chunks side by side) never ask for more threads than there are cores.
+
+    Args:
+        threads: Intra-op threads of one pass.
+        cpus: The usable cores (default: ``available_cpus()``).
+
+    Returns:
+        At least 1.
+    """
+    cpus = available_cpus() if cpus is None else cpus
+    return max(1, cpus // max(1, threads))
+
+
 def directory_stamp(path: str | Path) -> tuple[int, ...]:
     """Modification times of a model directory's files (and its ``onnx/``), for cache keys."""
     root = Path(path)
@@ -96,7 +113,7 @@ class ModelRegistry:
     """One loaded model per process for each model directory and loading option set.
 
     ``DomainClassifier.default()`` in one place and ``classifier: {model: default}`` in a
-    router config in another then share weights, memory and the forward lock. A key
+    router config in another then share weights, memory and the forward slots. A key
     includes the files' modification times, so a directory saved again loads afresh.
 
     Example:

@@ -11,14 +11,20 @@ import logging
 import re
 import threading
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from langchain_domain_router._chars import char_cap
 from langchain_domain_router._quiet import quiet_model_loading
-from langchain_domain_router._runtime import MODELS, default_threads, directory_stamp
+from langchain_domain_router._runtime import (
+    MODELS,
+    default_threads,
+    directory_stamp,
+    forward_passes,
+)
+from langchain_domain_router.classifier._chunks import by_length_chunks
 from langchain_domain_router.classifier._onnx import (
     BatchTokenizer,
     OnnxModel,
@@ -37,7 +43,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-T = TypeVar("T")
 _DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
 
 
@@ -54,7 +59,10 @@ class Backend(Protocol):
     name: Literal["torch", "onnx"]
     model: Any
     tokenizer: BatchTokenizer
-    forward_lock: threading.Lock
+    passes: int
+    """How many forward passes may run at once (see ``forward_passes``)."""
+    forward_slots: threading.BoundedSemaphore
+    """Held by each forward pass: ``passes`` of them."""
 
     @property
     def config(self) -> Any:
@@ -80,7 +88,8 @@ class OnnxBackend:
 
     model: OnnxModel
     tokenizer: BatchTokenizer
-    forward_lock: threading.Lock = field(default_factory=threading.Lock)
+    passes: int = 1
+    forward_slots: threading.BoundedSemaphore = field(default_factory=threading.BoundedSemaphore)
     name: Literal["torch", "onnx"] = "onnx"
 
     @property
@@ -110,7 +119,8 @@ class TorchBackend:
     model: PreTrainedModel
     tokenizer: BatchTokenizer
     device: str = "cpu"
-    forward_lock: threading.Lock = field(default_factory=threading.Lock)
+    passes: int = 1
+    forward_slots: threading.BoundedSemaphore = field(default_factory=threading.BoundedSemaphore)
     name: Literal["torch", "onnx"] = "torch"
 
     @classmethod
@@ -168,31 +178,6 @@ class TorchBackend:
                 self.model.train()
 
 
-def by_length_chunks(
-    texts: Sequence[str], size: int, run: Callable[[list[str]], Sequence[T]]
-) -> list[T]:
-    """Apply ``run`` to chunks of ``size`` texts, shortest first; return results in order.
-
-    Sorting by length means each chunk pads to about its own length, not to the longest
-    question of the whole batch.
-
-    Args:
-        texts: The inputs.
-        size: The most texts one ``run`` call takes.
-        run: Maps a chunk of texts to one result per text.
-
-    Returns:
-        One result per text, in the order of ``texts``.
-    """
-    order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-    results: list[T | None] = [None] * len(texts)
-    for start in range(0, len(order), size):
-        chunk = order[start : start + size]
-        for index, result in zip(chunk, run([texts[i] for i in chunk]), strict=True):
-            results[index] = result
-    return cast("list[T]", results)
-
-
 def backend_logits(
     backend: Backend, texts: Sequence[str], *, batch_size: int = 32, max_chars: int = 2048
 ) -> np.ndarray:
@@ -211,10 +196,10 @@ def backend_logits(
 
     def run(chunk: list[str]) -> list[np.ndarray]:
         encoded = backend.tokenizer.encode([text[:max_chars] for text in chunk])
-        with backend.forward_lock:
+        with backend.forward_slots:
             return list(backend.logits(backend.prepare(encoded)))
 
-    rows = by_length_chunks(texts, batch_size, run)
+    rows = by_length_chunks(texts, batch_size, run, workers=backend.passes)
     return np.stack(rows) if rows else np.zeros((0, int(backend.config.num_labels)))
 
 
@@ -334,6 +319,8 @@ def load_backend(
         backend = _load_torch(
             path, device=device, quantize_to=quantize_to, threads=threads, max_length=max_length
         )
+    backend.passes = forward_passes(threads)
+    backend.forward_slots = threading.BoundedSemaphore(backend.passes)
     labels = model_labels(backend.config)
     if all(_DEFAULT_LABEL.match(label) for label in labels):
         msg = f"{path!r}: config.json has no id2label naming the domains"
@@ -360,7 +347,7 @@ def shared_backend(path: str, options: ClassifierOptions) -> Backend:
 
     Classifiers that load the same directory (unchanged on disk) with the same backend,
     precision, device, threads and token cap share one model, its memory and its
-    forward lock.
+    forward slots.
     """
     name = resolve_backend(path, options)
     threads = options.num_threads or default_threads()

@@ -24,12 +24,12 @@ from langchain_domain_router._inputs import (
 from langchain_domain_router.classifier._backends import (
     Backend,
     backend_logits,
-    by_length_chunks,
     model_labels,
     probabilities,
     resolve_backend,
     shared_backend,
 )
+from langchain_domain_router.classifier._chunks import by_length_chunks
 from langchain_domain_router.classifier._onnx import BatchTokenizer
 from langchain_domain_router.classifier._predictions import (
     check_local_model,
@@ -59,14 +59,14 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     Any Hugging Face sequence-classification checkpoint works; labels and their order
     come from its ``config.id2label``. The model loads lazily (once, thread-safely) on
-    first use. ``batch`` runs one padded forward pass per chunk of ``batch_size``, with
-    the questions sorted by length so each chunk pads little.
+    first use. ``batch`` sorts the questions by length and runs one padded forward pass
+    per chunk of ``batch_size``, chunks side by side on the cores the process may use.
 
     The fields besides ``model_path`` are the ``ClassifierOptions`` (a router config's
     ``classifier`` block sets the same ones): the backend (ONNX Runtime when the model
     ships an export, else torch), and the speed options of ``docs/performance.md``.
     Classifiers of one process with the same directory and loading options share one
-    loaded model, whose forward passes never overlap (no oversubscribed CPU cores).
+    loaded model, whose concurrent forward passes never ask for more threads than cores.
 
     Example:
         ```python
@@ -233,7 +233,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     def _forward(self, encoded: dict[str, Any]) -> np.ndarray:
         backend = self.loaded_backend
-        with backend.forward_lock:
+        with backend.forward_slots:
             return backend.logits(encoded)
 
     def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
@@ -283,6 +283,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             texts,
             self.batch_size,
             lambda chunk: self.postprocess(self._forward(self.preprocess(chunk))),
+            workers=self.loaded_backend.passes,
         )
 
     def _classify_inputs(self, inputs: list[RouterInput]) -> list[Exception | DomainPrediction]:
