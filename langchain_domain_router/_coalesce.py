@@ -31,13 +31,14 @@ def _settle(future: asyncio.Future[T], result: T | BaseException) -> None:
 class Coalescer(Generic[T]):
     """Run concurrent ``submit`` calls as one ``run_batch`` call on a worker thread.
 
-    The worker takes the first waiting request, waits up to ``window_s`` for more (or
+    A worker takes the first waiting request, waits up to ``window_s`` for more (or
     until ``max_batch`` are waiting), then runs them all in one ``run_batch`` call.
     Requests that arrive while a batch runs form the next batch, so under load calls
-    batch up even with ``window_s=0``. A single worker also means one forward pass at a
-    time, which keeps a small CPU from being oversubscribed. Each request remembers its
-    own event loop, so callers on several loops and threads can share one coalescer.
-    The worker exits after ``idle_s`` without requests and restarts on the next one.
+    batch up even with ``window_s=0``. A second worker (up to ``workers``) starts only
+    when requests wait and every worker is busy: at most ``workers`` batches run at once
+    (a classifier's forward passes that fit the cores). Each request remembers its own
+    event loop, so callers on several loops and threads can share one coalescer. Workers
+    exit after ``idle_s`` without requests and restart on the next one.
 
     Example:
         ```python
@@ -52,15 +53,18 @@ class Coalescer(Generic[T]):
         *,
         max_batch: int,
         window_s: float,
+        workers: int = 1,
         idle_s: float = 5.0,
     ) -> None:
         self._run_batch = run_batch
         self._max_batch = max_batch
         self._window_s = window_s
+        self._workers = max(1, workers)
         self._idle_s = idle_s
         self._pending: deque[_Request[T]] = deque()
         self._cond = threading.Condition()
-        self._running = False
+        self._running = 0
+        self._waiting = 0
         self.batches = 0
         """How many batches the worker has run (for tests and benchmarks)."""
 
@@ -79,18 +83,29 @@ class Coalescer(Generic[T]):
         with self._cond:
             self._pending.append((text, loop, future))
             self._cond.notify()
-            if not self._running:
-                self._running = True
-                worker = threading.Thread(target=self._work, name="domain-router-coalescer")
-                worker.daemon = True
-                worker.start()
+            self._add_worker_if_needed()
         return await future
+
+    def _add_worker_if_needed(self) -> None:
+        """Start a worker when requests wait, no worker is free and one more is allowed.
+
+        Called with ``_cond`` held: by ``submit``, and by a worker that leaves requests
+        queued behind the batch it took.
+        """
+        if self._pending and not self._waiting and self._running < self._workers:
+            self._running += 1
+            worker = threading.Thread(target=self._work, name="domain-router-coalescer")
+            worker.daemon = True
+            worker.start()
 
     def _take(self) -> list[_Request[T]] | None:
         """Wait for a batch; ``None`` means the worker has been idle long enough to exit."""
         with self._cond:
-            if not self._cond.wait_for(lambda: self._pending, timeout=self._idle_s):
-                self._running = False
+            self._waiting += 1
+            ready = self._cond.wait_for(lambda: self._pending, timeout=self._idle_s)
+            self._waiting -= 1
+            if not ready:
+                self._running -= 1
                 return None
             deadline = time.monotonic() + self._window_s
             while len(self._pending) < self._max_batch:
@@ -99,7 +114,9 @@ class Coalescer(Generic[T]):
                     break
                 self._cond.wait(remaining)
             count = min(self._max_batch, len(self._pending))
-            return [self._pending.popleft() for _ in range(count)]
+            batch = [self._pending.popleft() for _ in range(count)]
+            self._add_worker_if_needed()
+            return batch
 
     def _work(self) -> None:
         try:
@@ -110,7 +127,7 @@ class Coalescer(Generic[T]):
         except BaseException:
             # Let the next submit start a fresh worker for the requests still queued.
             with self._cond:
-                self._running = False
+                self._running -= 1
             raise
 
     def _dispatch(self, batch: list[_Request[T]]) -> None:

@@ -21,6 +21,7 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
+from langchain_domain_router._runtime import default_threads, forward_passes
 from langchain_domain_router.classifier._backends import (
     Backend,
     backend_logits,
@@ -302,10 +303,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return results
 
     def classify(self, value: RouterInput) -> DomainPrediction:
-        """Classify one input like ``invoke``, without the Runnable callback layer.
-
-        Nothing is traced (the routing graph calls ``classify_texts`` when no callback
-        handler listens).
+        """Classify one input like ``invoke``, without the Runnable callback layer (no run).
 
         Args:
             value: What ``invoke`` accepts.
@@ -350,6 +348,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
                         self.classify_texts,
                         max_batch=self.batch_size,
                         window_s=(self.coalesce_ms or 0.0) / 1000,
+                        workers=forward_passes(self.num_threads or default_threads()),
                     )
         return await self._coalescer.submit(text)
 

@@ -417,3 +417,32 @@ def test_a_large_call_runs_its_chunks_side_by_side_in_order():
     peaks.clear()
     assert by_length_chunks(texts, 2, run, workers=2) == [len(t) for t in texts]
     assert max(peaks) == 2
+
+
+async def test_the_coalescer_runs_a_second_batch_beside_a_busy_one():
+    from langchain_domain_router._coalesce import Coalescer
+
+    lock = threading.Lock()
+    running = [0]
+    peaks: list[int] = []
+
+    def run_batch(texts: list[str]) -> list[int]:
+        with lock:
+            running[0] += 1
+            peaks.append(running[0])
+        time.sleep(0.05)  # a forward pass: the next requests queue meanwhile
+        with lock:
+            running[0] -= 1
+        return [len(text) for text in texts]
+
+    coalescer = Coalescer(run_batch, max_batch=4, window_s=0.0, workers=2)
+    for text in ["a", "bb", "ccc"]:  # one at a time: never two batches at once
+        assert await coalescer.submit(text) == len(text)
+    assert max(peaks) == 1
+    texts = ["x" * n for n in range(1, 25)]
+    assert await asyncio.gather(*(coalescer.submit(t) for t in texts)) == list(range(1, 25))
+    assert max(peaks) == 2  # busy worker, requests waiting: a second one ran beside it
+    single = Coalescer(run_batch, max_batch=4, window_s=0.0)
+    peaks.clear()
+    assert await asyncio.gather(*(single.submit(t) for t in texts)) == list(range(1, 25))
+    assert max(peaks) == 1
