@@ -392,57 +392,49 @@ def test_classifier_invoke_records_a_run_only_for_a_listener(math_checkpoint, mo
     assert traced == plain
 
 
+class _Overlap:
+    """A 50 ms batch of work that records how many of its calls ran at once."""
+
+    def __init__(self) -> None:
+        self.lock = threading.Lock()
+        self.running = 0
+        self.peak = 0
+
+    def run(self, texts: list[str]) -> list[int]:
+        with self.lock:
+            self.running += 1
+            self.peak = max(self.peak, self.running)
+        time.sleep(0.05)  # long enough for a second worker to start beside it
+        with self.lock:
+            self.running -= 1
+        return [len(text) for text in texts]
+
+
 def test_a_large_call_runs_its_chunks_side_by_side_in_order():
     from langchain_domain_router._runtime import forward_passes
     from langchain_domain_router.classifier._chunks import by_length_chunks
 
     assert [forward_passes(t, cpus=2) for t in (1, 2, 4)] == [2, 1, 1]
     assert forward_passes(2, cpus=8) == 4
-    lock = threading.Lock()
-    running = [0]
-    peaks: list[int] = []
-
-    def run(chunk: list[str]) -> list[int]:
-        with lock:
-            running[0] += 1
-            peaks.append(running[0])
-        time.sleep(0.05)  # long enough for the other worker to start its chunk
-        with lock:
-            running[0] -= 1
-        return [len(text) for text in chunk]
-
     texts = ["x" * n for n in (5, 1, 3, 8, 2, 7, 4, 6)]
-    assert by_length_chunks(texts, 2, run) == [len(t) for t in texts]
-    assert max(peaks) == 1
-    peaks.clear()
-    assert by_length_chunks(texts, 2, run, workers=2) == [len(t) for t in texts]
-    assert max(peaks) == 2
+    sequential, side_by_side = _Overlap(), _Overlap()
+    assert by_length_chunks(texts, 2, sequential.run) == [len(t) for t in texts]
+    assert by_length_chunks(texts, 2, side_by_side.run, workers=2) == [len(t) for t in texts]
+    assert (sequential.peak, side_by_side.peak) == (1, 2)
 
 
 async def test_the_coalescer_runs_a_second_batch_beside_a_busy_one():
     from langchain_domain_router._coalesce import Coalescer
 
-    lock = threading.Lock()
-    running = [0]
-    peaks: list[int] = []
-
-    def run_batch(texts: list[str]) -> list[int]:
-        with lock:
-            running[0] += 1
-            peaks.append(running[0])
-        time.sleep(0.05)  # a forward pass: the next requests queue meanwhile
-        with lock:
-            running[0] -= 1
-        return [len(text) for text in texts]
-
-    coalescer = Coalescer(run_batch, max_batch=4, window_s=0.0, workers=2)
+    texts = ["x" * n for n in range(1, 25)]
+    overlap = _Overlap()
+    coalescer = Coalescer(overlap.run, max_batch=4, window_s=0.0, workers=2)
     for text in ["a", "bb", "ccc"]:  # one at a time: never two batches at once
         assert await coalescer.submit(text) == len(text)
-    assert max(peaks) == 1
-    texts = ["x" * n for n in range(1, 25)]
+    assert overlap.peak == 1
     assert await asyncio.gather(*(coalescer.submit(t) for t in texts)) == list(range(1, 25))
-    assert max(peaks) == 2  # busy worker, requests waiting: a second one ran beside it
-    single = Coalescer(run_batch, max_batch=4, window_s=0.0)
-    peaks.clear()
+    assert overlap.peak == 2  # busy worker, requests waiting: a second one ran beside it
+    alone = _Overlap()
+    single = Coalescer(alone.run, max_batch=4, window_s=0.0)
     assert await asyncio.gather(*(single.submit(t) for t in texts)) == list(range(1, 25))
-    assert max(peaks) == 1
+    assert alone.peak == 1
