@@ -100,6 +100,22 @@ def forward_passes(threads: int, cpus: int | None = None) -> int:
     return max(1, cpus // max(1, threads))
 
 
+class ForwardSlots(threading.BoundedSemaphore):
+    """Held by each forward pass of a loaded model: at most ``passes`` run at once.
+
+    Example:
+        ```python
+        slots = ForwardSlots(forward_passes(threads=1))
+        with slots:
+            ...  # one forward pass
+        ```
+    """
+
+    def __init__(self, passes: int = 1) -> None:
+        super().__init__(passes)
+        self.passes = passes
+
+
 def directory_stamp(path: str | Path) -> tuple[int, ...]:
     """Modification times of a model directory's files (and its ``onnx/``), for cache keys."""
     root = Path(path)

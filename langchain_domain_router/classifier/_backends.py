@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import logging
 import re
-import threading
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -20,6 +19,7 @@ from langchain_domain_router._chars import char_cap
 from langchain_domain_router._quiet import quiet_model_loading
 from langchain_domain_router._runtime import (
     MODELS,
+    ForwardSlots,
     default_threads,
     directory_stamp,
     forward_passes,
@@ -59,10 +59,8 @@ class Backend(Protocol):
     name: Literal["torch", "onnx"]
     model: Any
     tokenizer: BatchTokenizer
-    passes: int
-    """How many forward passes may run at once (see ``forward_passes``)."""
-    forward_slots: threading.BoundedSemaphore
-    """Held by each forward pass: ``passes`` of them."""
+    forward_slots: ForwardSlots
+    """Held by each forward pass; ``forward_slots.passes`` may run at once."""
 
     @property
     def config(self) -> Any:
@@ -88,8 +86,7 @@ class OnnxBackend:
 
     model: OnnxModel
     tokenizer: BatchTokenizer
-    passes: int = 1
-    forward_slots: threading.BoundedSemaphore = field(default_factory=threading.BoundedSemaphore)
+    forward_slots: ForwardSlots = field(default_factory=ForwardSlots)
     name: Literal["torch", "onnx"] = "onnx"
 
     @property
@@ -119,8 +116,7 @@ class TorchBackend:
     model: PreTrainedModel
     tokenizer: BatchTokenizer
     device: str = "cpu"
-    passes: int = 1
-    forward_slots: threading.BoundedSemaphore = field(default_factory=threading.BoundedSemaphore)
+    forward_slots: ForwardSlots = field(default_factory=ForwardSlots)
     name: Literal["torch", "onnx"] = "torch"
 
     @classmethod
@@ -199,7 +195,7 @@ def backend_logits(
         with backend.forward_slots:
             return list(backend.logits(backend.prepare(encoded)))
 
-    rows = by_length_chunks(texts, batch_size, run, workers=backend.passes)
+    rows = by_length_chunks(texts, batch_size, run, workers=backend.forward_slots.passes)
     return np.stack(rows) if rows else np.zeros((0, int(backend.config.num_labels)))
 
 
@@ -319,8 +315,7 @@ def load_backend(
         backend = _load_torch(
             path, device=device, quantize_to=quantize_to, threads=threads, max_length=max_length
         )
-    backend.passes = forward_passes(threads)
-    backend.forward_slots = threading.BoundedSemaphore(backend.passes)
+    backend.forward_slots = ForwardSlots(forward_passes(threads))
     labels = model_labels(backend.config)
     if all(_DEFAULT_LABEL.match(label) for label in labels):
         msg = f"{path!r}: config.json has no id2label naming the domains"
@@ -342,6 +337,11 @@ def resolve_backend(path: str, options: ClassifierOptions) -> Literal["torch", "
     return "onnx" if on_cpu and onnx_ready(path, options.quantize) else "torch"
 
 
+def intra_op_threads(options: ClassifierOptions) -> int:
+    """The threads of one forward pass: ``num_threads``, else chosen from the machine."""
+    return options.num_threads or default_threads()
+
+
 def shared_backend(path: str, options: ClassifierOptions) -> Backend:
     """The process's one backend for ``path`` under these options, loaded on first use.
 
@@ -350,7 +350,7 @@ def shared_backend(path: str, options: ClassifierOptions) -> Backend:
     forward slots.
     """
     name = resolve_backend(path, options)
-    threads = options.num_threads or default_threads()
+    threads = intra_op_threads(options)
     folder = Path(path).expanduser()
     where = (str(folder.resolve()), directory_stamp(folder)) if folder.is_dir() else (path,)
     key = (*where, name, options.quantize, options.device, threads, options.max_length)

@@ -21,10 +21,11 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
-from langchain_domain_router._runtime import default_threads, forward_passes
+from langchain_domain_router._runtime import forward_passes
 from langchain_domain_router.classifier._backends import (
     Backend,
     backend_logits,
+    intra_op_threads,
     model_labels,
     probabilities,
     resolve_backend,
@@ -284,7 +285,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             texts,
             self.batch_size,
             lambda chunk: self.postprocess(self._forward(self.preprocess(chunk))),
-            workers=self.loaded_backend.passes,
+            workers=self.loaded_backend.forward_slots.passes,
         )
 
     def _classify_inputs(self, inputs: list[RouterInput]) -> list[Exception | DomainPrediction]:
@@ -348,7 +349,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
                         self.classify_texts,
                         max_batch=self.batch_size,
                         window_s=(self.coalesce_ms or 0.0) / 1000,
-                        workers=forward_passes(self.num_threads or default_threads()),
+                        workers=forward_passes(intra_op_threads(self)),
                     )
         return await self._coalescer.submit(text)
 
