@@ -225,7 +225,6 @@ class ExpertNode(_Node):
     def __init__(self, profile: ExpertProfile, node: str) -> None:
         self.name = node
         self.profile = profile
-        self.node = node
         self.options = profile.options()
         self.resolved = [resolve_chat_model(candidate) for candidate in self.options]
 
@@ -242,7 +241,7 @@ class ExpertNode(_Node):
         self, decision: RoutingDecision, candidate: CandidateModel, why: str | None
     ) -> OfflineExpert:
         return OfflineExpert(
-            expert=self.node,
+            expert=self.name,
             target_model=candidate.model_name,
             reason=decision.explanation,
             unavailable=why,
@@ -275,7 +274,7 @@ class ExpertNode(_Node):
         cost = call.candidate.estimate_cost(tokens_in or 0, tokens_out or 0) if usage else None
         decision = call.decision.model_copy(
             update={
-                "expert": MERGE_NODE if call.fan_out else self.node,
+                "expert": MERGE_NODE if call.fan_out else self.name,
                 "model": call.candidate.model_name,
                 "offline": offline,
                 "expert_latency_ms": elapsed_ms(start),
@@ -288,28 +287,28 @@ class ExpertNode(_Node):
         message = AIMessage(
             content=reply.content,
             id=reply.id,
-            name=self.node,
+            name=self.name,
             response_metadata={**reply.response_metadata, "routing": routing},
             usage_metadata=getattr(reply, "usage_metadata", None),
         )
         if call.fan_out:
-            return {"fan_out_answers": [{"expert": self.node, "message": message}]}
+            return {"fan_out_answers": [{"expert": self.name, "message": message}]}
         return {"messages": [message], "answer": str(message.text), "routing": routing}
 
     def _failed(self, call: _Call, error: str) -> tuple[_Call, dict[str, Any] | None]:
         """Record the failure; return the update that hands over, or ``None`` for general."""
         if call.fan_out:
-            return call, {"fan_out_answers": [{"expert": self.node, "error": error}]}
+            return call, {"fan_out_answers": [{"expert": self.name, "error": error}]}
         failed = call.decision.model_copy(
             update={
                 "reason": "expert_error",
-                "failed_expert": self.node,
+                "failed_expert": self.name,
                 "error": error,
-                "explanation": f"{call.decision.explanation}; expert {self.node!r} failed "
+                "explanation": f"{call.decision.explanation}; expert {self.name!r} failed "
                 f"({error}), so the general expert answers",
             }
         )
-        if self.node != GENERAL_NODE:
+        if self.name != GENERAL_NODE:
             return call, {"routing": failed.model_dump(mode="json")}
         offline = self._offline(failed, call.candidate, error)
         return replace(call, decision=failed, model=offline), None

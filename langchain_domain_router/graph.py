@@ -115,8 +115,8 @@ def build_router_graph(
     unreachable = []
     for node in [*experts, general]:
         for model, why in node.unavailable.items():
-            logger.debug("%s (%s): %s", node.node, model, why)
-            unreachable.append((node.node, model))
+            logger.debug("%s (%s): %s", node.name, model, why)
+            unreachable.append((node.name, model))
     notice = offline_notice(unreachable)
     if notice:
         logger.info(notice)
@@ -124,8 +124,8 @@ def build_router_graph(
     graph = StateGraph(RouterState, input_schema=RouterInputState)
     graph.add_node(CLASSIFY_NODE, classify)
     for node in [*experts, general]:
-        graph.add_node(node.node, node)
-    names = [node.node for node in [*experts, general]]
+        graph.add_node(node.name, node)
+    names = [node.name for node in [*experts, general]]
     graph.add_edge(START, CLASSIFY_NODE)
     graph.add_conditional_edges(CLASSIFY_NODE, _Edge(_route), path_map=names)
     after_expert = [GENERAL_NODE, END]
@@ -134,6 +134,6 @@ def build_router_graph(
         graph.add_conditional_edges(MERGE_NODE, _Edge(_after_merge), path_map=[GENERAL_NODE, END])
         after_expert.insert(1, MERGE_NODE)
     for node in experts:
-        graph.add_conditional_edges(node.node, _Edge(_after_expert), path_map=after_expert)
+        graph.add_conditional_edges(node.name, _Edge(_after_expert), path_map=after_expert)
     graph.add_edge(GENERAL_NODE, END)
     return graph.compile(checkpointer=checkpointer, name=name)
