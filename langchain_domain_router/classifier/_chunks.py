@@ -22,7 +22,7 @@ def by_length_chunks(
         texts: The inputs.
         size: The most texts one ``run`` call takes.
         run: Maps a chunk of texts to one result per text.
-        workers: Chunks run side by side (a backend's ``passes``): one chunk's forward
+        workers: Chunks run side by side (``forward_slots.passes``): one chunk's forward
             pass overlaps the next one's tokenisation and pass on another core.
 
     Returns:
