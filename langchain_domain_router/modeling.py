@@ -8,11 +8,11 @@ import it lazily; it pulls in ``torch`` and ``transformers``.
 The encoder is either a BERT/ELECTRA-discriminator stack (multilingual-e5-small's layers,
 see ``training.convert_e5``) whose token states are mean-pooled, as e5 was trained, or any
 registered sequence classifier given as ``base_classifier`` (a trained ELECTRA, say). Beside
-it sits a fastText-style branch: n-grams of tokens (``input_ids``) or of lower-cased
-characters (``char_ids``, see ``langchain_domain_router._chars``) are hashed into
-``ngram_buckets`` rows of an embedding table, summed with TF-IDF-style weights (each
-n-gram's ``ngram_idf``, the bag L2-normalised), and mapped to the labels. Both branches'
-logits are summed. The n-grams are hashed inside the graph (integer multiply-add and
+it sits a fastText-style branch: n-grams of tokens (``input_ids``), of lower-cased
+characters (``char_ids``, see ``langchain_domain_router._chars``), or of both, are hashed
+into ``ngram_buckets`` rows of an embedding table, summed with TF-IDF-style weights (each
+n-gram's ``ngram_idf``, each source's bag L2-normalised), and mapped to the labels. Both
+branches' logits are summed. The n-grams are hashed inside the graph (integer multiply-add and
 modulo), so the ONNX export carries the whole computation; the only per-question work
 outside it is reading the code points.
 """
@@ -20,7 +20,7 @@ outside it is reading the code points.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
 import torch
 from torch import nn
@@ -40,6 +40,9 @@ MODEL_TYPE = "domain-router-encoder"
 # Odd multipliers for the rolling hash; the modulus keeps every product inside int64.
 _HASH_MULTIPLIER = 1_000_003
 _HASH_MODULUS = 2_147_483_647
+TOKEN_SALT: Final = 1 << 20
+"""Added to the starting code of the token n-grams a character branch also reads, so that
+a token id and a code point of the same value hash to different buckets."""
 
 
 class DomainEncoderConfig(BertConfig):
@@ -57,6 +60,9 @@ class DomainEncoderConfig(BertConfig):
         ngram_input: What the branch hashes: token ids (``"input_ids"``) or the
             question's lower-cased characters (``"char_ids"``, an extra model input).
         ngram_max_chars: Characters of a question the character branch reads.
+        ngram_token_orders: With ``ngram_input="char_ids"``, the token n-gram lengths
+            also hashed into the same table (a second bag, L2-normalised on its own);
+            empty: characters only.
         base_classifier: The ``to_dict()`` of any registered sequence classifier's config;
             when given, that model is the encoder branch (its logits are used as they are)
             instead of the mean-pooled BERT stack.
@@ -84,6 +90,7 @@ class DomainEncoderConfig(BertConfig):
         ngram_branch_dropout: float = 0.0,
         ngram_input: Literal["input_ids", "char_ids"] = "input_ids",
         ngram_max_chars: int = 512,
+        ngram_token_orders: Sequence[int] = (),
         base_classifier: dict[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
@@ -92,13 +99,19 @@ class DomainEncoderConfig(BertConfig):
         self.ngram_branch_dropout = ngram_branch_dropout
         self.ngram_input = ngram_input
         self.ngram_max_chars = ngram_max_chars
+        self.ngram_token_orders = list(ngram_token_orders)
         self.ngram_buckets = ngram_buckets
         self.ngram_dim = ngram_dim
         self.ngram_orders = list(ngram_orders)
 
 
 def hashed_ngrams(
-    input_ids: torch.Tensor, attention_mask: torch.Tensor, orders: Sequence[int], buckets: int
+    input_ids: torch.Tensor,
+    attention_mask: torch.Tensor,
+    orders: Sequence[int],
+    buckets: int,
+    *,
+    salt: int = 0,
 ) -> torch.Tensor:
     """Return the bucket of every token n-gram, 0 where the n-gram runs into padding.
 
@@ -107,13 +120,15 @@ def hashed_ngrams(
         attention_mask: ``(batch, sequence)``, 1 for real tokens.
         orders: N-gram lengths, e.g. ``(1, 2, 3)``.
         buckets: Table rows; buckets ``1 .. buckets - 1`` are used.
+        salt: Added to each n-gram's starting code, so that another source's n-grams
+            hash elsewhere.
 
     Returns:
         ``(batch, len(orders) * sequence)`` int64 bucket ids, one block per order.
     """
     parts = []
     for n in orders:
-        code = torch.full_like(input_ids, n)
+        code = torch.full_like(input_ids, n + salt)
         valid = attention_mask.bool()
         for k in range(n):
             # Token k places to the right, zero-padded: no shape arithmetic, so the ONNX
@@ -189,13 +204,13 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
             with torch.no_grad():
                 module.weight[0].zero_()
 
-    def ngram_source(
+    def ngram_grams(
         self,
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,
         char_ids: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Return what the n-gram branch hashes, and its mask.
+    ) -> list[torch.Tensor]:
+        """Return the hashed n-gram buckets of each source the branch reads.
 
         Args:
             input_ids: ``(batch, sequence)`` token ids.
@@ -203,36 +218,53 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
             char_ids: ``(batch, characters)`` code points, 0-padded (character branch).
 
         Returns:
-            ``(ids, mask)``: the tokens, or the characters with a mask of the non-zero ones.
+            One ``(batch, n-grams)`` bucket array per source, 0 for padding: the tokens'
+            alone, or the characters' and then, with ``ngram_token_orders``, the tokens'.
 
         Raises:
             ValueError: When the branch reads characters and ``char_ids`` is missing.
         """
-        if self.config.ngram_input != CHAR_IDS:
-            return input_ids, attention_mask
+        config = self.config
+        buckets = config.ngram_buckets
+        if config.ngram_input != CHAR_IDS:
+            return [hashed_ngrams(input_ids, attention_mask, config.ngram_orders, buckets)]
         if char_ids is None:
             msg = f"this model's n-gram branch reads characters: pass {CHAR_IDS}"
             raise ValueError(msg)
-        return char_ids, (char_ids != 0).to(attention_mask.dtype)
+        char_mask = (char_ids != 0).to(attention_mask.dtype)
+        grams = [hashed_ngrams(char_ids, char_mask, config.ngram_orders, buckets)]
+        if config.ngram_token_orders:
+            orders = config.ngram_token_orders
+            grams.append(hashed_ngrams(input_ids, attention_mask, orders, buckets, salt=TOKEN_SALT))
+        return grams
 
-    def ngram_logits(self, ids: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def ngram_logits(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        char_ids: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Return the n-gram branch's logits alone.
 
-        The hashed n-gram rows are summed with weights ``idf / ||idf||`` over the
-        question's n-grams: a TF-IDF bag (raw counts), L2-normalised.
+        Each source's hashed n-gram rows are summed with weights ``idf / ||idf||`` over
+        its n-grams (a TF-IDF bag of raw counts, L2-normalised); the sources' bags are
+        added, then mapped to the labels.
 
         Args:
-            ids: ``(batch, sequence)`` tokens or characters (see :meth:`ngram_source`).
-            mask: ``(batch, sequence)``, 1 for real positions.
+            input_ids: ``(batch, sequence)`` token ids.
+            attention_mask: ``(batch, sequence)``, 1 for real tokens.
+            char_ids: ``(batch, characters)`` code points, 0-padded (character branch).
 
         Returns:
             ``(batch, num_labels)`` logits.
         """
-        grams = hashed_ngrams(ids, mask, self.config.ngram_orders, self.config.ngram_buckets)
-        rows = self.ngram_embeddings(grams)
-        idf = self.ngram_idf[grams] * (grams != 0).to(rows.dtype)
-        weights = idf / idf.pow(2).sum(1, keepdim=True).sqrt().clamp(min=1e-6)
-        return self.ngram_classifier((rows * weights.unsqueeze(-1)).sum(1))
+        bags = []
+        for grams in self.ngram_grams(input_ids, attention_mask, char_ids):
+            rows = self.ngram_embeddings(grams)
+            idf = self.ngram_idf[grams] * (grams != 0).to(rows.dtype)
+            weights = idf / idf.pow(2).sum(1, keepdim=True).sqrt().clamp(min=1e-6)
+            bags.append((rows * weights.unsqueeze(-1)).sum(1))
+        return self.ngram_classifier(torch.stack(bags).sum(0))
 
     def encoder_logits(
         self,
@@ -290,7 +322,7 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
             attention_mask = torch.ones_like(input_ids)
         logits = self.encoder_logits(input_ids, attention_mask, token_type_ids)
         if self.config.ngram_buckets:
-            ngram = self.ngram_logits(*self.ngram_source(input_ids, attention_mask, char_ids))
+            ngram = self.ngram_logits(input_ids, attention_mask, char_ids)
             drop = getattr(self.config, "ngram_branch_dropout", 0.0)
             if self.training and drop:
                 # Rows that train without the branch keep the encoder learning once the
@@ -312,6 +344,7 @@ AutoModelForSequenceClassification.register(
 __all__ = [
     "CHAR_IDS",
     "MODEL_TYPE",
+    "TOKEN_SALT",
     "DomainEncoderConfig",
     "DomainEncoderForSequenceClassification",
     "hashed_ngrams",

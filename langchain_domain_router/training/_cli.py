@@ -182,6 +182,13 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         dim="table width; 0: exact (45)",
         c="the SVM's C",
     )
+    ngrams.add_argument(
+        "--token-orders",
+        type=int,
+        nargs="*",
+        default=[],
+        help="token n-gram lengths hashed beside the characters, e.g. 1 2 3 (default: none)",
+    )
     ngrams.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
     ngrams.add_argument("--model-version", default=None)
     ngrams.add_argument("--no-onnx", dest="onnx", action="store_false")
@@ -248,7 +255,7 @@ def fit_ngrams_command(args: argparse.Namespace) -> int:
     """Run ``fit-ngrams`` from parsed arguments."""
     from langchain_domain_router.training._ngram_fit import fit_ngram_branch
 
-    options = _from_args(NgramFitOptions, args)
+    options = _from_args(NgramFitOptions, args, token_orders=tuple(args.token_orders))
     sources = _sources(args)
     _saved(fit_ngram_branch(sources, options), sources, onnx=args.onnx)
     return 0

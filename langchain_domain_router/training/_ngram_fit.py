@@ -1,11 +1,12 @@
 """``fit-ngrams``: give a trained classifier a fitted character n-gram branch.
 
 A linear SVM over hashed character 1-5-grams (TF-IDF weights, L2-normalised bags: the
-teacher's recipe, with the hash the model computes in its graph) is fitted in closed form
-on the training rows. Its decision function becomes the n-gram branch of a
-``domain-router-encoder`` whose encoder is the given model, unchanged; the branch's weight
-in the sum is the one with the lowest validation NLL. The result is calibrated and
-saved like ``train``'s output, so one checkpoint (and one ONNX graph) carries both signals.
+teacher's recipe, with the hash the model computes in its graph), optionally with the
+tokens' n-grams as a second bag in the same table, is fitted on the training rows. Its
+decision function becomes the n-gram branch of a ``domain-router-encoder`` whose encoder
+is the given model, unchanged; the branch's weight in the sum is the one with the lowest
+validation NLL. The result is calibrated and saved like ``train``'s output, so one
+checkpoint (and one ONNX graph) carries both signals.
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ from langchain_domain_router.training._splits import DataSources, load_bundle
 if TYPE_CHECKING:
     import numpy as np
     from scipy import sparse
+
+    from langchain_domain_router.classifier._onnx import BatchTokenizer
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +91,9 @@ class NgramFitOptions:
     keep its best low-rank approximation (a smaller model)."""
     orders: tuple[int, ...] = (1, 2, 3, 4, 5)
     """Character n-gram lengths."""
+    token_orders: tuple[int, ...] = ()
+    """Token n-gram lengths hashed into the same table as a second bag (the tokenizer's
+    ids, as the model reads them); empty: characters only."""
     max_chars: int = 512
     """Characters of a question the branch reads."""
     c: float = 0.5
@@ -98,45 +104,68 @@ class NgramFitOptions:
     """Stored in the saved model; default: the base model's version with ``+ngrams``."""
 
 
-def bucket_counts(
-    texts: Sequence[str], options: NgramFitOptions, *, batch_size: int = 512
-) -> sparse.csr_matrix:
-    """Count each text's hashed character n-grams, exactly as the model's graph hashes them.
+def source_counts(
+    texts: Sequence[str], model: Any, tokenizer: BatchTokenizer, *, batch_size: int = 512
+) -> list[sparse.csr_matrix]:
+    """Count each text's hashed n-grams per source, exactly as the model's graph does.
+
+    The texts are encoded by the run time's tokenizer and hashed by the model's own
+    ``ngram_grams``, so the counts are the graph's.
 
     Args:
         texts: The questions.
-        options: Buckets, orders and the character cap.
+        model: A ``domain-router-encoder`` (its branch's sources, orders and buckets).
+        tokenizer: The model's run-time tokenizer (``TorchBackend.tokenizer``).
         batch_size: Texts hashed per call.
 
     Returns:
-        A ``(len(texts), buckets)`` sparse matrix of counts (bucket 0, padding, stays empty).
+        One ``(len(texts), buckets)`` sparse matrix of counts per source (characters,
+        then tokens); bucket 0, padding, stays empty.
     """
     import numpy as np
     import torch
     from scipy import sparse
 
-    from langchain_domain_router._chars import char_ids
-    from langchain_domain_router.modeling import hashed_ngrams
+    from langchain_domain_router._chars import CHAR_IDS
 
-    blocks = []
+    buckets = model.config.ngram_buckets
+    blocks: list[list[sparse.csr_matrix]] = []
     for start in range(0, len(texts), batch_size):
-        ids = torch.from_numpy(char_ids(texts[start : start + batch_size], options.max_chars))
-        grams = hashed_ngrams(ids, (ids != 0).long(), options.orders, options.buckets).numpy()
-        rows, cols = np.nonzero(grams)
-        values = np.ones(len(rows), dtype=np.float32)
-        shape = (len(grams), options.buckets)
-        blocks.append(sparse.csr_matrix((values, (rows, grams[rows, cols])), shape=shape))
-    return sparse.vstack(blocks).tocsr() if blocks else sparse.csr_matrix((0, options.buckets))
+        encoded = tokenizer.encode(list(texts[start : start + batch_size]))
+        ids = encoded["input_ids"]
+        inputs = {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": torch.from_numpy(encoded.get("attention_mask", np.ones_like(ids))),
+        }
+        if CHAR_IDS in encoded:
+            inputs[CHAR_IDS] = torch.from_numpy(encoded[CHAR_IDS])
+        with torch.no_grad():
+            sources = [grams.numpy() for grams in model.ngram_grams(**inputs)]
+        blocks.append([])
+        for grams in sources:
+            rows, cols = np.nonzero(grams)
+            values = np.ones(len(rows), dtype=np.float32)
+            shape = (len(grams), buckets)
+            blocks[-1].append(sparse.csr_matrix((values, (rows, grams[rows, cols])), shape=shape))
+    if not blocks:
+        return [sparse.csr_matrix((0, buckets))]
+    return [sparse.vstack(parts).tocsr() for parts in zip(*blocks, strict=True)]
 
 
-def bag_features(counts: sparse.csr_matrix, idf: np.ndarray) -> sparse.csr_matrix:
-    """The branch's view of a question: ``count * idf``, divided by ``sqrt(count . idf^2)``."""
+def bag_features(counts: Sequence[sparse.csr_matrix], idf: np.ndarray) -> sparse.csr_matrix:
+    """The branch's view of a question: the sources' TF-IDF bags, added.
+
+    Each source's bag is ``count * idf`` divided by ``sqrt(count . idf^2)``.
+    """
     import numpy as np
     from scipy import sparse
 
-    norms = np.sqrt(np.asarray(counts @ (idf**2)).ravel())
-    scale = sparse.diags(1.0 / np.maximum(norms, 1e-6))
-    return (scale @ counts @ sparse.diags(idf)).tocsr()
+    bags = []
+    for source in counts:
+        norms = np.sqrt(np.asarray(source @ (idf**2)).ravel())
+        scale = sparse.diags(1.0 / np.maximum(norms, 1e-6))
+        bags.append(scale @ source @ sparse.diags(idf))
+    return sum(bags[1:], bags[0]).tocsr()
 
 
 def _table(weights: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
@@ -154,16 +183,8 @@ def _table(weights: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
     return (u[:, :dim] * s[:dim]).astype(np.float32), vt[:dim].T.astype(np.float32)
 
 
-def _composite(
-    base: Any,
-    options: NgramFitOptions,
-    embedding: np.ndarray,
-    head: np.ndarray,
-    bias: np.ndarray,
-    idf: np.ndarray,
-) -> Any:
-    import torch
-
+def _composite(base: Any, options: NgramFitOptions) -> Any:
+    """The ``domain-router-encoder`` around ``base``, its n-gram branch still empty."""
     from langchain_domain_router._chars import CHAR_IDS
     from langchain_domain_router.modeling import (
         DomainEncoderConfig,
@@ -173,28 +194,38 @@ def _composite(
     # What the runtime reads from the top-level config (labels, token cap, padding) is
     # the base model's.
     inherited = {name: getattr(base.config, name) for name in _INHERITED}
+    labels = int(base.config.num_labels)
     config = DomainEncoderConfig(
         base_classifier=base.config.to_dict(),
         ngram_buckets=options.buckets,
-        ngram_dim=embedding.shape[1],
+        ngram_dim=options.dim if 0 < options.dim < labels else labels,
         ngram_orders=options.orders,
         ngram_input=CHAR_IDS,
         ngram_max_chars=options.max_chars,
+        ngram_token_orders=options.token_orders,
         **inherited,
     )
     model = DomainEncoderForSequenceClassification(config)
     model.base.load_state_dict(base.state_dict())
+    return model.eval()
+
+
+def _fill(
+    model: Any, embedding: np.ndarray, head: np.ndarray, bias: np.ndarray, idf: np.ndarray
+) -> None:
+    """Write the fitted table, output layer and IDFs into ``model``'s n-gram branch."""
+    import torch
+
     with torch.no_grad():
         model.ngram_embeddings.weight.copy_(torch.from_numpy(embedding))
         model.ngram_embeddings.weight[0].zero_()
         model.ngram_classifier.weight.copy_(torch.from_numpy(head))
         model.ngram_classifier.bias.copy_(torch.from_numpy(bias))
         model.ngram_idf.copy_(torch.from_numpy(idf))
-    return model.eval()
 
 
 def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
-    """Fit the character n-gram SVM, join it to ``options.model`` and save the result.
+    """Fit the n-gram SVM, join it to ``options.model`` and save the result.
 
     Args:
         sources: Where the data lives (the same sources the model was trained on).
@@ -220,6 +251,7 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
     import numpy as np
     from sklearn.svm import LinearSVC
 
+    from langchain_domain_router.classifier import TorchBackend
     from langchain_domain_router.training._export import calibrate_and_save
     from langchain_domain_router.training._inference import batched_logits, load_model_dir
 
@@ -231,8 +263,10 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
         raise DataError(msg)
     label2id = base.config.label2id
     y = np.array([label2id[r.label] for r in bundle.train])
-    counts = bucket_counts([r.text for r in bundle.train], options)
-    documents = np.bincount(counts.indices, minlength=options.buckets)
+    model = _composite(base, options)
+    hashing = TorchBackend.from_model(model, tokenizer, max_length=settings.max_length).tokenizer
+    counts = source_counts([r.text for r in bundle.train], model, hashing)
+    documents = np.bincount(sum(counts[1:], counts[0]).indices, minlength=options.buckets)
     idf = (np.log((1 + len(y)) / (1 + documents)) + 1).astype(np.float32)  # sklearn's smooth idf
     svm = LinearSVC(C=options.c, class_weight="balanced", random_state=options.seed)
     svm.fit(bag_features(counts, idf), y)
@@ -246,12 +280,12 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
     y_val = np.array([label2id[r.label] for r in bundle.validation])
     max_length = settings.max_length
     base_logits = batched_logits(base, tokenizer, texts, max_length=max_length)
-    svm_scores = bag_features(bucket_counts(texts, options), idf) @ coef.T + intercept
+    svm_scores = bag_features(source_counts(texts, model, hashing), idf) @ coef.T + intercept
     weight, calibrated = choose_weight(base_logits, svm_scores, y_val)
     logger.info("validation NLL by branch weight (temperature fitted): %s", calibrated)
 
     embedding, head = _table((weight * coef).T, options.dim)
-    model = _composite(base, options, embedding, head, weight * intercept, idf)
+    _fill(model, embedding, head, weight * intercept, idf)
     version = options.model_version or f"{settings.model_version or 'model'}+ngrams"
     report = {
         "ngram_fit": {

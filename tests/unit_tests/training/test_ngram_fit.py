@@ -12,27 +12,36 @@ pytest.importorskip("matplotlib")
 import torch
 
 from langchain_domain_router._chars import CHAR_IDS, char_ids
+from langchain_domain_router.classifier import TorchBackend
 from langchain_domain_router.training import main
 from langchain_domain_router.training._inference import load_model_dir
-from langchain_domain_router.training._ngram_fit import (
-    NgramFitOptions,
-    bag_features,
-    bucket_counts,
-)
+from langchain_domain_router.training._ngram_fit import bag_features, source_counts
 
 TINY = "--layers 1 --hidden 32 --heads 2 --embedding 16 --intermediate 64 --vocab-size 300"
 BUCKETS = 4096
 
 
 @pytest.fixture(scope="module")
-def fitted(tiny_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+def base_model(tiny_shared: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
     run = tmp_path_factory.mktemp("base")
     args = ["train", "--shared", str(tiny_shared), "--output-dir", str(run), "--epochs", "1"]
     assert main([*args, *TINY.split(), "--batch-size", "8", "--threads", "1", "--no-onnx"]) == 0
+    return run / "model"
+
+
+@pytest.fixture(scope="module", params=[(), (1, 2)], ids=["characters", "characters+tokens"])
+def fitted(
+    base_model: Path,
+    tiny_shared: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    request: pytest.FixtureRequest,
+) -> tuple[Path, Path]:
     out = tmp_path_factory.mktemp("ngrams")
-    args = ["fit-ngrams", "--shared", str(tiny_shared), "--model", str(run / "model")]
-    assert main([*args, "--output-dir", str(out), "--buckets", str(BUCKETS), "--dim", "8"]) == 0
-    return run / "model", out / "model"
+    args = ["fit-ngrams", "--shared", str(tiny_shared), "--model", str(base_model)]
+    args += ["--output-dir", str(out), "--buckets", str(BUCKETS), "--dim", "8"]
+    args += ["--token-orders", *map(str, request.param)]
+    assert main(args) == 0
+    return base_model, out / "model"
 
 
 def test_saved_model_reads_characters_and_keeps_the_base(fitted: tuple[Path, Path]) -> None:
@@ -56,9 +65,7 @@ def test_saved_model_reads_characters_and_keeps_the_base(fitted: tuple[Path, Pat
     with torch.no_grad():
         total = model(**enc, char_ids=codes).logits
         alone = base(**enc).logits
-        branch = model.ngram_logits(
-            *model.ngram_source(enc["input_ids"], enc["attention_mask"], codes)
-        )
+        branch = model.ngram_logits(enc["input_ids"], enc["attention_mask"], codes)
     # The encoder is the trained model, unchanged (saved in fp16): the sum adds the branch.
     torch.testing.assert_close(total, alone + branch, atol=2e-2, rtol=1e-2)
     assert float(branch.abs().max()) > 0
@@ -68,10 +75,12 @@ def test_saved_model_reads_characters_and_keeps_the_base(fitted: tuple[Path, Pat
 
 def test_graph_branch_equals_the_fitted_features(fitted: tuple[Path, Path]) -> None:
     _, folder = fitted
-    model, _, _ = load_model_dir(folder)
-    options = NgramFitOptions(model="", output_dir="", buckets=BUCKETS)
+    model, tokenizer, _ = load_model_dir(folder)
+    hashing = TorchBackend.from_model(model, tokenizer).tokenizer
     texts = ["감가상각 회계 기준 문제", "What is a matrix eigenvalue?", "세금"]
-    counts = bucket_counts(texts, options)
+    counts = source_counts(texts, model, hashing)
+    # One bag per source: characters, then tokens when the branch reads them too.
+    assert len(counts) == 1 + bool(model.config.ngram_token_orders)
     idf = model.ngram_idf.numpy()
     features = bag_features(counts, idf).toarray()
     table = (
@@ -79,11 +88,24 @@ def test_graph_branch_equals_the_fitted_features(fitted: tuple[Path, Path]) -> N
         @ model.ngram_classifier.weight.detach().numpy().T
     )
     expected = features @ table + model.ngram_classifier.bias.detach().numpy()
-    codes = torch.from_numpy(char_ids(texts, 512))
+    encoded = {key: torch.from_numpy(value) for key, value in hashing.encode(texts).items()}
     with torch.no_grad():
-        got = model.ngram_logits(codes, (codes != 0).long()).numpy()
+        got = model.ngram_logits(
+            encoded["input_ids"], encoded["attention_mask"], encoded[CHAR_IDS]
+        ).numpy()
     np.testing.assert_allclose(got, expected, atol=1e-3, rtol=1e-3)
-    assert counts[:, 0].nnz == 0  # bucket 0 is padding
+    assert all(source[:, 0].nnz == 0 for source in counts)  # bucket 0 is padding
+
+
+def test_token_ngrams_hash_apart_from_characters() -> None:
+    from langchain_domain_router.modeling import TOKEN_SALT, hashed_ngrams
+
+    ids = torch.tensor([[104, 105, 33]])
+    mask = torch.ones_like(ids)
+    plain = hashed_ngrams(ids, mask, (1, 2), BUCKETS)
+    salted = hashed_ngrams(ids, mask, (1, 2), BUCKETS, salt=TOKEN_SALT)
+    assert plain.shape == salted.shape == (1, 6)
+    assert not set(plain[plain != 0].tolist()) & set(salted[salted != 0].tolist())
 
 
 def test_both_backends_route_the_fitted_model_alike(fitted: tuple[Path, Path]) -> None:
