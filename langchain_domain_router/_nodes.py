@@ -125,7 +125,8 @@ class _Node(Runnable[RouterState, dict[str, Any]]):
 
     LangGraph already records a run for every node it executes; wrapping the bodies in a
     ``RunnableLambda`` added a second, nested run of the same name, and its callback
-    work, to every routed question.
+    work, to every routed question. The config LangGraph passes is complete, so it is
+    used as it is (``ensure_config`` would copy it once more).
     """
 
     name: str
@@ -142,13 +143,13 @@ class _Node(Runnable[RouterState, dict[str, Any]]):
     def invoke(
         self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        return self._run(input, ensure_config(config))
+        return self._run(input, ensure_config() if config is None else config)
 
     @override
     async def ainvoke(
         self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
     ) -> dict[str, Any]:
-        return await self._arun(input, ensure_config(config))
+        return await self._arun(input, ensure_config() if config is None else config)
 
 
 class ClassifyNode(_Node):
