@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,12 +13,12 @@ from langchain_core.callbacks import (
     dispatch_custom_event,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.config import get_stream_writer
 from typing_extensions import override
 
-from langchain_domain_router._inputs import last_human_index, question_text, to_state
+from langchain_domain_router._inputs import expert_messages, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.experts import (
@@ -31,7 +30,7 @@ from langchain_domain_router.experts import (
     resolve_chat_model,
 )
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
-from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import (
     CLASSIFY_NODE,
     GENERAL_NODE,
@@ -80,37 +79,6 @@ def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessa
         raise ValueError(msg)
     conversation = to_state({"messages": messages, "question": question})["messages"]
     return conversation, conversation[len(messages) :]
-
-
-def expert_messages(
-    messages: Sequence[BaseMessage], *, system_prompt: str | None, policy: MessagePolicy
-) -> list[BaseMessage]:
-    """The messages an expert receives under its message policy.
-
-    Args:
-        messages: The conversation, ending in the question.
-        system_prompt: The expert's own system prompt.
-        policy: ``"last_human"``, ``"conversation"`` (no tool traffic) or ``"all"``.
-
-    Returns:
-        At most one system message (the expert's prompt, then the conversation's system
-        messages unless the policy is ``"last_human"``), then the policy's messages.
-    """
-    systems = [system_prompt] if system_prompt else []
-    if policy == "last_human":
-        index = last_human_index(messages)
-        body: list[BaseMessage] = [] if index is None else [messages[index]]
-    else:
-        systems += [str(m.text) for m in messages if isinstance(m, SystemMessage)]
-        body = [m for m in messages if not isinstance(m, SystemMessage)]
-        if policy == "conversation":
-            body = [
-                m
-                for m in body
-                if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and not m.tool_calls)
-            ]
-    head: list[BaseMessage] = [SystemMessage(content="\n\n".join(systems))] if systems else []
-    return head + body
 
 
 def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
