@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -16,6 +17,7 @@ from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.config import get_stream_writer
+from langgraph.types import Command, Send
 from typing_extensions import override
 
 from langchain_domain_router._inputs import expert_messages, question_text, to_state
@@ -88,16 +90,23 @@ def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
     return None
 
 
-class _Node(Runnable[RouterState, dict[str, Any]]):
+Goto = Callable[[RouterState, dict[str, Any]], str | list[Send]]
+"""Where a node sends the graph next, given its input state and its update."""
+
+
+class _Node(Runnable[RouterState, dict[str, Any] | Command]):
     """A node's sync and async bodies, which LangGraph calls directly.
 
     LangGraph already records a run for every node it executes; wrapping the bodies in a
     ``RunnableLambda`` added a second, nested run of the same name, and its callback
     work, to every routed question. The config LangGraph passes is complete, so it is
-    used as it is (``ensure_config`` would copy it once more).
+    used as it is (``ensure_config`` would copy it once more). A node with a ``goto``
+    returns its update in a ``Command`` that names the next node: a conditional edge
+    would be one more step per node, reading a fresh copy of every state channel.
     """
 
     name: str
+    goto: Goto | None = None
 
     @abstractmethod
     def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
@@ -107,26 +116,39 @@ class _Node(Runnable[RouterState, dict[str, Any]]):
     async def _arun(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         """The node's state update, on the event loop."""
 
+    def _next(self, state: RouterState, update: dict[str, Any]) -> dict[str, Any] | Command:
+        if self.goto is None:
+            return update
+        return Command(update=update, goto=self.goto(state, update))
+
     @override
     def invoke(
         self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        return self._run(input, ensure_config() if config is None else config)
+    ) -> dict[str, Any] | Command:
+        update = self._run(input, ensure_config() if config is None else config)
+        return self._next(input, update)
 
     @override
     async def ainvoke(
         self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        return await self._arun(input, ensure_config() if config is None else config)
+    ) -> dict[str, Any] | Command:
+        update = await self._arun(input, ensure_config() if config is None else config)
+        return self._next(input, update)
 
 
 class ClassifyNode(_Node):
     """Classifies the question and decides the route."""
 
     def __init__(
-        self, classifier: DomainClassifier, config: RouterConfig, thresholds: Thresholds
+        self,
+        classifier: DomainClassifier,
+        config: RouterConfig,
+        thresholds: Thresholds,
+        *,
+        goto: Goto | None = None,
     ) -> None:
         self.name = CLASSIFY_NODE
+        self.goto = goto
         self.classifier = classifier
         self.config = config
         self.thresholds = thresholds
@@ -191,8 +213,9 @@ class _Call:
 class ExpertNode(_Node):
     """Runs one expert; the ``general`` node never fails (it degrades to offline)."""
 
-    def __init__(self, profile: ExpertProfile, node: str) -> None:
+    def __init__(self, profile: ExpertProfile, node: str, *, goto: Goto | None = None) -> None:
         self.name = node
+        self.goto = goto
         self.profile = profile
         self.options = profile.options()
         self.resolved = [resolve_chat_model(candidate) for candidate in self.options]
