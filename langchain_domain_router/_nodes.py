@@ -203,7 +203,9 @@ class ClassifyNode(_Node):
 
 @dataclass(frozen=True)
 class _Call:
-    decision: RoutingDecision
+    routing: dict[str, Any]
+    """The routing record so far, JSON-ready (``RoutingDecision.model_dump(mode="json")``);
+    updated as a dict: validating and dumping the model again cost ~30 us a question."""
     prompt: list[BaseMessage]
     candidate: CandidateModel
     model: BaseChatModel
@@ -230,21 +232,21 @@ class ExpertNode(_Node):
         }
 
     def _offline(
-        self, decision: RoutingDecision, candidate: CandidateModel, why: str | None
+        self, routing: dict[str, Any], candidate: CandidateModel, why: str | None
     ) -> OfflineExpert:
         return OfflineExpert(
             expert=self.name,
             target_model=candidate.model_name,
-            reason=decision.explanation,
+            reason=routing["explanation"],
             unavailable=why,
         )
 
     def _prepare(self, state: RouterState) -> _Call:
-        decision = RoutingDecision.model_validate(state["routing"])
-        index, why = choose_candidate(self.profile, decision.domain)
+        routing: dict[str, Any] = dict(state["routing"] or {})
+        index, why = choose_candidate(self.profile, routing["domain"])
         candidate = self.options[index]
         if why:
-            decision = decision.model_copy(update={"explanation": f"{decision.explanation}; {why}"})
+            routing["explanation"] = f"{routing['explanation']}; {why}"
         prompt = expert_messages(
             state.get("messages") or [],
             system_prompt=self.profile.system_prompt,
@@ -252,11 +254,11 @@ class ExpertNode(_Node):
         )
         model, unavailable = self.resolved[index]
         return _Call(
-            decision=decision,
+            routing=routing,
             prompt=prompt,
             candidate=candidate,
-            model=model or self._offline(decision, candidate, unavailable),
-            fan_out=decision.reason == "fan_out",
+            model=model or self._offline(routing, candidate, unavailable),
+            fan_out=routing["reason"] == "fan_out",
         )
 
     def _answered(self, call: _Call, reply: BaseMessage, start: float) -> dict[str, Any]:
@@ -264,18 +266,16 @@ class ExpertNode(_Node):
         tokens_in, tokens_out = usage.get("input_tokens"), usage.get("output_tokens")
         offline = isinstance(call.model, OfflineExpert)
         cost = call.candidate.estimate_cost(tokens_in or 0, tokens_out or 0) if usage else None
-        decision = call.decision.model_copy(
-            update={
-                "expert": MERGE_NODE if call.fan_out else self.name,
-                "model": call.candidate.model_name,
-                "offline": offline,
-                "expert_latency_ms": elapsed_ms(start),
-                "input_tokens": tokens_in,
-                "output_tokens": tokens_out,
-                "estimated_cost_usd": 0.0 if offline else cost,
-            }
-        )
-        routing = decision.model_dump(mode="json")
+        routing = {
+            **call.routing,
+            "expert": MERGE_NODE if call.fan_out else self.name,
+            "model": call.candidate.model_name,
+            "offline": offline,
+            "expert_latency_ms": elapsed_ms(start),
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "estimated_cost_usd": 0.0 if offline else cost,
+        }
         message = AIMessage(
             content=reply.content,
             id=reply.id,
@@ -291,19 +291,18 @@ class ExpertNode(_Node):
         """Record the failure; return the update that hands over, or ``None`` for general."""
         if call.fan_out:
             return call, {"fan_out_answers": [{"expert": self.name, "error": error}]}
-        failed = call.decision.model_copy(
-            update={
-                "reason": "expert_error",
-                "failed_expert": self.name,
-                "error": error,
-                "explanation": f"{call.decision.explanation}; expert {self.name!r} failed "
-                f"({error}), so the general expert answers",
-            }
-        )
+        failed = {
+            **call.routing,
+            "reason": "expert_error",
+            "failed_expert": self.name,
+            "error": error,
+            "explanation": f"{call.routing['explanation']}; expert {self.name!r} failed "
+            f"({error}), so the general expert answers",
+        }
         if self.name != GENERAL_NODE:
-            return call, {"routing": failed.model_dump(mode="json")}
+            return call, {"routing": failed}
         offline = self._offline(failed, call.candidate, error)
-        return replace(call, decision=failed, model=offline), None
+        return replace(call, routing=failed, model=offline), None
 
     @override
     def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
