@@ -1,16 +1,19 @@
-"""Turn the inputs a LangChain user passes into the question text to classify."""
+"""User inputs to the question text to classify; a conversation to an expert's messages."""
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.callbacks import BaseCallbackManager
-from langchain_core.messages import BaseMessage, HumanMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 from langchain_core.prompt_values import PromptValue
 
 from langchain_domain_router._text import require_text
+
+if TYPE_CHECKING:
+    from langchain_domain_router.profiles import MessagePolicy
 
 RouterInput = str | BaseMessage | Sequence[BaseMessage] | PromptValue | Mapping[str, Any]
 """What the classifier and the router accept: a string, a chat message, a list of
@@ -292,3 +295,34 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
     if isinstance(value, BaseMessage):
         return require_text(message_text(messages[0]))
     return question_text(messages, context_turns=context_turns)
+
+
+def expert_messages(
+    messages: Sequence[BaseMessage], *, system_prompt: str | None, policy: MessagePolicy
+) -> list[BaseMessage]:
+    """The messages an expert receives under its message policy.
+
+    Args:
+        messages: The conversation, ending in the question.
+        system_prompt: The expert's own system prompt.
+        policy: ``"last_human"``, ``"conversation"`` (no tool traffic) or ``"all"``.
+
+    Returns:
+        At most one system message (the expert's prompt, then the conversation's system
+        messages unless the policy is ``"last_human"``), then the policy's messages.
+    """
+    systems = [system_prompt] if system_prompt else []
+    if policy == "last_human":
+        index = last_human_index(messages)
+        body: list[BaseMessage] = [] if index is None else [messages[index]]
+    else:
+        systems += [str(m.text) for m in messages if isinstance(m, SystemMessage)]
+        body = [m for m in messages if not isinstance(m, SystemMessage)]
+        if policy == "conversation":
+            body = [
+                m
+                for m in body
+                if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and not m.tool_calls)
+            ]
+    head: list[BaseMessage] = [SystemMessage(content="\n\n".join(systems))] if systems else []
+    return head + body

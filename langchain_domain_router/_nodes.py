@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from abc import abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -14,12 +14,13 @@ from langchain_core.callbacks import (
     dispatch_custom_event,
 )
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.config import get_stream_writer
+from langgraph.types import Command, Send
 from typing_extensions import override
 
-from langchain_domain_router._inputs import last_human_index, question_text, to_state
+from langchain_domain_router._inputs import expert_messages, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.experts import (
@@ -31,7 +32,7 @@ from langchain_domain_router.experts import (
     resolve_chat_model,
 )
 from langchain_domain_router.policy import Thresholds, choose_candidate, decide
-from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
+from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import (
     CLASSIFY_NODE,
     GENERAL_NODE,
@@ -82,37 +83,6 @@ def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessa
     return conversation, conversation[len(messages) :]
 
 
-def expert_messages(
-    messages: Sequence[BaseMessage], *, system_prompt: str | None, policy: MessagePolicy
-) -> list[BaseMessage]:
-    """The messages an expert receives under its message policy.
-
-    Args:
-        messages: The conversation, ending in the question.
-        system_prompt: The expert's own system prompt.
-        policy: ``"last_human"``, ``"conversation"`` (no tool traffic) or ``"all"``.
-
-    Returns:
-        At most one system message (the expert's prompt, then the conversation's system
-        messages unless the policy is ``"last_human"``), then the policy's messages.
-    """
-    systems = [system_prompt] if system_prompt else []
-    if policy == "last_human":
-        index = last_human_index(messages)
-        body: list[BaseMessage] = [] if index is None else [messages[index]]
-    else:
-        systems += [str(m.text) for m in messages if isinstance(m, SystemMessage)]
-        body = [m for m in messages if not isinstance(m, SystemMessage)]
-        if policy == "conversation":
-            body = [
-                m
-                for m in body
-                if isinstance(m, HumanMessage) or (isinstance(m, AIMessage) and not m.tool_calls)
-            ]
-    head: list[BaseMessage] = [SystemMessage(content="\n\n".join(systems))] if systems else []
-    return head + body
-
-
 def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
     for message in reversed(history):
         if isinstance(message, AIMessage) and "routing" in message.response_metadata:
@@ -120,15 +90,23 @@ def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
     return None
 
 
-class _Node(Runnable[RouterState, dict[str, Any]]):
+Goto = Callable[[RouterState, dict[str, Any]], str | list[Send]]
+"""Where a node sends the graph next, given its input state and its update."""
+
+
+class _Node(Runnable[RouterState, dict[str, Any] | Command]):
     """A node's sync and async bodies, which LangGraph calls directly.
 
     LangGraph already records a run for every node it executes; wrapping the bodies in a
     ``RunnableLambda`` added a second, nested run of the same name, and its callback
-    work, to every routed question.
+    work, to every routed question. The config LangGraph passes is complete, so it is
+    used as it is (``ensure_config`` would copy it once more). A node with a ``goto``
+    returns its update in a ``Command`` that names the next node: a conditional edge
+    would be one more step per node, reading a fresh copy of every state channel.
     """
 
     name: str
+    goto: Goto | None = None
 
     @abstractmethod
     def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
@@ -138,26 +116,39 @@ class _Node(Runnable[RouterState, dict[str, Any]]):
     async def _arun(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
         """The node's state update, on the event loop."""
 
+    def _next(self, state: RouterState, update: dict[str, Any]) -> dict[str, Any] | Command:
+        if self.goto is None:
+            return update
+        return Command(update=update, goto=self.goto(state, update))
+
     @override
     def invoke(
         self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        return self._run(input, ensure_config(config))
+    ) -> dict[str, Any] | Command:
+        update = self._run(input, ensure_config() if config is None else config)
+        return self._next(input, update)
 
     @override
     async def ainvoke(
         self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> dict[str, Any]:
-        return await self._arun(input, ensure_config(config))
+    ) -> dict[str, Any] | Command:
+        update = await self._arun(input, ensure_config() if config is None else config)
+        return self._next(input, update)
 
 
 class ClassifyNode(_Node):
     """Classifies the question and decides the route."""
 
     def __init__(
-        self, classifier: DomainClassifier, config: RouterConfig, thresholds: Thresholds
+        self,
+        classifier: DomainClassifier,
+        config: RouterConfig,
+        thresholds: Thresholds,
+        *,
+        goto: Goto | None = None,
     ) -> None:
         self.name = CLASSIFY_NODE
+        self.goto = goto
         self.classifier = classifier
         self.config = config
         self.thresholds = thresholds
@@ -212,7 +203,9 @@ class ClassifyNode(_Node):
 
 @dataclass(frozen=True)
 class _Call:
-    decision: RoutingDecision
+    routing: dict[str, Any]
+    """The routing record so far, JSON-ready (``RoutingDecision.model_dump(mode="json")``);
+    updated as a dict: validating and dumping the model again cost ~30 us a question."""
     prompt: list[BaseMessage]
     candidate: CandidateModel
     model: BaseChatModel
@@ -222,8 +215,9 @@ class _Call:
 class ExpertNode(_Node):
     """Runs one expert; the ``general`` node never fails (it degrades to offline)."""
 
-    def __init__(self, profile: ExpertProfile, node: str) -> None:
+    def __init__(self, profile: ExpertProfile, node: str, *, goto: Goto | None = None) -> None:
         self.name = node
+        self.goto = goto
         self.profile = profile
         self.options = profile.options()
         self.resolved = [resolve_chat_model(candidate) for candidate in self.options]
@@ -238,21 +232,21 @@ class ExpertNode(_Node):
         }
 
     def _offline(
-        self, decision: RoutingDecision, candidate: CandidateModel, why: str | None
+        self, routing: dict[str, Any], candidate: CandidateModel, why: str | None
     ) -> OfflineExpert:
         return OfflineExpert(
             expert=self.name,
             target_model=candidate.model_name,
-            reason=decision.explanation,
+            reason=routing["explanation"],
             unavailable=why,
         )
 
     def _prepare(self, state: RouterState) -> _Call:
-        decision = RoutingDecision.model_validate(state["routing"])
-        index, why = choose_candidate(self.profile, decision.domain)
+        routing: dict[str, Any] = dict(state["routing"] or {})
+        index, why = choose_candidate(self.profile, routing["domain"])
         candidate = self.options[index]
         if why:
-            decision = decision.model_copy(update={"explanation": f"{decision.explanation}; {why}"})
+            routing["explanation"] = f"{routing['explanation']}; {why}"
         prompt = expert_messages(
             state.get("messages") or [],
             system_prompt=self.profile.system_prompt,
@@ -260,11 +254,11 @@ class ExpertNode(_Node):
         )
         model, unavailable = self.resolved[index]
         return _Call(
-            decision=decision,
+            routing=routing,
             prompt=prompt,
             candidate=candidate,
-            model=model or self._offline(decision, candidate, unavailable),
-            fan_out=decision.reason == "fan_out",
+            model=model or self._offline(routing, candidate, unavailable),
+            fan_out=routing["reason"] == "fan_out",
         )
 
     def _answered(self, call: _Call, reply: BaseMessage, start: float) -> dict[str, Any]:
@@ -272,18 +266,16 @@ class ExpertNode(_Node):
         tokens_in, tokens_out = usage.get("input_tokens"), usage.get("output_tokens")
         offline = isinstance(call.model, OfflineExpert)
         cost = call.candidate.estimate_cost(tokens_in or 0, tokens_out or 0) if usage else None
-        decision = call.decision.model_copy(
-            update={
-                "expert": MERGE_NODE if call.fan_out else self.name,
-                "model": call.candidate.model_name,
-                "offline": offline,
-                "expert_latency_ms": elapsed_ms(start),
-                "input_tokens": tokens_in,
-                "output_tokens": tokens_out,
-                "estimated_cost_usd": 0.0 if offline else cost,
-            }
-        )
-        routing = decision.model_dump(mode="json")
+        routing = {
+            **call.routing,
+            "expert": MERGE_NODE if call.fan_out else self.name,
+            "model": call.candidate.model_name,
+            "offline": offline,
+            "expert_latency_ms": elapsed_ms(start),
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+            "estimated_cost_usd": 0.0 if offline else cost,
+        }
         message = AIMessage(
             content=reply.content,
             id=reply.id,
@@ -299,19 +291,18 @@ class ExpertNode(_Node):
         """Record the failure; return the update that hands over, or ``None`` for general."""
         if call.fan_out:
             return call, {"fan_out_answers": [{"expert": self.name, "error": error}]}
-        failed = call.decision.model_copy(
-            update={
-                "reason": "expert_error",
-                "failed_expert": self.name,
-                "error": error,
-                "explanation": f"{call.decision.explanation}; expert {self.name!r} failed "
-                f"({error}), so the general expert answers",
-            }
-        )
+        failed = {
+            **call.routing,
+            "reason": "expert_error",
+            "failed_expert": self.name,
+            "error": error,
+            "explanation": f"{call.routing['explanation']}; expert {self.name!r} failed "
+            f"({error}), so the general expert answers",
+        }
         if self.name != GENERAL_NODE:
-            return call, {"routing": failed.model_dump(mode="json")}
+            return call, {"routing": failed}
         offline = self._offline(failed, call.candidate, error)
-        return replace(call, decision=failed, model=offline), None
+        return replace(call, routing=failed, model=offline), None
 
     @override
     def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:

@@ -19,7 +19,6 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableConfig
-from langchain_core.runnables.config import merge_configs
 from typing_extensions import override
 
 from langchain_domain_router._redact import model_secrets, profile_secrets, redact
@@ -152,7 +151,9 @@ class OfflineExpert(BaseChatModel):
 
 
 def _attempt(config: RunnableConfig) -> RunnableConfig:
-    return merge_configs(config, {"metadata": {ATTEMPT_KEY: next(_ATTEMPTS)}})
+    """The node's config with the next attempt number in its metadata."""
+    metadata = {**(config.get("metadata") or {}), ATTEMPT_KEY: next(_ATTEMPTS)}
+    return {**config, "metadata": metadata}
 
 
 def call_expert(

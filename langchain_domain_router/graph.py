@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from langchain_core.runnables import Runnable, RunnableConfig
+from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
-from langgraph.types import Send
-from typing_extensions import override
+from langgraph.types import Command, Send
 
 from langchain_domain_router._nodes import ClassifyNode, ExpertNode, merge_answers
 from langchain_domain_router._quiet import offline_notice
@@ -26,52 +24,33 @@ from langchain_domain_router.schema import (
     ROUTER_NAME,
     RouterInputState,
     RouterState,
+    add_messages,
 )
 
 logger = logging.getLogger(__name__)
 
 
-class _Edge(Runnable[RouterState, Any]):
-    """A conditional edge's decision, made in place under ``invoke`` and ``ainvoke``.
-
-    Given a plain function, LangGraph records a run for every decision and, under
-    ``ainvoke``, runs it in a thread executor; reading a dict needs neither.
-    """
-
-    def __init__(self, decide: Callable[[RouterState], Any]) -> None:
-        self.decide = decide
-        self.name = decide.__name__
-
-    @override
-    def invoke(
-        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Any:
-        return self.decide(input)
-
-    @override
-    async def ainvoke(
-        self, input: RouterState, config: RunnableConfig | None = None, **kwargs: Any
-    ) -> Any:
-        return self.decide(input)
+def _route(state: RouterState, update: dict[str, Any]) -> str | list[Send]:
+    """After ``classify``: the chosen expert, or each fan-out expert with the new state."""
+    routing = update["routing"]
+    if routing["reason"] != "fan_out":
+        return str(routing["expert"])
+    messages = add_messages(state.get("messages") or [], update["messages"])
+    fresh = {**state, **update, "messages": messages, "fan_out_answers": []}
+    return [Send(expert, fresh) for expert in routing["fan_out"]]
 
 
-def _route(state: RouterState) -> str | list[Send]:
-    routing = state.get("routing") or {}
-    if routing.get("reason") == "fan_out":
-        return [Send(expert, state) for expert in routing["fan_out"]]
-    return str(routing["expert"])
-
-
-def _after_expert(state: RouterState) -> Literal["general", "merge", "__end__"]:
-    reason = (state.get("routing") or {}).get("reason")
+def _after_expert(state: RouterState, update: dict[str, Any]) -> str:
+    reason = (update.get("routing") or state.get("routing") or {}).get("reason")
     if reason == "expert_error":
-        return "general"
-    return "merge" if reason == "fan_out" else "__end__"
+        return GENERAL_NODE
+    return MERGE_NODE if reason == "fan_out" else END
 
 
-def _after_merge(state: RouterState) -> Literal["general", "__end__"]:
-    reason = (state.get("routing") or {}).get("reason")
-    return "general" if reason == "expert_error" else "__end__"
+def _merge(state: RouterState, config: RunnableConfig) -> Command:
+    update = merge_answers(state, config)
+    reason = update["routing"]["reason"]
+    return Command(update=update, goto=GENERAL_NODE if reason == "expert_error" else END)
 
 
 def build_router_graph(
@@ -83,8 +62,8 @@ def build_router_graph(
 ) -> CompiledStateGraph:
     """Build the routing graph: ``classify`` -> a domain expert or ``general`` -> END.
 
-    Conditional edges after ``classify`` send the state to the expert the routing
-    rules pick (see ``policy.decide``); an expert that fails after its retries hands the
+    After ``classify`` the graph goes to the expert the routing rules pick (see
+    ``policy.decide``); an expert that fails after its retries hands the
     question to ``general``. The graph works alone, as a subgraph of any graph with a
     ``messages`` key, and with a checkpointer for multi-turn threads.
 
@@ -109,8 +88,8 @@ def build_router_graph(
     config = RouterConfig.load(config)
     classifier = classifier or DomainClassifier.from_settings(config.classifier)
     thresholds = resolve_thresholds(config, classifier.calibration)
-    classify = ClassifyNode(classifier, config, thresholds)
-    experts = [ExpertNode(profile, profile.name) for profile in config.experts]
+    classify = ClassifyNode(classifier, config, thresholds, goto=_route)
+    experts = [ExpertNode(p, p.name, goto=_after_expert) for p in config.experts]
     general = ExpertNode(config.fallback, GENERAL_NODE)
     unreachable = []
     for node in [*experts, general]:
@@ -121,19 +100,17 @@ def build_router_graph(
     if notice:
         logger.info(notice)
 
+    # Nodes name their next node in a Command; ``destinations`` draws those edges.
     graph = StateGraph(RouterState, input_schema=RouterInputState)
-    graph.add_node(CLASSIFY_NODE, classify)
-    for node in [*experts, general]:
-        graph.add_node(node.name, node)
-    names = [node.name for node in [*experts, general]]
-    graph.add_edge(START, CLASSIFY_NODE)
-    graph.add_conditional_edges(CLASSIFY_NODE, _Edge(_route), path_map=names)
-    after_expert = [GENERAL_NODE, END]
-    if config.fan_out.enabled:
-        graph.add_node(MERGE_NODE, merge_answers)
-        graph.add_conditional_edges(MERGE_NODE, _Edge(_after_merge), path_map=[GENERAL_NODE, END])
-        after_expert.insert(1, MERGE_NODE)
+    names = tuple(node.name for node in [*experts, general])
+    graph.add_node(CLASSIFY_NODE, classify, destinations=names)
+    fan_out = config.fan_out.enabled
+    after_expert = (GENERAL_NODE, MERGE_NODE, END) if fan_out else (GENERAL_NODE, END)
     for node in experts:
-        graph.add_conditional_edges(node.name, _Edge(_after_expert), path_map=after_expert)
+        graph.add_node(node.name, node, destinations=after_expert)
+    graph.add_node(GENERAL_NODE, general)
+    if fan_out:
+        graph.add_node(MERGE_NODE, _merge, destinations=(GENERAL_NODE, END))
+    graph.add_edge(START, CLASSIFY_NODE)
     graph.add_edge(GENERAL_NODE, END)
     return graph.compile(checkpointer=checkpointer, name=name)

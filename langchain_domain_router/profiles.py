@@ -24,6 +24,12 @@ def check_domain(domain: str) -> str:
     return domain
 
 
+def _model_name(model: str | BaseChatModel) -> str:
+    if isinstance(model, str):
+        return model
+    return str(getattr(model, "model_name", None) or type(model).__name__)
+
+
 class CandidateModel(BaseModel):
     """One model an expert may answer with, its price and its measured quality.
 
@@ -64,9 +70,7 @@ class CandidateModel(BaseModel):
     @property
     def model_name(self) -> str:
         """A readable name of the model."""
-        if isinstance(self.model, str):
-            return self.model
-        return str(getattr(self.model, "model_name", None) or type(self.model).__name__)
+        return _model_name(self.model)
 
     @property
     def blended_cost_per_1m(self) -> float:
@@ -169,5 +173,5 @@ class ExpertProfile(BaseModel):
 
     @property
     def model_name(self) -> str:
-        """A readable name of the configured model."""
-        return self.options()[0].model_name
+        """A readable name of the configured model (``options()[0]``'s, without building it)."""
+        return self.candidates[0].model_name if self.candidates else _model_name(self.model)
