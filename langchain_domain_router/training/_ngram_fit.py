@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     import numpy as np
     from scipy import sparse
 
-    from langchain_domain_router.classifier._onnx import BatchTokenizer
+    from langchain_domain_router.classifier import TorchBackend
 
 logger = logging.getLogger(__name__)
 
@@ -105,7 +105,7 @@ class NgramFitOptions:
 
 
 def source_counts(
-    texts: Sequence[str], model: Any, tokenizer: BatchTokenizer, *, batch_size: int = 512
+    texts: Sequence[str], backend: TorchBackend, *, batch_size: int = 512
 ) -> list[sparse.csr_matrix]:
     """Count each text's hashed n-grams per source, exactly as the model's graph does.
 
@@ -114,8 +114,8 @@ def source_counts(
 
     Args:
         texts: The questions.
-        model: A ``domain-router-encoder`` (its branch's sources, orders and buckets).
-        tokenizer: The model's run-time tokenizer (``TorchBackend.tokenizer``).
+        backend: A ``domain-router-encoder`` (its branch's sources, orders and buckets)
+            with its run-time tokenizer.
         batch_size: Texts hashed per call.
 
     Returns:
@@ -128,6 +128,8 @@ def source_counts(
 
     from langchain_domain_router._chars import CHAR_IDS
 
+    model: Any = backend.model  # a domain-router-encoder: it has ngram_grams
+    tokenizer = backend.tokenizer
     buckets = model.config.ngram_buckets
     blocks: list[list[sparse.csr_matrix]] = []
     for start in range(0, len(texts), batch_size):
@@ -264,8 +266,8 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
     label2id = base.config.label2id
     y = np.array([label2id[r.label] for r in bundle.train])
     model = _composite(base, options)
-    hashing = TorchBackend.from_model(model, tokenizer, max_length=settings.max_length).tokenizer
-    counts = source_counts([r.text for r in bundle.train], model, hashing)
+    hashing = TorchBackend.from_model(model, tokenizer, max_length=settings.max_length)
+    counts = source_counts([r.text for r in bundle.train], hashing)
     documents = np.bincount(sum(counts[1:], counts[0]).indices, minlength=options.buckets)
     idf = (np.log((1 + len(y)) / (1 + documents)) + 1).astype(np.float32)  # sklearn's smooth idf
     svm = LinearSVC(C=options.c, class_weight="balanced", random_state=options.seed)
@@ -280,7 +282,7 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
     y_val = np.array([label2id[r.label] for r in bundle.validation])
     max_length = settings.max_length
     base_logits = batched_logits(base, tokenizer, texts, max_length=max_length)
-    svm_scores = bag_features(source_counts(texts, model, hashing), idf) @ coef.T + intercept
+    svm_scores = bag_features(source_counts(texts, hashing), idf) @ coef.T + intercept
     weight, calibrated = choose_weight(base_logits, svm_scores, y_val)
     logger.info("validation NLL by branch weight (temperature fitted): %s", calibrated)
 

@@ -76,9 +76,9 @@ def test_saved_model_reads_characters_and_keeps_the_base(fitted: tuple[Path, Pat
 def test_graph_branch_equals_the_fitted_features(fitted: tuple[Path, Path]) -> None:
     _, folder = fitted
     model, tokenizer, _ = load_model_dir(folder)
-    hashing = TorchBackend.from_model(model, tokenizer).tokenizer
+    hashing = TorchBackend.from_model(model, tokenizer)
     texts = ["감가상각 회계 기준 문제", "What is a matrix eigenvalue?", "세금"]
-    counts = source_counts(texts, model, hashing)
+    counts = source_counts(texts, hashing)
     # One bag per source: characters, then tokens when the branch reads them too.
     assert len(counts) == 1 + bool(model.config.ngram_token_orders)
     idf = model.ngram_idf.numpy()
@@ -88,7 +88,8 @@ def test_graph_branch_equals_the_fitted_features(fitted: tuple[Path, Path]) -> N
         @ model.ngram_classifier.weight.detach().numpy().T
     )
     expected = features @ table + model.ngram_classifier.bias.detach().numpy()
-    encoded = {key: torch.from_numpy(value) for key, value in hashing.encode(texts).items()}
+    batch = hashing.tokenizer.encode(texts)
+    encoded = {key: torch.from_numpy(value) for key, value in batch.items()}
     with torch.no_grad():
         got = model.ngram_logits(
             encoded["input_ids"], encoded["attention_mask"], encoded[CHAR_IDS]
