@@ -11,6 +11,7 @@ from langchain_domain_router.classifier._backends import (
     TorchBackend,
     backend_logits,
     probabilities,
+    top_log_odds,
 )
 from langchain_domain_router.classifier._export import export_model, export_onnx
 from langchain_domain_router.classifier._onnx import onnx_file, read_export
@@ -43,4 +44,5 @@ __all__ = [
     "probabilities",
     "read_export",
     "resolve_model_path",
+    "top_log_odds",
 ]

@@ -200,14 +200,27 @@ def backend_logits(
 
 
 def probabilities(
-    logits: Any, temperature: float = 1.0, problem_type: str | None = None
+    logits: Any,
+    temperature: float = 1.0,
+    problem_type: str | None = None,
+    *,
+    confidence_slope: float = 1.0,
+    confidence_bias: float = 0.0,
 ) -> np.ndarray:
     """Turn logits into probabilities: ``softmax(logits / temperature)`` row-wise.
+
+    A confidence map other than slope 1, bias 0 then recalibrates each row's top class
+    (Platt scaling of its log-odds against all other classes together): the top class gets
+    ``sigmoid(confidence_slope * log_odds + confidence_bias)`` and the others share the
+    rest in their softmax proportions. The map never lets another class overtake the top
+    one, so the ranking is the softmax's.
 
     Args:
         logits: A ``(rows, labels)`` array (or tensor).
         temperature: The calibrated temperature.
         problem_type: The model's ``problem_type``; multi-label models get a sigmoid.
+        confidence_slope: The confidence map's slope (``Calibration.confidence_slope``).
+        confidence_bias: The confidence map's bias (``Calibration.confidence_bias``).
 
     Returns:
         A float64 array of the same shape.
@@ -218,7 +231,41 @@ def probabilities(
     if problem_type == "multi_label_classification":
         return 1.0 / (1.0 + np.exp(-scaled))
     exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))
-    return exp / exp.sum(axis=-1, keepdims=True)
+    probs = exp / exp.sum(axis=-1, keepdims=True)
+    if (confidence_slope, confidence_bias) == (1.0, 0.0) or scaled.shape[-1] < 2:
+        return probs
+    top, log_odds, rest = top_log_odds(scaled)
+    # The runner-up's share of the rest: the top class's log-odds stay just above it, so
+    # the map never ties or swaps the top two.
+    floor = np.log(rest.max(axis=-1)) + 1e-9
+    mapped = np.maximum(confidence_slope * log_odds + confidence_bias, floor)
+    confidence = 1.0 / (1.0 + np.exp(-mapped))
+    probs = rest * (1.0 - confidence)[..., None]
+    np.put_along_axis(probs, top[..., None], confidence[..., None], axis=-1)
+    return probs
+
+
+def top_log_odds(scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Split each row of temperature-scaled logits into its top class and the rest.
+
+    Args:
+        scaled: A ``(rows, labels)`` float array, at least two labels.
+
+    Returns:
+        ``(top, log_odds, rest)``: the top class's index, its log-odds against all other
+        classes together, and the other classes' softmax among themselves (0 at ``top``).
+    """
+    import numpy as np
+
+    top = scaled.argmax(axis=-1)
+    others = scaled.copy()
+    np.put_along_axis(others, top[..., None], -np.inf, axis=-1)
+    peak = others.max(axis=-1, keepdims=True)
+    exp = np.exp(others - peak)
+    total = exp.sum(axis=-1, keepdims=True)
+    top_value = np.take_along_axis(scaled, top[..., None], axis=-1)
+    log_odds = (top_value - peak - np.log(total))[..., 0]
+    return top, log_odds, exp / total
 
 
 def model_labels(config: Any) -> list[str]:

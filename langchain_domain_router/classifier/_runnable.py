@@ -240,7 +240,14 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
         """Turn logits into probabilities, following the model's ``problem_type``."""
-        return probabilities(logits, self.temperature, self.config.problem_type)
+        calibration = self.calibration
+        return probabilities(
+            logits,
+            calibration.temperature,
+            self.config.problem_type,
+            confidence_slope=calibration.confidence_slope,
+            confidence_bias=calibration.confidence_bias,
+        )
 
     def postprocess(self, logits: np.ndarray | torch.Tensor) -> list[DomainPrediction]:
         """Turn a batch of logits into sorted predictions."""

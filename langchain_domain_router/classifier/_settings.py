@@ -84,7 +84,7 @@ class Calibration(BaseModel):
 
     Example:
         ```python
-        Calibration(temperature=1.13, min_confidence=0.23, model_version="r4")
+        Calibration(temperature=2.55, confidence_slope=0.5, min_confidence=0.3, model_version="r4")
         ```
     """
 
@@ -92,6 +92,11 @@ class Calibration(BaseModel):
 
     temperature: float = Field(default=1.0, gt=0)
     """Logits are divided by it before the softmax (fitted on validation NLL)."""
+    confidence_slope: float = Field(default=1.0, gt=0)
+    """The confidence map's slope: the top class's log-odds against the rest are scaled by
+    it (with ``confidence_bias``, a logistic fit of being right on validation questions)."""
+    confidence_bias: float = 0.0
+    """The confidence map's bias, added to the scaled log-odds."""
     min_confidence: float = Field(default=0.5, ge=0, le=1)
     """Below this top-1 probability a question falls back (unless the router sets one)."""
     min_margin: float = Field(default=0.0, ge=0, le=1)
@@ -118,5 +123,9 @@ class Calibration(BaseModel):
         return cls.model_validate(block or {})
 
     def write(self, config: Any) -> None:
-        """Store the block on a ``transformers`` config (saved with the model)."""
-        setattr(config, CALIBRATION_KEY, self.model_dump(mode="json", exclude_none=True))
+        """Store the block on a model config (``transformers`` or a ``config.json`` dict)."""
+        block = self.model_dump(mode="json", exclude_none=True)
+        if isinstance(config, dict):
+            config[CALIBRATION_KEY] = block
+        else:
+            setattr(config, CALIBRATION_KEY, block)

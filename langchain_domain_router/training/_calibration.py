@@ -1,11 +1,16 @@
-"""Temperature scaling and the fallback threshold, both fitted on validation data only."""
+"""Temperature, confidence map and fallback threshold, all fitted on validation data only."""
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING
+
+from langchain_domain_router.classifier import Calibration
 
 if TYPE_CHECKING:
     import numpy as np
+
+logger = logging.getLogger(__name__)
 
 
 def nll(logits: np.ndarray, labels: np.ndarray, temperature: float = 1.0) -> float:
@@ -68,3 +73,90 @@ def choose_min_confidence(
     ood_cut = float(np.quantile(out_of_domain, target))
     ind_cut = float(np.quantile(in_domain, 1 - target))
     return (ood_cut + ind_cut) / 2
+
+
+def fit_confidence_map(
+    logits: np.ndarray, labels: np.ndarray, temperature: float
+) -> tuple[float, float]:
+    """Fit the top-label confidence map (``Calibration.confidence_slope``/``_bias``).
+
+    A logistic regression of "the top class is right" on the top class's log-odds against
+    the rest (Platt scaling of the confidence): temperature scaling alone keeps one shape
+    for every row, and the measured shape was over-sure at the top and under-sure below.
+
+    Args:
+        logits: Validation logits.
+        labels: Validation label ids.
+        temperature: The fitted temperature.
+
+    Returns:
+        ``(slope, bias)``; ``(1.0, 0.0)``, the identity, when the rows are all right or all
+        wrong, or the fit finds no positive slope.
+    """
+    from sklearn.linear_model import LogisticRegression
+
+    from langchain_domain_router.classifier import top_log_odds
+
+    top, log_odds, _ = top_log_odds(logits / temperature)
+    right = top == labels
+    if right.all() or not right.any():
+        return 1.0, 0.0
+    # C this large leaves the two parameters unpenalised (every sklearn since 1.4).
+    fit = LogisticRegression(C=1e6).fit(log_odds[:, None], right)
+    slope, bias = float(fit.coef_[0, 0]), float(fit.intercept_[0])
+    if slope <= 0:
+        logger.warning("confidence map: no positive slope (%.4f); left as the identity", slope)
+        return 1.0, 0.0
+    return slope, bias
+
+
+def fit_calibration(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    ood_logits: np.ndarray,
+    *,
+    map_from: int,
+    max_length: int,
+    model_version: str | None,
+) -> Calibration:
+    """Fit a checkpoint's whole routing block on validation logits.
+
+    The temperature is fitted on every validation row. The confidence map is fitted on the
+    rows from ``map_from`` on: those not held out of KMMLU train, whose questions recur
+    across exam years, so a model is surer of them than of new questions. The fallback
+    threshold is chosen last, on the mapped confidences.
+
+    Args:
+        logits: Validation logits.
+        labels: Validation label ids.
+        ood_logits: Out-of-domain validation logits (may have no rows: no fallback).
+        map_from: The first validation row the confidence map is fitted on (all rows when
+            none is left after it).
+        max_length: The token cap the logits were computed with.
+        model_version: The version to record.
+
+    Returns:
+        The calibration to write into the checkpoint.
+    """
+    from langchain_domain_router.classifier import probabilities
+
+    temperature = fit_temperature(logits, labels)
+    start = map_from if map_from < len(labels) else 0
+    slope, bias = fit_confidence_map(logits[start:], labels[start:], temperature)
+
+    def confidences(rows: np.ndarray) -> np.ndarray:
+        scores = probabilities(rows, temperature, confidence_slope=slope, confidence_bias=bias)
+        return scores.max(axis=1)
+
+    min_confidence = 0.0
+    if len(ood_logits):
+        min_confidence = choose_min_confidence(confidences(logits), confidences(ood_logits))
+    return Calibration(
+        temperature=round(temperature, 4),
+        confidence_slope=round(slope, 4),
+        confidence_bias=round(bias, 4),
+        min_confidence=round(min_confidence, 4),
+        min_margin=0.0,
+        max_length=max_length,
+        model_version=model_version,
+    )

@@ -193,6 +193,10 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     ngrams.add_argument("--model-version", default=None)
     ngrams.add_argument("--no-onnx", dest="onnx", action="store_false")
     parsers["baseline"].add_argument("--seed", type=int, default=0)
+    cal = parsers["calibrate"]
+    cal.add_argument("--model", required=True, help="model directory (its config.json changes)")
+    cal.add_argument("--model-version", default=None, help="default: the model's own")
+    cal.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
 
 
 def _command(
@@ -291,6 +295,16 @@ def convert_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def calibrate_command(args: argparse.Namespace) -> int:
+    """Run ``calibrate`` from parsed arguments."""
+    from langchain_domain_router.training._export import recalibrate
+    from langchain_domain_router.training._splits import load_bundle
+
+    bundle = load_bundle(_sources(args), seed=args.seed, with_test=False)
+    recalibrate(args.model, bundle, model_version=args.model_version)
+    return 0
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     """Run ``evaluate`` from parsed arguments."""
     from langchain_domain_router.training._evaluate import evaluate
@@ -323,6 +337,11 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         "SVM in its graph), calibrate it and save it with its ONNX export",
     ),
     "baseline": (baseline_command, "score the TF-IDF + LinearSVC floor on the same splits"),
+    "calibrate": (
+        calibrate_command,
+        "refit a saved model's temperature, confidence map and fallback threshold on "
+        "validation data, through the backend it loads with",
+    ),
 }
 """The sub-commands: name, handler and one-line help."""
 

@@ -46,7 +46,8 @@ def write_markdown(report: dict[str, Any], path: Path, paper: dict[str, float]) 
         "|---|---|---|---|",
     ]
     lines += [
-        f"| {t['target']} | {_fmt(t['value'])} | {t['threshold']} | {'yes' if t['met'] else 'NO'} |"
+        f"| {t['target']} | {_fmt(t['value'])} | {'<=' if t['at_most'] else '>='} "
+        f"{t['threshold']} | {'yes' if t['met'] else 'NO'} |"
         for t in report["targets"]
     ]
     lines += [

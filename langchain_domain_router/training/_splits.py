@@ -67,6 +67,9 @@ class DataBundle:
 
     train: list[Example] = field(default_factory=list)
     validation: list[Example] = field(default_factory=list)
+    holdout_rows: int = 0
+    """How many leading ``validation`` rows were held out of KMMLU train (then come KMMLU
+    dev and the synthetic validation split)."""
     kmmlu_test: list[Example] = field(default_factory=list)
     synthetic_test: list[Example] = field(default_factory=list)
     ood_train: list[str] = field(default_factory=list)
@@ -109,6 +112,7 @@ def load_bundle(
             kept, held = stratified_split(kmmlu_train, (1 - KMMLU_HOLDOUT,), seed=seed)
             bundle.train += kept
             bundle.validation += held
+            bundle.holdout_rows = len(held)
         if sources.kmmlu or sources.dataset:
             bundle.validation += _kmmlu_split(sources, "dev")
         for extra in sources.extra:

@@ -150,6 +150,28 @@ def test_model_dir_with_bad_labels_is_rejected(trained: Path, tmp_path: Path) ->
         load_model_dir(tmp_path / "absent")
 
 
+def test_calibrate_refits_the_block_of_a_saved_model(
+    trained: Path, tiny_shared: Path, tmp_path: Path
+) -> None:
+    import shutil
+
+    from langchain_domain_router import DomainClassifier
+
+    folder = shutil.copytree(trained / "model", tmp_path / "model")
+    before = json.loads((folder / "config.json").read_text())
+    args = ["calibrate", "--shared", str(tiny_shared), "--model", str(folder)]
+    assert main([*args, "--model-version", "recalibrated"]) == 0
+    after = json.loads((folder / "config.json").read_text())
+    block = after.pop(CALIBRATION_KEY)
+    assert after == {k: v for k, v in before.items() if k != CALIBRATION_KEY}
+    assert block["model_version"] == "recalibrated"
+    assert block["max_length"] == before[CALIBRATION_KEY]["max_length"]
+    assert block["confidence_slope"] > 0
+    classifier = DomainClassifier.from_pretrained(folder)
+    assert classifier.calibration.confidence_slope == block["confidence_slope"]
+    assert main(["calibrate", "--model", str(folder)]) == 2  # no validation rows
+
+
 def test_cli_reports_data_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["train", "--kmmlu", str(tmp_path), "--output-dir", str(tmp_path / "r")]) == 2
     assert str(tmp_path) in capsys.readouterr().err
