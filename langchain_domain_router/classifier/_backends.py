@@ -204,10 +204,11 @@ def probabilities(
     temperature: float = 1.0,
     problem_type: str | None = None,
     *,
+    label_bias: Sequence[float] | np.ndarray | None = None,
     confidence_slope: float = 1.0,
     confidence_bias: float = 0.0,
 ) -> np.ndarray:
-    """Turn logits into probabilities: ``softmax(logits / temperature)`` row-wise.
+    """Turn logits into probabilities: ``softmax(logits / temperature + label_bias)`` row-wise.
 
     A confidence map other than slope 1, bias 0 then recalibrates each row's top class
     (Platt scaling of its log-odds against all other classes together): the top class gets
@@ -219,6 +220,8 @@ def probabilities(
         logits: A ``(rows, labels)`` array (or tensor).
         temperature: The calibrated temperature.
         problem_type: The model's ``problem_type``; multi-label models get a sigmoid.
+        label_bias: Added to each row's scaled logits, in label order
+            (``Calibration.bias_vector``); none: no bias.
         confidence_slope: The confidence map's slope (``Calibration.confidence_slope``).
         confidence_bias: The confidence map's bias (``Calibration.confidence_bias``).
 
@@ -228,6 +231,8 @@ def probabilities(
     import numpy as np
 
     scaled = np.asarray(logits, dtype=np.float64) / temperature
+    if label_bias is not None:
+        scaled = scaled + np.asarray(label_bias, dtype=np.float64)
     if problem_type == "multi_label_classification":
         return 1.0 / (1.0 + np.exp(-scaled))
     exp = np.exp(scaled - scaled.max(axis=-1, keepdims=True))

@@ -92,6 +92,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     _loaded: Backend | None = PrivateAttr(default=None)
     _calibration: Calibration = PrivateAttr(default_factory=Calibration)
+    _label_bias: list[float] | None = PrivateAttr(default=None)
     _labels: list[str] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
@@ -173,6 +174,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         # Read once: every prediction needs them, and each read built a pydantic model.
         self._calibration = Calibration.of(loaded.config)
         self._labels = model_labels(loaded.config)
+        self._label_bias = self._calibration.bias_vector(self._labels)
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
@@ -245,6 +247,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             logits,
             calibration.temperature,
             self.config.problem_type,
+            label_bias=self._label_bias,
             confidence_slope=calibration.confidence_slope,
             confidence_bias=calibration.confidence_bias,
         )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -92,6 +93,10 @@ class Calibration(BaseModel):
 
     temperature: float = Field(default=1.0, gt=0)
     """Logits are divided by it before the softmax (fitted on validation NLL)."""
+    label_bias: dict[str, float] = Field(default_factory=dict)
+    """Added to each label's temperature-scaled logit: ``-tau * log`` of the label's share
+    of the training rows (``tau`` picked on validation accuracy), so that a label is not
+    favoured just because training saw it often. Empty: no bias."""
     confidence_slope: float = Field(default=1.0, gt=0)
     """The confidence map's slope: the top class's log-odds against the rest are scaled by
     it (with ``confidence_bias``, a logistic fit of being right on validation questions)."""
@@ -105,6 +110,12 @@ class Calibration(BaseModel):
     """The token cap the model was trained and calibrated with."""
     model_version: str | None = None
     """The model's version string, recorded in every routing decision."""
+
+    def bias_vector(self, labels: Sequence[str]) -> list[float] | None:
+        """Return ``label_bias`` in ``labels`` order (0 for a label it lacks); None if empty."""
+        if not self.label_bias:
+            return None
+        return [self.label_bias.get(label, 0.0) for label in labels]
 
     @classmethod
     def of(cls, config: Any) -> Calibration:

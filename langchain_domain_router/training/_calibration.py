@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from langchain_domain_router.classifier import Calibration
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     import numpy as np
 
 logger = logging.getLogger(__name__)
@@ -75,9 +77,42 @@ def choose_min_confidence(
     return (ood_cut + ind_cut) / 2
 
 
-def fit_confidence_map(
-    logits: np.ndarray, labels: np.ndarray, temperature: float
-) -> tuple[float, float]:
+_PRIOR_STRENGTHS = tuple(i / 10 for i in range(11))
+"""The ``tau`` values ``fit_label_bias`` tries."""
+
+
+def fit_label_bias(
+    scaled: np.ndarray, labels: np.ndarray, train_counts: np.ndarray
+) -> tuple[float, np.ndarray]:
+    """Pick how much to discount the labels training saw most (logit adjustment).
+
+    Each label's bias is ``-tau * log`` of its share of the training rows (add-one
+    smoothed, centred on 0); ``tau`` is the value in 0, 0.1, ..., 1 with the best
+    validation accuracy (the smallest on a tie). 0 keeps the model's own ranking; 1 fully
+    undoes the training prior, which suits questions spread evenly over the labels.
+
+    Args:
+        scaled: Temperature-scaled validation logits.
+        labels: Validation label ids.
+        train_counts: Training rows per label, in label order.
+
+    Returns:
+        ``(tau, bias)``, the bias in label order.
+    """
+    import numpy as np
+
+    log_share = np.log((train_counts + 1.0) / (train_counts + 1.0).sum())
+    log_share -= log_share.mean()
+    accuracy = {
+        tau: float(((scaled - tau * log_share).argmax(axis=1) == labels).mean())
+        for tau in _PRIOR_STRENGTHS
+    }
+    tau = max(_PRIOR_STRENGTHS, key=lambda t: (accuracy[t], -t))
+    logger.info("label bias: tau %.1f; validation accuracy by tau %s", tau, accuracy)
+    return tau, -tau * log_share
+
+
+def fit_confidence_map(scaled: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
     """Fit the top-label confidence map (``Calibration.confidence_slope``/``_bias``).
 
     A logistic regression of "the top class is right" on the top class's log-odds against
@@ -85,9 +120,8 @@ def fit_confidence_map(
     for every row, and the measured shape was over-sure at the top and under-sure below.
 
     Args:
-        logits: Validation logits.
+        scaled: Validation logits, temperature-scaled and label-biased.
         labels: Validation label ids.
-        temperature: The fitted temperature.
 
     Returns:
         ``(slope, bias)``; ``(1.0, 0.0)``, the identity, when the rows are all right or all
@@ -97,7 +131,7 @@ def fit_confidence_map(
 
     from langchain_domain_router.classifier import top_log_odds
 
-    top, log_odds, _ = top_log_odds(logits / temperature)
+    top, log_odds, _ = top_log_odds(scaled)
     right = top == labels
     if right.all() or not right.any():
         return 1.0, 0.0
@@ -115,21 +149,27 @@ def fit_calibration(
     labels: np.ndarray,
     ood_logits: np.ndarray,
     *,
+    label_names: Sequence[str],
+    train_counts: np.ndarray | None,
     map_from: int,
     max_length: int,
     model_version: str | None,
 ) -> Calibration:
-    """Fit a checkpoint's whole routing block on validation logits.
+    """Fit a checkpoint's whole routing block on validation logits, in this order.
 
-    The temperature is fitted on every validation row. The confidence map is fitted on the
-    rows from ``map_from`` on: those not held out of KMMLU train, whose questions recur
-    across exam years, so a model is surer of them than of new questions. The fallback
-    threshold is chosen last, on the mapped confidences.
+    1. The temperature, on every validation row (NLL).
+    2. The label bias (``fit_label_bias``), when the training counts are known.
+    3. The confidence map, on the rows from ``map_from`` on: those not held out of KMMLU
+       train, whose questions recur across exam years, so a model is surer of them than
+       of new questions.
+    4. The fallback threshold, on the final confidences.
 
     Args:
         logits: Validation logits.
         labels: Validation label ids.
         ood_logits: Out-of-domain validation logits (may have no rows: no fallback).
+        label_names: The labels, in logit order.
+        train_counts: Training rows per label, in label order; None: no label bias.
         map_from: The first validation row the confidence map is fitted on (all rows when
             none is left after it).
         max_length: The token cap the logits were computed with.
@@ -138,14 +178,26 @@ def fit_calibration(
     Returns:
         The calibration to write into the checkpoint.
     """
+    import numpy as np
+
     from langchain_domain_router.classifier import probabilities
 
     temperature = fit_temperature(logits, labels)
+    label_bias = np.zeros(len(label_names))
+    if train_counts is not None:
+        _, label_bias = fit_label_bias(logits / temperature, labels, train_counts)
+    label_bias = np.round(label_bias, 4)
     start = map_from if map_from < len(labels) else 0
-    slope, bias = fit_confidence_map(logits[start:], labels[start:], temperature)
+    slope, bias = fit_confidence_map(logits[start:] / temperature + label_bias, labels[start:])
 
     def confidences(rows: np.ndarray) -> np.ndarray:
-        scores = probabilities(rows, temperature, confidence_slope=slope, confidence_bias=bias)
+        scores = probabilities(
+            rows,
+            temperature,
+            label_bias=label_bias,
+            confidence_slope=slope,
+            confidence_bias=bias,
+        )
         return scores.max(axis=1)
 
     min_confidence = 0.0
@@ -153,6 +205,9 @@ def fit_calibration(
         min_confidence = choose_min_confidence(confidences(logits), confidences(ood_logits))
     return Calibration(
         temperature=round(temperature, 4),
+        label_bias=dict(zip(label_names, label_bias.tolist(), strict=True))
+        if label_bias.any()
+        else {},
         confidence_slope=round(slope, 4),
         confidence_bias=round(bias, 4),
         min_confidence=round(min_confidence, 4),

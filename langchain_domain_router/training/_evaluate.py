@@ -30,9 +30,8 @@ PAPER = {"accuracy": 0.6625, "macro_f1": 0.6587}
 
 
 def _score(classifier: DomainClassifier, texts: list[str]) -> Any:
-    """Return (logits, probabilities) exactly as the runtime computes them."""
-    logits = classifier.predict_logits(texts)
-    return logits, classifier.scores(logits)
+    """Return the probabilities exactly as the runtime computes them."""
+    return classifier.scores(classifier.predict_logits(texts))
 
 
 def _labelled_block(classifier: DomainClassifier, rows: list[Example]) -> dict[str, Any]:
@@ -42,16 +41,17 @@ def _labelled_block(classifier: DomainClassifier, rows: list[Example]) -> dict[s
 
     label2id = {label: i for i, label in enumerate(classifier.labels)}
     y = np.array([label2id[r.label] for r in rows])
-    logits, probs = _score(classifier, [r.text for r in rows])
-    block = classification_metrics(logits, y, len(label2id))
+    probs = _score(classifier, [r.text for r in rows])
+    # The runtime ranks by the probabilities (the label bias moves them off the logits).
+    block = classification_metrics(probs, y, len(label2id))
     block["kept_rate"] = float((probs.max(1) >= classifier.calibration.min_confidence).mean())
     styles = sorted({r.style for r in rows})
     if len(styles) > 1:
         style = np.array([r.style for r in rows])
         block["per_style_accuracy"] = {
-            s: float((logits.argmax(1)[style == s] == y[style == s]).mean()) for s in styles
+            s: float((probs.argmax(1)[style == s] == y[style == s]).mean()) for s in styles
         }
-    return {"metrics": block, "y": y, "logits": logits, "probs": probs}
+    return {"metrics": block, "y": y, "probs": probs}
 
 
 def evaluate(
@@ -127,7 +127,7 @@ def evaluate(
         logger.info("%s: %s (%.0fs)", name, scored[name]["metrics"], time.time() - started)
     if "kmmlu_test" in scored:
         k = scored["kmmlu_test"]
-        pred, conf = k["logits"].argmax(1), k["probs"].max(1)
+        pred, conf = k["probs"].argmax(1), k["probs"].max(1)
         ece, bins = expected_calibration_error(conf, pred == k["y"])
         report["sets"]["kmmlu_test"]["ece"] = ece
         report["per_subject"] = per_subject(k["y"], pred, names)
@@ -139,7 +139,7 @@ def evaluate(
     )
     ood_all, ood_pred = [], []
     for name, texts in bundle.ood_test.items():
-        _, probs = _score(classifier, texts)
+        probs = _score(classifier, texts)
         confidences[f"OOD {name}"] = probs.max(1)
         ood_all.append(probs.max(1))
         ood_pred.append(probs.argmax(1))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -36,7 +37,8 @@ def calibrate_and_save(
     Args:
         model: The trained classifier.
         tokenizer: Its tokenizer.
-        bundle: The splits (``validation`` and ``ood_validation`` are used).
+        bundle: The splits (``validation`` and ``ood_validation`` are fitted on; the label
+            counts of ``train`` set the label bias).
         max_length: The token cap used in training.
         folder: Where to write the Hugging Face directory.
         model_version: Stored in the checkpoint's ``Calibration``.
@@ -77,11 +79,15 @@ def _fit(
     import numpy as np
 
     y = np.array([label2id[r.label] for r in bundle.validation])
+    names = sorted(label2id, key=label2id.__getitem__)
+    counts = Counter(r.label for r in bundle.train)
     ood = bundle.ood_validation
     calibration = fit_calibration(
         logits([r.text for r in bundle.validation]),
         y,
         logits(ood) if ood else np.zeros((0, len(label2id))),
+        label_names=names,
+        train_counts=np.array([counts[name] for name in names]) if counts else None,
         map_from=bundle.holdout_rows,
         max_length=max_length,
         model_version=model_version,
@@ -100,7 +106,8 @@ def recalibrate(
 
     Args:
         folder: The model directory.
-        bundle: The splits (``validation`` and ``ood_validation`` are used).
+        bundle: The splits (``validation`` and ``ood_validation`` are fitted on; the label
+            counts of ``train`` set the label bias).
         model_version: A new version to record; default: the model's own.
 
     Returns:

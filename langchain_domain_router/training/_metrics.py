@@ -9,14 +9,17 @@ if TYPE_CHECKING:
 
 
 def classification_metrics(
-    logits: np.ndarray, labels: np.ndarray, num_labels: int
+    scores: np.ndarray, labels: np.ndarray, num_labels: int
 ) -> dict[str, Any]:
-    """Return accuracy, macro-F1 (over the classes present in ``labels``) and top-3 accuracy."""
+    """Return accuracy, macro-F1 (over the classes present in ``labels``) and top-3 accuracy.
+
+    ``scores`` are logits or probabilities: whatever ranks the labels as the model does.
+    """
     import numpy as np
     from sklearn.metrics import accuracy_score, f1_score
 
-    pred = logits.argmax(1)
-    top3 = np.argsort(-logits, axis=1)[:, :3]
+    pred = scores.argmax(1)
+    top3 = np.argsort(-scores, axis=1)[:, :3]
     present = np.unique(labels)
     return {
         "n": len(labels),

@@ -78,3 +78,17 @@ def test_the_classifier_reports_mapped_confidences(make_checkpoint) -> None:
     assert prediction.label == "Law"
     assert prediction.score == pytest.approx(expected.max())
     assert prediction.score < probabilities(logits, 1.5)[0].max() - 0.1  # a sure row: lowered
+
+
+def test_the_classifier_adds_the_label_bias_before_the_softmax(make_checkpoint) -> None:
+    block = {"temperature": 2.0, "label_bias": {"Law": -0.5, "Unknown-Label": 3.0}}
+    classifier = DomainClassifier.from_pretrained(
+        make_checkpoint(bias={"Law": 2.0, "Math": 1.6}, domain_router=block)
+    )
+    logits = classifier.predict_logits(["질문"])
+    assert classifier.labels[int(logits.argmax())] == "Law"
+    bias = [-0.5 if label == "Law" else 0.0 for label in classifier.labels]
+    expected = probabilities(logits, 2.0, label_bias=bias)[0]
+    prediction = classifier.invoke("질문")
+    assert prediction.label == "Math"
+    assert prediction.score == pytest.approx(expected.max())
