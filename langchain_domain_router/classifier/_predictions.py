@@ -83,13 +83,18 @@ def to_predictions(
     top_scores = np.take_along_axis(probs, top_ids, axis=-1)
     member = _membership(tuple(labels))
     masses = (probs[:, :, None] * member[None]).max(axis=1) if multi_label else probs @ member
+    # The values are built here from the model's own labels and float arrays, so the
+    # models are constructed without validation: it was half of a large batch's Python time.
     predictions = []
     for mass, scores, ids in zip(
         masses.tolist(), top_scores.tolist(), top_ids.tolist(), strict=True
     ):
-        top = [LabelScore(label=labels[i], score=s) for i, s in zip(ids, scores, strict=True)]
+        top = [
+            LabelScore.model_construct(label=labels[i], score=s)
+            for i, s in zip(ids, scores, strict=True)
+        ]
         predictions.append(
-            DomainPrediction(
+            DomainPrediction.model_construct(
                 label=top[0].label,
                 score=top[0].score,
                 top_k=top,
