@@ -80,7 +80,7 @@ def to_predictions(
 
     k = min(top_k, len(labels))
     top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
-    top_scores = np.take_along_axis(probs, top_ids, axis=-1)
+    top_scores = probs[np.arange(len(probs))[:, None], top_ids]
     member = _membership(tuple(labels))
     masses = (probs[:, :, None] * member[None]).max(axis=1) if multi_label else probs @ member
     # The values are built here from the model's own labels and float arrays, so the

@@ -92,7 +92,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     _loaded: Backend | None = PrivateAttr(default=None)
     _calibration: Calibration = PrivateAttr(default_factory=Calibration)
-    _label_bias: list[float] | None = PrivateAttr(default=None)
+    _label_bias: np.ndarray | None = PrivateAttr(default=None)
     _labels: list[str] = PrivateAttr(default_factory=list)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
@@ -170,11 +170,14 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return resolve_backend(self.model_path, self)
 
     def _load(self) -> None:
+        import numpy as np
+
         loaded = shared_backend(self.model_path, self)
         # Read once: every prediction needs them, and each read built a pydantic model.
         self._calibration = Calibration.of(loaded.config)
         self._labels = model_labels(loaded.config)
-        self._label_bias = self._calibration.bias_vector(self._labels)
+        bias = self._calibration.bias_vector(self._labels)
+        self._label_bias = None if bias is None else np.asarray(bias, dtype=np.float64)
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
