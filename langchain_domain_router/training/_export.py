@@ -1,4 +1,4 @@
-"""Fit the routing block (temperature, confidence map, threshold) and save it with a model."""
+"""Fit the routing block (temperature, label bias, confidence map, threshold) for a model."""
 
 from __future__ import annotations
 
@@ -114,12 +114,16 @@ def recalibrate(
         The calibration written.
 
     Raises:
-        DataError: When there are no validation rows to fit on, or the directory has no
-            ``config.json``.
+        DataError: When there are no validation or out-of-domain rows to fit on, or the
+            directory has no ``config.json``.
     """
     config_file = Path(folder) / "config.json"
     if not bundle.validation:
         msg = "no validation rows to calibrate on: give --shared, --kmmlu or --synthetic"
+        raise DataError(msg)
+    if not bundle.ood_validation:
+        # Without them the threshold would be 0: nothing would ever fall back.
+        msg = "no out-of-domain questions to set min_confidence on: give --shared or --korean-text"
         raise DataError(msg)
     if not config_file.is_file():
         msg = f"{folder}: not a model directory (no config.json)"

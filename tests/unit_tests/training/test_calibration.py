@@ -5,7 +5,7 @@ import pytest
 
 pytest.importorskip("sklearn")
 
-from langchain_domain_router.classifier import probabilities
+from langchain_domain_router.classifier import Calibration, probabilities
 from langchain_domain_router.training._calibration import (
     choose_min_confidence,
     fit_calibration,
@@ -67,17 +67,29 @@ def test_the_map_is_fitted_after_map_from_and_the_threshold_on_mapped_scores() -
     )
 
 
-def test_with_nothing_after_map_from_the_map_uses_every_row() -> None:
-    logits, labels = _rows(np.random.default_rng(2), 2000, 0.6, 0.0)
-    calibration = fit_calibration(
+def _fit_without_ood(
+    logits: np.ndarray,
+    labels: np.ndarray,
+    names: list[str],
+    counts: np.ndarray | None = None,
+    *,
+    map_from: int = 0,
+) -> Calibration:
+    return fit_calibration(
         logits,
         labels,
-        np.zeros((0, 2)),
-        **_NO_BIAS,
-        map_from=len(labels),
+        np.zeros((0, len(names))),
+        label_names=names,
+        train_counts=counts,
+        map_from=map_from,
         max_length=64,
         model_version=None,
     )
+
+
+def test_with_nothing_after_map_from_the_map_uses_every_row() -> None:
+    logits, labels = _rows(np.random.default_rng(2), 2000, 0.6, 0.0)
+    calibration = _fit_without_ood(logits, labels, ["a", "b"], map_from=len(labels))
     slope, _ = fit_confidence_map(logits / calibration.temperature, labels)
     assert calibration.confidence_slope == pytest.approx(slope, abs=1e-3)
     assert calibration.min_confidence == 0.0
@@ -98,16 +110,7 @@ def test_label_bias_discounts_the_label_training_saw_most() -> None:
     assert 0.3 <= tau <= 1.0
     assert bias[0] < bias[1] == pytest.approx(bias[2])
     assert ((logits + bias).argmax(1) == labels).mean() > (logits.argmax(1) == labels).mean()
-    calibration = fit_calibration(
-        logits,
-        labels,
-        np.zeros((0, 3)),
-        label_names=["Law", "Math", "Taxation"],
-        train_counts=counts,
-        map_from=0,
-        max_length=64,
-        model_version=None,
-    )
+    calibration = _fit_without_ood(logits, labels, ["Law", "Math", "Taxation"], counts)
     assert calibration.label_bias["Law"] < calibration.label_bias["Math"]
     assert calibration.bias_vector(["Math", "Law", "Biology"]) == [
         calibration.label_bias["Math"],
@@ -120,15 +123,6 @@ def test_no_label_bias_when_the_counts_are_even_or_unknown() -> None:
     logits, labels = _skewed(np.random.default_rng(4), 3000)
     tau, bias = fit_label_bias(logits, labels, np.array([10, 10, 10]))
     assert not bias.any()
-    calibration = fit_calibration(
-        logits,
-        labels,
-        np.zeros((0, 3)),
-        label_names=["a", "b", "c"],
-        train_counts=None,
-        map_from=0,
-        max_length=64,
-        model_version=None,
-    )
+    calibration = _fit_without_ood(logits, labels, ["a", "b", "c"])
     assert calibration.label_bias == {}
     assert calibration.bias_vector(["a", "b", "c"]) is None

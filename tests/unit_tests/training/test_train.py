@@ -170,6 +170,9 @@ def test_calibrate_refits_the_block_of_a_saved_model(
     classifier = DomainClassifier.from_pretrained(folder)
     assert classifier.calibration.confidence_slope == block["confidence_slope"]
     assert main(["calibrate", "--model", str(folder)]) == 2  # no validation rows
+    no_ood = ["--kmmlu", str(tiny_shared / "kmmlu"), "--synthetic", str(tiny_shared / "synthetic")]
+    assert main(["calibrate", *no_ood, "--model", str(folder)]) == 2
+    assert json.loads((folder / "config.json").read_text())[CALIBRATION_KEY] == block
 
 
 def test_cli_reports_data_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
