@@ -49,6 +49,30 @@ def test_ngram_buckets_skip_padding_and_depend_on_order() -> None:
     assert bigrams[0, 1] != bigrams[1, 1]
 
 
+@pytest.mark.parametrize(("orders", "salt"), [((1, 2, 3, 4, 5), 0), ((1, 2, 3), 1 << 20)])
+def test_ngram_buckets_are_the_polynomial_hash_the_shipped_table_was_fitted_with(
+    orders: tuple[int, ...], salt: int
+) -> None:
+    multiplier, modulus, buckets = 1_000_003, 2_147_483_647, 262_144
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 0x110000, size=(3, 9))
+    lengths = [9, 4, 1]
+    mask = np.array([[int(i < n) for i in range(9)] for n in lengths])
+    ids *= mask
+    grams = hashed_ngrams(torch.from_numpy(ids), torch.from_numpy(mask), orders, buckets, salt=salt)
+    for row, length in enumerate(lengths):
+        expected = []
+        for n in orders:
+            for start in range(9):
+                if start + n > length:
+                    expected.append(0)
+                    continue
+                code = (n + salt) * multiplier**n
+                code += sum(int(ids[row, start + k]) * multiplier ** (n - 1 - k) for k in range(n))
+                expected.append(code % modulus % (buckets - 1) + 1)
+        assert grams[row].tolist() == expected
+
+
 def test_padding_does_not_change_the_logits() -> None:
     torch.manual_seed(0)
     model = DomainEncoderForSequenceClassification(_config()).eval()
