@@ -10,8 +10,6 @@ from langchain_domain_router.classifier._backends import (
     OnnxBackend,
     TorchBackend,
     backend_logits,
-    probabilities,
-    top_log_odds,
 )
 from langchain_domain_router.classifier._export import export_model, export_onnx
 from langchain_domain_router.classifier._onnx import onnx_file, read_export
@@ -20,6 +18,7 @@ from langchain_domain_router.classifier._predictions import (
     resolve_model_path,
 )
 from langchain_domain_router.classifier._runnable import DomainClassifier
+from langchain_domain_router.classifier._scoring import probabilities, top_log_odds
 from langchain_domain_router.classifier._settings import (
     CALIBRATION_KEY,
     Calibration,

@@ -27,7 +27,6 @@ from langchain_domain_router.classifier._backends import (
     backend_logits,
     intra_op_threads,
     model_labels,
-    probabilities,
     resolve_backend,
     shared_backend,
 )
@@ -39,6 +38,7 @@ from langchain_domain_router.classifier._predictions import (
     resolve_model_path,
     to_predictions,
 )
+from langchain_domain_router.classifier._scoring import Scoring
 from langchain_domain_router.classifier._settings import (
     Calibration,
     ClassifierOptions,
@@ -91,9 +91,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     """A local model directory or a Hugging Face hub id."""
 
     _loaded: Backend | None = PrivateAttr(default=None)
-    _calibration: Calibration = PrivateAttr(default_factory=Calibration)
-    _label_bias: np.ndarray | None = PrivateAttr(default=None)
-    _labels: list[str] = PrivateAttr(default_factory=list)
+    _scoring: Scoring | None = PrivateAttr(default=None)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
     _cache: LRUCache[DomainPrediction] | None = PrivateAttr(default=None)
     _cache_key: Callable[[str], str] | None = PrivateAttr(default=None)
@@ -170,14 +168,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return resolve_backend(self.model_path, self)
 
     def _load(self) -> None:
-        import numpy as np
-
         loaded = shared_backend(self.model_path, self)
-        # Read once: every prediction needs them, and each read built a pydantic model.
-        self._calibration = Calibration.of(loaded.config)
-        self._labels = model_labels(loaded.config)
-        bias = self._calibration.bias_vector(self._labels)
-        self._label_bias = None if bias is None else np.asarray(bias, dtype=np.float64)
+        # Read once: every prediction needs it, and each read built a pydantic model.
+        self._scoring = Scoring.of(loaded.config, model_labels(loaded.config), self.model_path)
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
@@ -209,19 +202,28 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return self.loaded_backend.config
 
     @property
+    def scoring(self) -> Scoring:
+        """How logits become probabilities and predictions (read from the model at load)."""
+        scoring = self.load()._scoring
+        if scoring is None:  # pragma: no cover - load() sets it or raises
+            msg = "the model did not load"
+            raise RuntimeError(msg)
+        return scoring
+
+    @property
     def calibration(self) -> Calibration:
         """The temperature and thresholds the model was calibrated with."""
-        return self.load()._calibration
+        return self.scoring.calibration
 
     @property
     def labels(self) -> list[str]:
         """The labels in the model's ``id2label`` order."""
-        return self.load()._labels
+        return self.scoring.labels
 
     @property
     def model_version(self) -> str:
         """The model's version string (its calibration's ``model_version``, else its path)."""
-        return self.calibration.model_version or self.model_path
+        return self.scoring.model_version
 
     @property
     def temperature(self) -> float:
@@ -245,24 +247,17 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     def scores(self, logits: np.ndarray | torch.Tensor) -> np.ndarray:
         """Turn logits into probabilities, following the model's ``problem_type``."""
-        calibration = self.calibration
-        return probabilities(
-            logits,
-            calibration.temperature,
-            self.config.problem_type,
-            label_bias=self._label_bias,
-            confidence_slope=calibration.confidence_slope,
-            confidence_bias=calibration.confidence_bias,
-        )
+        return self.scoring.probabilities(logits)
 
     def postprocess(self, logits: np.ndarray | torch.Tensor) -> list[DomainPrediction]:
         """Turn a batch of logits into sorted predictions."""
+        scoring = self.scoring
         return to_predictions(
-            self.scores(logits),
-            self.labels,
+            scoring.probabilities(logits),
+            scoring.labels,
             top_k=self.top_k,
-            multi_label=self.config.problem_type == "multi_label_classification",
-            model_version=self.model_version,
+            multi_label=scoring.problem_type == "multi_label_classification",
+            model_version=scoring.model_version,
         )
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
