@@ -6,7 +6,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Self, cast
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar, cast
 
 from langchain_core.runnables import RunnableConfig, RunnableSerializable, ensure_config
 from langchain_core.runnables.config import get_callback_manager_for_config, run_in_executor
@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
 # The package logger: "classifier ... ready" lines name the classifier, not a file.
 logger = logging.getLogger(__package__ or __name__)
+_Part = TypeVar("_Part")
 
 
 class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], ClassifierOptions):
@@ -180,11 +181,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     @property
     def loaded_backend(self) -> Backend:
         """The loaded backend (loading it on first use)."""
-        loaded = self.load()._loaded
-        if loaded is None:  # pragma: no cover - load() sets it or raises
-            msg = "the model did not load"
-            raise RuntimeError(msg)
-        return loaded
+        return _loaded_part(self.load()._loaded)
 
     @property
     def model(self) -> Any:
@@ -204,11 +201,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     @property
     def scoring(self) -> Scoring:
         """How logits become probabilities and predictions (read from the model at load)."""
-        scoring = self.load()._scoring
-        if scoring is None:  # pragma: no cover - load() sets it or raises
-            msg = "the model did not load"
-            raise RuntimeError(msg)
-        return scoring
+        return _loaded_part(self.load()._scoring)
 
     @property
     def calibration(self) -> Calibration:
@@ -406,3 +399,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return await run_in_executor(
             cast("RunnableConfig | None", first), self.batch, inputs, config, **kwargs
         )
+
+
+def _loaded_part(part: _Part | None) -> _Part:
+    """Return what ``load()`` set (it raises rather than leave it unset)."""
+    if part is None:  # pragma: no cover - load() sets it or raises
+        msg = "the model did not load"
+        raise RuntimeError(msg)
+    return part
