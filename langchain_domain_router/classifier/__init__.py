@@ -18,7 +18,7 @@ from langchain_domain_router.classifier._predictions import (
     resolve_model_path,
 )
 from langchain_domain_router.classifier._runnable import DomainClassifier
-from langchain_domain_router.classifier._scoring import probabilities, top_log_odds
+from langchain_domain_router.classifier._scoring import Scoring, probabilities, top_log_odds
 from langchain_domain_router.classifier._settings import (
     CALIBRATION_KEY,
     Calibration,
@@ -34,6 +34,7 @@ __all__ = [
     "ClassifierSettings",
     "DomainClassifier",
     "OnnxBackend",
+    "Scoring",
     "TorchBackend",
     "backend_logits",
     "default_model_path",

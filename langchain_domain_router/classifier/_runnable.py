@@ -171,7 +171,10 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     def _load(self) -> None:
         loaded = shared_backend(self.model_path, self)
         # Read once: every prediction needs it, and each read built a pydantic model.
-        self._scoring = Scoring.of(loaded.config, model_labels(loaded.config), self.model_path)
+        config = loaded.config
+        self._scoring = Scoring(
+            Calibration.of(config), model_labels(config), getattr(config, "problem_type", None)
+        )
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
             self._cache_key = text_normaliser(loaded.tokenizer)
@@ -216,7 +219,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
     @property
     def model_version(self) -> str:
         """The model's version string (its calibration's ``model_version``, else its path)."""
-        return self.scoring.model_version
+        return self.scoring.calibration.model_version or self.model_path
 
     @property
     def temperature(self) -> float:
@@ -250,7 +253,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             scoring.labels,
             top_k=self.top_k,
             multi_label=scoring.problem_type == "multi_label_classification",
-            model_version=scoring.model_version,
+            model_version=scoring.calibration.model_version or self.model_path,
         )
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:

@@ -7,7 +7,7 @@ and evaluation all call it, so reported numbers are the numbers users get.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from langchain_domain_router.classifier._settings import Calibration
@@ -93,11 +93,11 @@ def top_log_odds(scaled: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 @dataclass(frozen=True)
 class Scoring:
-    """A loaded model's scoring rule, read once at load: every prediction needs it.
+    """A routing block applied to one model's labels: what every prediction needs.
 
     Example:
         ```python
-        scoring = Scoring(Calibration(temperature=2.0), ["Law", "Math"], None, "r1", None)
+        scoring = Scoring(Calibration(temperature=2.0, label_bias={"Law": -0.5}), ["Law", "Math"])
         scoring.probabilities([[1.0, 0.0]])
         ```
     """
@@ -106,36 +106,17 @@ class Scoring:
     """The routing block."""
     labels: list[str]
     """The labels in ``id2label`` order."""
-    problem_type: str | None
+    problem_type: str | None = None
     """The model's ``problem_type``."""
-    model_version: str
-    """Recorded in every prediction."""
-    label_bias: np.ndarray | None
-    """``calibration.label_bias`` in label order."""
+    label_bias: np.ndarray | None = field(init=False)
+    """``calibration.label_bias`` in label order (derived, once)."""
 
-    @classmethod
-    def of(cls, config: Any, labels: list[str], fallback_version: str) -> Scoring:
-        """Read the scoring rule from a model config.
-
-        Args:
-            config: The model's config (the calibration block, ``problem_type``).
-            labels: The labels in ``id2label`` order.
-            fallback_version: The version when the block names none (the model's path).
-
-        Returns:
-            The scoring rule.
-        """
+    def __post_init__(self) -> None:
         import numpy as np
 
-        calibration = Calibration.of(config)
-        bias = calibration.bias_vector(labels)
-        return cls(
-            calibration,
-            labels,
-            getattr(config, "problem_type", None),
-            calibration.model_version or fallback_version,
-            None if bias is None else np.asarray(bias, dtype=np.float64),
-        )
+        bias = self.calibration.bias_vector(self.labels)
+        array = None if bias is None else np.asarray(bias, dtype=np.float64)
+        object.__setattr__(self, "label_bias", array)
 
     def probabilities(self, logits: Any) -> np.ndarray:
         """Apply the rule to a ``(rows, labels)`` batch of logits."""

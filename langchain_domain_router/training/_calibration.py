@@ -180,7 +180,7 @@ def fit_calibration(
     """
     import numpy as np
 
-    from langchain_domain_router.classifier import probabilities
+    from langchain_domain_router.classifier import Scoring
 
     temperature = fit_temperature(logits, labels)
     label_bias = np.zeros(len(label_names))
@@ -189,29 +189,22 @@ def fit_calibration(
     label_bias = np.round(label_bias, 4)
     start = map_from if map_from < len(labels) else 0
     slope, bias = fit_confidence_map(logits[start:] / temperature + label_bias, labels[start:])
-
-    def confidences(rows: np.ndarray) -> np.ndarray:
-        scores = probabilities(
-            rows,
-            temperature,
-            label_bias=label_bias,
-            confidence_slope=slope,
-            confidence_bias=bias,
-        )
-        return scores.max(axis=1)
-
-    min_confidence = 0.0
-    if len(ood_logits):
-        min_confidence = choose_min_confidence(confidences(logits), confidences(ood_logits))
-    return Calibration(
+    calibration = Calibration(
         temperature=round(temperature, 4),
         label_bias=dict(zip(label_names, label_bias.tolist(), strict=True))
         if label_bias.any()
         else {},
         confidence_slope=round(slope, 4),
         confidence_bias=round(bias, 4),
-        min_confidence=round(min_confidence, 4),
         min_margin=0.0,
         max_length=max_length,
         model_version=model_version,
     )
+    if not len(ood_logits):
+        return calibration.model_copy(update={"min_confidence": 0.0})
+    # The threshold is chosen on the scores the saved block gives at run time.
+    scoring = Scoring(calibration, list(label_names))
+    min_confidence = choose_min_confidence(
+        scoring.probabilities(logits).max(axis=1), scoring.probabilities(ood_logits).max(axis=1)
+    )
+    return calibration.model_copy(update={"min_confidence": round(min_confidence, 4)})

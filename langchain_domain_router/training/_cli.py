@@ -339,8 +339,8 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
     "baseline": (baseline_command, "score the TF-IDF + LinearSVC floor on the same splits"),
     "calibrate": (
         calibrate_command,
-        "refit a saved model's temperature, confidence map and fallback threshold on "
-        "validation data, through the backend it loads with",
+        "refit a saved model's temperature, label bias, confidence map and fallback "
+        "threshold on validation data, through the backend it loads with",
     ),
 }
 """The sub-commands: name, handler and one-line help."""
