@@ -81,11 +81,29 @@ FAST = DEFAULT
 TORCH = "torch"
 
 
+def source_for(model: str, onnx_model: str, options: dict[str, Any]) -> str:
+    """The directory a variant loads: ``model`` itself whenever it can run the variant.
+
+    The shipped default keeps only its int8 graph, so the float32 variant reads the copy
+    ``exported`` made; every other variant (``default`` above all) loads the model as a
+    user does. The copy's own default graph is float32 (its int8 graph is unchecked), so
+    loading it for ``default`` would time float32 under the default's name.
+    """
+    from langchain_domain_router.classifier import onnx_file, read_export
+
+    float_graph = options.get("quantize") == "float32" and options.get("backend") != "torch"
+    if read_export(model) and (not float_graph or onnx_file(model, "float32").is_file()):
+        return model
+    return onnx_model
+
+
 def classifier_for(model: str, onnx_model: str, **options: Any) -> Any:
-    """A loaded classifier of the exported copy of the model (torch reads its weights)."""
+    """A loaded classifier of the variant ``options`` (see ``source_for``)."""
     from langchain_domain_router import DomainClassifier
 
-    return DomainClassifier.from_pretrained(onnx_model, **options).load()
+    return DomainClassifier.from_pretrained(
+        source_for(model, onnx_model, options), **options
+    ).load()
 
 
 def exported(model: str) -> str:
@@ -343,7 +361,7 @@ def fresh_process(model: str, onnx_model: str, runs: int) -> dict[str, dict[str,
     rows = []
     for name in (DEFAULT, "onnx, float32", TORCH):
         options = VARIANTS[name]
-        path = onnx_model
+        path = source_for(model, onnx_model, options)
         walls, firsts, rss = [], [], []
         for _ in range(runs):
             start = time.perf_counter()
