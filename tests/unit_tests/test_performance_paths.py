@@ -370,6 +370,24 @@ def test_an_expert_is_tried_max_retries_plus_one_times_in_one_loop():
     assert model.calls == 3
 
 
+def test_the_offline_stand_in_answers_in_the_calling_thread(monkeypatch):
+    from langchain_core.messages import HumanMessage
+
+    from langchain_domain_router import experts
+    from langchain_domain_router.experts import OfflineExpert, call_expert
+
+    def no_pool() -> None:
+        msg = "the offline stand-in went through the expert thread pool"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr(experts, "_expert_threads", no_pool)
+    model = OfflineExpert(expert="law", target_model="openai:gpt-4o", reason="confident")
+    profile = ExpertProfile(name="law", model=model, timeout_s=5)
+    reply = call_expert(model, profile, [HumanMessage(content="근저당권이란?")], {})
+    assert str(reply.content).startswith("[offline expert]")
+    assert "'law'" in str(reply.content)
+
+
 def test_classifier_invoke_records_a_run_only_for_a_listener(math_checkpoint, monkeypatch):
     from langchain_core.tracers.context import collect_runs
 
