@@ -339,7 +339,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         self, input: RouterInput, config: RunnableConfig | None = None, **kwargs: Any
     ) -> DomainPrediction:
         config = ensure_config(check_config(config))
-        if not get_callback_manager_for_config(config).handlers:
+        if not _recorded(config):
             return self.classify(input)  # nobody records runs: skip their bookkeeping
         return self._call_with_config(self.classify, input, config, run_type="chain")
 
@@ -380,6 +380,13 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         inputs = check_batch(inputs, config)
         if not inputs:
             return []
+        if not isinstance(config, list) and not _recorded(ensure_config(config)):
+            # Nobody records runs: no callback manager and two events per input.
+            results = self._classify_inputs(inputs)
+            failed = next((r for r in results if isinstance(r, Exception)), None)
+            if failed is not None and not return_exceptions:
+                raise failed
+            return cast("list[DomainPrediction]", results)
         return self._batch_with_config(
             self._classify_inputs,
             inputs,
@@ -402,6 +409,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return await run_in_executor(
             cast("RunnableConfig | None", first), self.batch, inputs, config, **kwargs
         )
+
+
+def _recorded(config: RunnableConfig) -> bool:
+    """Whether a callback handler or tracer would record this call's run."""
+    return bool(get_callback_manager_for_config(config).handlers)
 
 
 def _loaded_part(part: _Part | None) -> _Part:

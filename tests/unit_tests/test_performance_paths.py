@@ -410,6 +410,34 @@ def test_classifier_invoke_records_a_run_only_for_a_listener(math_checkpoint, mo
     assert traced == plain
 
 
+def test_classifier_batch_records_runs_only_for_a_listener(math_checkpoint, monkeypatch):
+    from langchain_core.tracers.context import collect_runs
+
+    classifier = DomainClassifier.from_pretrained(math_checkpoint)
+    bookkeeping: list[str] = []
+    original = DomainClassifier._batch_with_config
+
+    def counting(self: DomainClassifier, *args: Any, **kwargs: Any) -> Any:
+        bookkeeping.append("runs")
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(DomainClassifier, "_batch_with_config", counting)
+    plain = classifier.batch(["미분", "적분"])
+    assert bookkeeping == []  # no callbacks, no tracing: no run per input
+    with collect_runs() as collector:
+        traced = classifier.batch(["미분", "적분"])
+    assert bookkeeping == ["runs"]
+    assert [run.name for run in collector.traced_runs] == ["DomainClassifier"] * 2
+    assert traced == plain
+    # A bad input behaves the same on both paths: raised, or returned in its slot.
+    for config in (None, {"callbacks": [_EventRecorder()]}):
+        with pytest.raises(ValueError, match="question"):
+            classifier.batch(["미분", " "], config)
+        mixed = classifier.batch(["미분", " "], config, return_exceptions=True)
+        assert mixed[0] == plain[0]
+        assert isinstance(mixed[1], ValueError)
+
+
 class _Overlap:
     """A 50 ms batch of work that records how many of its calls ran at once."""
 
