@@ -388,53 +388,46 @@ def test_the_offline_stand_in_answers_in_the_calling_thread(monkeypatch):
     assert "'law'" in str(reply.content)
 
 
-def test_classifier_invoke_records_a_run_only_for_a_listener(math_checkpoint, monkeypatch):
+@pytest.mark.parametrize(
+    ("call", "bookkeeper", "runs"),
+    [
+        (lambda c: c.invoke("미분"), "_call_with_config", 1),
+        (lambda c: c.batch(["미분", "적분"]), "_batch_with_config", 2),
+    ],
+    ids=["invoke", "batch"],
+)
+def test_the_classifier_records_runs_only_for_a_listener(
+    math_checkpoint, monkeypatch, call, bookkeeper, runs
+):
     from langchain_core.tracers.context import collect_runs
 
     classifier = DomainClassifier.from_pretrained(math_checkpoint)
     bookkeeping: list[str] = []
-    original = DomainClassifier._call_with_config
+    original = getattr(DomainClassifier, bookkeeper)
 
     def counting(self: DomainClassifier, *args: Any, **kwargs: Any) -> Any:
-        bookkeeping.append("run")
+        bookkeeping.append(bookkeeper)
         return original(self, *args, **kwargs)
 
-    monkeypatch.setattr(DomainClassifier, "_call_with_config", counting)
-    plain = classifier.invoke("미분")
+    monkeypatch.setattr(DomainClassifier, bookkeeper, counting)
+    plain = call(classifier)
     assert bookkeeping == []  # no callbacks, no tracing: no run bookkeeping
     with collect_runs() as collector:
-        traced = classifier.invoke("미분")
-    assert bookkeeping == ["run"]
-    assert [run.name for run in collector.traced_runs] == ["DomainClassifier"]
-    assert collector.traced_runs[0].outputs is not None
+        traced = call(classifier)
+    assert bookkeeping == [bookkeeper]
+    assert [run.name for run in collector.traced_runs] == ["DomainClassifier"] * runs
+    assert all(run.outputs is not None for run in collector.traced_runs)
     assert traced == plain
 
 
-def test_classifier_batch_records_runs_only_for_a_listener(math_checkpoint, monkeypatch):
-    from langchain_core.tracers.context import collect_runs
-
+def test_a_bad_batch_input_is_handled_alike_with_and_without_a_listener(math_checkpoint):
     classifier = DomainClassifier.from_pretrained(math_checkpoint)
-    bookkeeping: list[str] = []
-    original = DomainClassifier._batch_with_config
-
-    def counting(self: DomainClassifier, *args: Any, **kwargs: Any) -> Any:
-        bookkeeping.append("runs")
-        return original(self, *args, **kwargs)
-
-    monkeypatch.setattr(DomainClassifier, "_batch_with_config", counting)
-    plain = classifier.batch(["미분", "적분"])
-    assert bookkeeping == []  # no callbacks, no tracing: no run per input
-    with collect_runs() as collector:
-        traced = classifier.batch(["미분", "적분"])
-    assert bookkeeping == ["runs"]
-    assert [run.name for run in collector.traced_runs] == ["DomainClassifier"] * 2
-    assert traced == plain
-    # A bad input behaves the same on both paths: raised, or returned in its slot.
+    good = classifier.batch(["미분"])[0]
     for config in (None, {"callbacks": [_EventRecorder()]}):
         with pytest.raises(ValueError, match="question"):
             classifier.batch(["미분", " "], config)
         mixed = classifier.batch(["미분", " "], config, return_exceptions=True)
-        assert mixed[0] == plain[0]
+        assert mixed[0] == good
         assert isinstance(mixed[1], ValueError)
 
 
