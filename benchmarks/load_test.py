@@ -232,6 +232,31 @@ def scrape(url: str, name: str) -> dict[str, float]:
     return {m.group(1) or "": float(m.group(2)) for m in matches if m}
 
 
+_DURATION = "domain_router_http_request_duration_seconds_bucket"
+
+
+def server_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
+    """The ``q`` quantile (0-1) of the run's ``/router/invoke`` durations, server-measured.
+
+    Read from the request-duration histogram's buckets (counts after the run minus before
+    it), interpolated inside a bucket as Prometheus's ``histogram_quantile`` does.
+    """
+    counts = []
+    for labels, value in after.items():
+        if 'endpoint="/router/invoke"' in labels:
+            bound = float(re.search(r'le="([^"]+)"', labels).group(1))  # type: ignore[union-attr]
+            counts.append((bound, value - before.get(labels, 0.0)))
+    counts.sort()
+    rank, low, below = q * counts[-1][1], 0.0, 0.0
+    for bound, count in counts:
+        if count >= rank:
+            if bound == float("inf"):
+                return low
+            return low + (bound - low) * (rank - below) / max(count - below, 1e-9)
+        low, below = bound, count
+    return low
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=5000)
@@ -292,8 +317,10 @@ def main() -> int:
             server.wait_ready(timeout_s=900)  # a shared, busy machine loads slowly
             asyncio.run(drive(server.url, min(args.concurrency, 32), args.concurrency))  # warm-up
             before = scrape(server.url, "domain_router_fallbacks_total")
+            durations_before = scrape(server.url, _DURATION)
             run = asyncio.run(drive_with_kill(server.url, args, server.process.pid, kills))
             after = scrape(server.url, "domain_router_fallbacks_total")
+            durations = scrape(server.url, _DURATION)
             in_flight = scrape(server.url, "domain_router_http_requests_in_flight")
             calls = httpx.get(f"{fake.url}/stats", timeout=10).json() if fake else {}
         finally:
@@ -334,6 +361,13 @@ def main() -> int:
         ("latency p90", f"{percentile(run.latencies, 90) * 1000:.0f} ms"),
         ("latency p99", f"{percentile(run.latencies, 99) * 1000:.0f} ms"),
         ("latency max", f"{max(run.latencies) * 1000:.0f} ms"),
+        (
+            "server-measured p50 / p99 (histogram)",
+            " / ".join(
+                f"{server_quantile(durations_before, durations, q) * 1000:.0f} ms"
+                for q in (0.5, 0.99)
+            ),
+        ),
         ("fake upstream calls", dict(sorted(calls.items()))),
         ("fallbacks (metrics)", {k: int(v) for k, v in fallbacks.items() if v}),
         ("answers (expert/reason)", dict(sorted(run.outcomes.items()))),
