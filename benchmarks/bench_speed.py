@@ -166,16 +166,6 @@ def throughput(
     return results
 
 
-def _seconds(fn: Any, runs: int) -> list[float]:
-    """Wall seconds of each of ``runs`` calls of ``fn``."""
-    out = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        fn()
-        out.append(time.perf_counter() - start)
-    return out
-
-
 def bucketing(model: str, onnx_model: str, texts: Sequence[str]) -> dict[str, float]:
     """A ``batch`` call over the whole workload: length-sorted chunks against input order.
 
@@ -194,9 +184,10 @@ def bucketing(model: str, onnx_model: str, texts: Sequence[str]) -> dict[str, fl
                 for i in range(0, len(texts), 64):
                     c.classify_texts(texts[i : i + 64])
 
-            unsorted = len(items) / statistics.median(_seconds(in_order, 3))
-            rate = len(items) / statistics.median(
-                _seconds(lambda c=classifier, texts=items: c.batch(texts), 3)
+            one_call = (in_order, lambda c=classifier, texts=items: c.batch(texts))
+            unsorted, rate = (
+                1000 * len(items) / statistics.median(timings_ms(fn, 3, warmup=0))
+                for fn in one_call
             )
             results[f"{name}, {workload}"] = rate
             rows.append((name, workload, len(items), unsorted, rate, rate / unsorted))
