@@ -253,7 +253,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             scoring.labels,
             top_k=self.top_k,
             multi_label=scoring.problem_type == "multi_label_classification",
-            model_version=scoring.calibration.model_version or self.model_path,
+            model_version=self.model_version,
         )
 
     def predict_logits(self, texts: Sequence[str]) -> np.ndarray:
