@@ -97,7 +97,7 @@ def test_ngram_branch_adds_logits_and_learns() -> None:
     for _ in range(30):
         out = with_branch(input_ids=ids, attention_mask=torch.ones_like(ids), labels=labels)
         assert out.loss is not None
-        first = first if first is not None else float(out.loss)
+        first = first if first is not None else float(out.loss.detach())
         out.loss.backward()
         optimizer.step()
         optimizer.zero_grad()
