@@ -115,6 +115,14 @@ def test_general_failing_too_still_answers_offline(classifier_for):
     assert state["answer"].startswith("[offline expert]")
 
 
+UNREACHABLE_LAW = RouterConfig(
+    experts=[ExpertProfile(name="law", model="openai:gpt-4o", domains=["Law"])],
+    fallback=ExpertProfile(name="general", model="openai:gpt-4o-mini"),
+    min_confidence=0.4,
+)
+"""Models that need a key no test sets: the offline expert answers for both."""
+
+
 @pytest.mark.parametrize(
     ("question", "lines"),
     [
@@ -140,12 +148,7 @@ def test_unreachable_models_are_served_by_the_labelled_offline_expert_in_the_que
     classifier_for, monkeypatch, question, lines
 ):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    config = RouterConfig(
-        experts=[ExpertProfile(name="law", model="openai:gpt-4o", domains=["Law"])],
-        fallback=ExpertProfile(name="general", model="openai:gpt-4o-mini"),
-        min_confidence=0.4,
-    )
-    graph = build_router_graph(config, classifier=classifier_for({"Law": 10.0}))
+    graph = build_router_graph(UNREACHABLE_LAW, classifier=classifier_for({"Law": 10.0}))
     state, decision = route(graph, question)
     assert decision.offline and decision.expert == "law"
     assert decision.estimated_cost_usd == 0.0
@@ -156,12 +159,7 @@ def test_unreachable_models_are_served_by_the_labelled_offline_expert_in_the_que
 
 def test_an_unsure_question_reads_no_domain_with_the_guess_as_a_detail(classifier_for, monkeypatch):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    config = RouterConfig(
-        experts=[ExpertProfile(name="law", model="openai:gpt-4o", domains=["Law"])],
-        fallback=ExpertProfile(name="general", model="openai:gpt-4o-mini"),
-        min_confidence=0.4,
-    )
-    graph = build_router_graph(config, classifier=classifier_for({"Law": 1.0}))
+    graph = build_router_graph(UNREACHABLE_LAW, classifier=classifier_for({"Law": 1.0}))
     state, decision = route(graph, "오늘 저녁 뭐 먹을까?")
     assert decision.reason == "low_confidence" and decision.expert == "general"
     assert decision.explanation.startswith("no domain: the best guess, Law (법학), scored 0.06")
