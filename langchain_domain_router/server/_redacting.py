@@ -79,6 +79,9 @@ class _Outgoing:
                 self.start = message  # its content-length is known once the body is
             return
         if message["type"] != "http.response.body" or self.passthrough:
+            if self.start is not None:  # e.g. a file sent by path: its start goes first
+                await self._send(self.start)
+                self.start, self.passthrough = None, True
             await self._send(message)
             return
         self.held += message.get("body", b"")

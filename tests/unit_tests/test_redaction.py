@@ -112,3 +112,22 @@ def test_static_files_pass_untouched():
     script = b'const auth={password:e.value,token:"sk-abcdefgh"};'
     start, sent = asyncio.run(_respond(_app(b"application/javascript", [script], length=True)))
     assert sent == script
+
+
+def test_a_file_sent_by_path_gets_its_start_first():
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"2")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.pathsend", "path": "/tmp/x.json"})
+
+    sent: list[str] = []
+
+    async def send(message: Any) -> None:
+        sent.append(message["type"])
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    scope = {"type": "http", "method": "GET", "path": "/"}
+    asyncio.run(RedactingMiddleware(app, secrets={KEY})(scope, receive, send))
+    assert sent == ["http.response.start", "http.response.pathsend"]
