@@ -8,7 +8,11 @@ test split of ``synthetic/`` that training never sees (``training/_splits.py``, 
 It also prints the subject pairs the classifier confuses most, the evidence for where a
 borderline subject belongs.
 
-    python benchmarks/bench_experts.py [--model DIR] [--data ../shared/data] [CONFIG ...]
+    python benchmarks/bench_experts.py [--model DIR] [--data ../shared/data]
+        [--questions FILE_OR_FOLDER ...] [CONFIG ...]
+
+``--questions`` scores more labelled ``text,label`` sets beside it, each on its own row
+(evaluation sets only: they decide nothing here).
 
 With no CONFIG it compares the example configuration with
 ``benchmarks/configs/supercategory_experts.yaml``, the example's earlier grouping (one
@@ -35,46 +39,56 @@ def main() -> None:
     from langchain_domain_router.policy import decide, resolve_thresholds
     from langchain_domain_router.schema import GENERAL_NODE
     from langchain_domain_router.training import DataSources
+    from langchain_domain_router.training._data import load_labelled_file, load_labelled_folder
     from langchain_domain_router.training._splits import load_bundle
 
     p = parser(__doc__.splitlines()[0])
     p.add_argument("configs", nargs="*", help="router configs (default: example and before)")
     p.add_argument("--pairs", type=int, default=15, help="confused subject pairs to list")
+    p.add_argument(
+        "--questions", action="append", default=[], help="more labelled sets (repeatable)"
+    )
     args = p.parse_args()
     check_model(args.model)
     synthetic = Path(args.data) / "synthetic"
     if not synthetic.is_dir():
         sys.exit(f"no synthetic questions at {synthetic}: pass --data ../shared/data")
-    rows = load_bundle(DataSources(synthetic=str(synthetic)), with_train=False).synthetic_test
+    bundle = load_bundle(DataSources(synthetic=str(synthetic)), with_train=False)
+    sets = {"synthetic test": bundle.synthetic_test}
+    for extra in map(Path, args.questions):
+        sets[extra.name] = (
+            load_labelled_folder(extra) if extra.is_dir() else load_labelled_file(extra)
+        )
     classifier = DomainClassifier.from_pretrained(args.model)
-    predictions = classifier.batch([row.text for row in rows])
+    predicted = {name: classifier.batch([row.text for row in rows]) for name, rows in sets.items()}
     paths = [Path(c) for c in args.configs] or [example_config_path(), BEFORE]
     results = []
     for path in paths:
         config = RouterConfig.from_file(path)
         thresholds = resolve_thresholds(config, classifier.calibration)
-        right = to_general = 0
-        for row, prediction in zip(rows, predictions, strict=True):
-            expert = config.expert_for_domain(row.label)
-            wanted = expert.name if expert else GENERAL_NODE
-            chosen = decide(prediction, config, thresholds, classifier_latency_ms=0.0).expert
-            right += chosen == wanted
-            to_general += chosen == GENERAL_NODE
-        experts = len(config.experts)
-        rate, general = right / len(rows), to_general / len(rows)
-        results.append((path.name, experts, len(rows), rate, general))
+        for name, rows in sets.items():
+            right = to_general = 0
+            for row, prediction in zip(rows, predicted[name], strict=True):
+                expert = config.expert_for_domain(row.label)
+                wanted = expert.name if expert else GENERAL_NODE
+                chosen = decide(prediction, config, thresholds, classifier_latency_ms=0.0).expert
+                right += chosen == wanted
+                to_general += chosen == GENERAL_NODE
+            n = len(rows)
+            results.append((path.name, len(config.experts), name, n, right / n, to_general / n))
     table(
-        f"Right expert on the synthetic test split ({classifier.model_version})",
-        ["config", "experts", "questions", "right expert", "sent to general"],
+        f"Right expert ({classifier.model_version})",
+        ["config", "experts", "questions", "n", "right expert", "sent to general"],
         results,
     )
+    rows, predictions = sets["synthetic test"], predicted["synthetic test"]
     confused = Counter(
         (row.label, prediction.label)
         for row, prediction in zip(rows, predictions, strict=True)
         if row.label != prediction.label
     )
     table(
-        "Subjects the classifier confuses most (top-1 label, any confidence)",
+        "Subjects the classifier confuses most on the synthetic test (top-1, any confidence)",
         ["labelled", "predicted", "questions"],
         [(a, b, n) for (a, b), n in confused.most_common(args.pairs)],
     )
