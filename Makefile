@@ -1,6 +1,7 @@
 # Two commands do everything on a fresh machine:
 #   make demo   install, then route a Korean question offline through the graph
 #   make test   install what the tests need, then lint, type-check and test
+#   make serve  install the server's extra, then serve on 127.0.0.1:8000 (CONFIG=router.yaml)
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 # torch comes from the PyTorch CPU index, for torch only (as in the Dockerfile): PyPI's
@@ -11,7 +12,7 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 BASE := "httpx>=0.27"
 QUESTION ?= 민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?
 
-.PHONY: demo test install install-test install-torch check-cpu lint notebooks fuzz
+.PHONY: demo test serve install install-test install-torch check-cpu lint notebooks fuzz
 
 install-torch:
 	$(PIP) install --index-url $(TORCH_INDEX_URL) --timeout 10 --retries 0 "$(TORCH)" \
@@ -29,6 +30,10 @@ check-cpu:
 
 demo: install
 	$(PYTHON) -m langchain_domain_router route "$(QUESTION)"
+
+serve: install-torch
+	$(PIP) install $(BASE) -e ".[serve]"
+	$(PYTHON) -m langchain_domain_router serve $(if $(CONFIG),--config "$(CONFIG)")
 
 lint:
 	$(PYTHON) -m ruff check .

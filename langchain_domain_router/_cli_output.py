@@ -7,6 +7,8 @@ from typing import Any
 
 MAX_SHOWN_CHARS = 80
 """Longer questions are cut (with an ellipsis) in the text output; ``--json`` keeps them."""
+UNSURE_REASONS = frozenset({"low_confidence", "low_margin"})
+"""Routing reasons under which no domain is meant: the top label is only a best guess."""
 
 
 def write(text: str) -> None:
@@ -60,10 +62,13 @@ def print_prediction(question: str, prediction: dict[str, Any]) -> None:
 
 def print_route(question: str, answer: str, routing: dict[str, Any]) -> None:
     """Print where a question went, why, and the answer."""
-    offline = " (offline expert: no model reachable)" if routing.get("offline") else ""
+    offline = " (offline expert: the answer says why)" if routing.get("offline") else ""
+    guess = f"{routing['domain']} ({routing['score']:.2f}, {routing['supercategory']})"
+    if routing["reason"] in UNSURE_REASONS:
+        guess = f"no domain (best guess: {guess})"
     rows = [
         ("question", shorten(question)),
-        ("domain", f"{routing['domain']} ({routing['score']:.2f}, {routing['supercategory']})"),
+        ("domain", guess),
         ("expert", f"{routing['expert']} [{routing['model']}] reason={routing['reason']}{offline}"),
         ("why", routing["explanation"]),
     ]

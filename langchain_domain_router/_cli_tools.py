@@ -1,6 +1,6 @@
 """The command line's tool commands, and the sub-commands other modules mount.
 
-``export-onnx``, ``bench`` and ``measure-quality`` are built in; ``train``,
+``init``, ``export-onnx``, ``bench`` and ``measure-quality`` are built in; ``train``,
 ``evaluate``... come from ``PLUGIN_MODULES``.
 """
 
@@ -11,6 +11,7 @@ import functools
 import importlib
 import logging
 import sys
+from pathlib import Path
 
 from langchain_domain_router._cli_output import write
 
@@ -21,6 +22,22 @@ PLUGIN_MODULES = {
 }
 """Modules that may add sub-commands through ``register_cli(commands)``, and their commands
 (mounted as stand-ins that say what to install when the module cannot be imported)."""
+
+
+# -- init -----------------------------------------------------------------------------
+
+
+def _run_init(args: argparse.Namespace) -> int:
+    from langchain_domain_router.config import example_config_path
+
+    target = Path(args.path)
+    if target.exists() and not args.force:
+        msg = f"{target} exists; pass --force to overwrite it"
+        raise ValueError(msg)
+    target.write_text(example_config_path().read_text(encoding="utf-8"), encoding="utf-8")
+    write(f"wrote {target}: edit its experts, then")
+    write(f'  domain-router route "민법상 소멸시효는 몇 년인가요?" --config {target}')
+    return 0
 
 
 # -- export-onnx ----------------------------------------------------------------------
@@ -96,7 +113,16 @@ def _run_measure_quality(args: argparse.Namespace) -> int:
 
 
 def add_tool_commands(commands: argparse._SubParsersAction) -> None:
-    """Add ``export-onnx``, ``bench`` and ``measure-quality`` to the sub-commands."""
+    """Add ``init``, ``export-onnx``, ``bench`` and ``measure-quality`` to the sub-commands."""
+    init = commands.add_parser(
+        "init", help="write a commented starter router config (the example) to edit"
+    )
+    init.add_argument(
+        "path", nargs="?", default="router.yaml", help="file to write (default: router.yaml)"
+    )
+    init.add_argument("--force", action="store_true", help="overwrite an existing file")
+    init.set_defaults(handler=_run_init)
+
     export = commands.add_parser(
         "export-onnx",
         help="write MODEL/onnx/ so the classifier runs with ONNX Runtime (needs torch)",
@@ -120,7 +146,12 @@ def add_tool_commands(commands: argparse._SubParsersAction) -> None:
         "by concurrent callers; saves bench.json and bench.png",
     )
     bench.add_argument("--model", default="default", help="model directory or 'default'")
-    bench.add_argument("--backend", default="auto", choices=["auto", "onnx", "torch"])
+    bench.add_argument(
+        "--backend",
+        default="auto",
+        choices=["auto", "onnx", "torch"],
+        help="inference backend (auto: ONNX Runtime when the model has a graph)",
+    )
     bench.add_argument("--threads", type=int, help="intra-op threads (default: from the machine)")
     bench.add_argument("--batch-sizes", default="1,2,4,8,16,32,64,128", help="comma-separated")
     bench.add_argument("--concurrency", default="1,4,16,64", help="comma-separated callers")
@@ -136,7 +167,9 @@ def add_tool_commands(commands: argparse._SubParsersAction) -> None:
     )
     quality.add_argument("--config", required=True, help="router config with candidates")
     quality.add_argument("--kmmlu", required=True, help="folder of KMMLU {Subject}-{split}.csv")
-    quality.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    quality.add_argument(
+        "--split", default="test", choices=["train", "dev", "test"], help="KMMLU split asked"
+    )
     quality.add_argument("--per-domain", type=int, default=20, help="questions per domain")
     quality.add_argument("--concurrency", type=int, default=4, help="parallel calls per model")
     quality.add_argument("--out", required=True, help="where to write the measured config")

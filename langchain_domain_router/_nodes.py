@@ -239,6 +239,7 @@ class ExpertNode(_Node):
             target_model=candidate.model_name,
             reason=routing["explanation"],
             unavailable=why,
+            routing=routing,
         )
 
     def _prepare(self, state: RouterState) -> _Call:

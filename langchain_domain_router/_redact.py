@@ -127,6 +127,11 @@ def _scrub(text: str, known: list[str]) -> str:
 class RedactingFilter(logging.Filter):
     """A logging filter that redacts the message, its arguments and its traceback.
 
+    A record keeps its shape: ``args`` stays a tuple of the same length (or a mapping
+    with the same keys), because formatters read it (uvicorn's access formatter
+    unpacks the request line from it). Only a record whose formatted message holds a
+    secret is touched.
+
     Put it on handlers (``install_log_redaction``) rather than loggers: a handler's
     filters see the records of every logger that reaches it, libraries' included.
 
@@ -142,16 +147,62 @@ class RedactingFilter(logging.Filter):
         self.secrets = set(secrets)
 
     def filter(self, record: logging.LogRecord) -> bool:  # noqa: D102 - logging API
+        known = _known_secrets(self.secrets)
         try:
             message = record.getMessage()
         except (TypeError, ValueError):  # a malformed record: leave it to the formatter
             return True
-        record.msg, record.args = redact(message, self.secrets), None
+        clean = _scrub(message, known)
+        if clean != message:
+            _redact_record(record, clean, known)
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = redact(record.exc_text, self.secrets)
+            record.exc_text = _scrub(record.exc_text, known)
         return True
+
+
+class _RedactedArg:
+    """A log argument whose ``str`` or ``repr`` held a secret: formats as the redacted text."""
+
+    def __init__(self, value: object, known: list[str]) -> None:
+        self.text, self.representation = _scrub(str(value), known), _scrub(repr(value), known)
+
+    def __str__(self) -> str:
+        return self.text
+
+    def __repr__(self) -> str:
+        return self.representation
+
+
+def _redact_arg(value: Any, known: list[str]) -> Any:
+    if isinstance(value, str):
+        return _scrub(value, known)
+    if isinstance(value, int | float | bool) or value is None:  # %d and %f must still work
+        return value
+    wrapped = _RedactedArg(value, known)
+    return value if (wrapped.text, wrapped.representation) == (str(value), repr(value)) else wrapped
+
+
+def _redact_record(record: logging.LogRecord, clean: str, known: list[str]) -> None:
+    """Redact ``record.msg`` and each of ``record.args`` in place, keeping their shape."""
+    args = record.args
+    if isinstance(args, Mapping):
+        record.args = {key: _redact_arg(value, known) for key, value in args.items()}
+    elif isinstance(args, tuple):
+        record.args = tuple(_redact_arg(value, known) for value in args)
+    if isinstance(record.msg, str):
+        record.msg = _scrub(record.msg, known)
+    try:
+        if record.getMessage() == clean:
+            return
+    except (TypeError, ValueError):  # redacting the template broke a placeholder
+        pass
+    # A secret spanned the template and an argument: the redacted text as the template,
+    # with every positional argument consumed as an empty string ("%.0s").
+    record.msg = clean.replace("%", "%%")
+    if isinstance(record.args, tuple):
+        record.msg += "%.0s" * len(record.args)
 
 
 def install_log_redaction(secrets: Iterable[str] = ()) -> RedactingFilter:

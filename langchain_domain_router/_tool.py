@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from langchain_core.runnables import RunnableConfig
-from langchain_core.tools import StructuredTool
+from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
 from langchain_domain_router.classifier import DomainClassifier
@@ -25,7 +27,11 @@ TOOL_DESCRIPTION = (
 class RouterToolInput(BaseModel):
     """The router tool's one argument."""
 
-    question: str = Field(min_length=1, description="The question, in full, as the user asked it.")
+    # ``pattern``: a question of spaces alone is refused by the schema the model sees, and
+    # the agent's tool node hands the refusal back to the model as an error message.
+    question: str = Field(
+        min_length=1, pattern=r"\S", description="The question, in full, as the user asked it."
+    )
 
 
 def router_tool(
@@ -67,11 +73,13 @@ def router_tool(
     answerer = router
 
     def ask(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
-        answer = answerer.invoke(question, config)
+        with _refusal_for_the_model():
+            answer = answerer.invoke(question, config)
         return str(answer.text), answer.response_metadata["routing"]
 
     async def aask(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
-        answer = await answerer.ainvoke(question, config)
+        with _refusal_for_the_model():
+            answer = await answerer.ainvoke(question, config)
         return str(answer.text), answer.response_metadata["routing"]
 
     return StructuredTool.from_function(
@@ -81,4 +89,18 @@ def router_tool(
         description=description,
         args_schema=RouterToolInput,
         response_format="content_and_artifact",
+        handle_tool_error=True,  # a ToolException's text goes back to the model
     )
+
+
+@contextmanager
+def _refusal_for_the_model() -> Iterator[None]:
+    """Turn the router's refusal of an input into a ``ToolException``.
+
+    The model that wrote the arguments can fix them; an exception out of the whole
+    agent run would lose the conversation instead.
+    """
+    try:
+        yield
+    except (ValueError, TypeError) as exc:
+        raise ToolException(str(exc)) from exc

@@ -25,7 +25,6 @@ from langchain_domain_router._cli_tools import add_tool_commands, register_plugi
 from langchain_domain_router._quiet import PACKAGE_LOGGER
 from langchain_domain_router._text import require_text
 
-DEFAULT_QUESTION = "민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?"
 EXAMPLES = """\
 examples:
   domain-router classify "부가가치세 신고 기한은 언제인가요?" --top-k 3
@@ -34,7 +33,7 @@ examples:
 
 With no OPENAI_API_KEY, the offline expert answers with the routing decision.
 """
-BUILTIN_COMMANDS = ("classify", "route", "serve", "measure-quality")
+BUILTIN_COMMANDS = ("classify", "route", "serve", "init", "measure-quality")
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -186,13 +185,13 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
 
     classify = commands.add_parser("classify", help="label a question with its KMMLU domain")
-    classify.add_argument("question", nargs="?", default=DEFAULT_QUESTION)
+    classify.add_argument("question", help="the question, quoted")
     classify.add_argument("--model", default="default", help="model directory or hub id")
     classify.add_argument("--top-k", type=_positive_int, default=5, help="how many domains to list")
     classify.set_defaults(handler=_run_classify)
 
     route = commands.add_parser("route", help="route a question through the graph and answer")
-    route.add_argument("question", nargs="?", default=DEFAULT_QUESTION)
+    route.add_argument("question", help="the question, quoted")
     route.add_argument("--config", help="router config (YAML/TOML/JSON); default: the example")
     route.add_argument("--model", help="classifier model directory (default: the config's)")
     route.set_defaults(handler=_run_route)
@@ -202,7 +201,7 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     serve = commands.add_parser("serve", help="serve /router and /classify over HTTP")
     serve.add_argument("--config", help="router config (YAML/TOML/JSON); default: the example")
     serve.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0 for all)")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
     serve.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     serve.add_argument("--audit-log", help='JSON-lines audit file ("-" for stdout)')
     serve.add_argument(
@@ -216,7 +215,12 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     for name, kind, text in _SERVE_LIMITS:
         serve.add_argument("--" + name.replace("_", "-"), type=kind, help=text)
     serve.add_argument("--timeout-keep-alive", type=int, default=75, help="idle keep-alive seconds")
-    serve.add_argument("--log-level", default="info")
+    serve.add_argument(
+        "--log-level",
+        default="info",
+        choices=["critical", "error", "warning", "info", "debug", "trace"],
+        help="uvicorn's log level (info: one access line per request)",
+    )
     serve.set_defaults(handler=_run_serve)
     for command in (classify, route, serve):
         command.add_argument(

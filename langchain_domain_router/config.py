@@ -240,7 +240,11 @@ class RouterConfig(BaseModel):
     @classmethod
     def example(cls) -> Self:
         """Load the example configuration shipped with the package (all 45 domains)."""
-        from importlib import resources
+        return cls.from_file(example_config_path())
 
-        example = resources.files("langchain_domain_router") / "examples" / "router.yaml"
-        return cls.from_file(Path(str(example)))
+
+def example_config_path() -> Path:
+    """The example configuration file shipped with the package (commented YAML)."""
+    from importlib import resources
+
+    return Path(str(resources.files("langchain_domain_router") / "examples" / "router.yaml"))

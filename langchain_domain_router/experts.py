@@ -19,8 +19,15 @@ from langchain_core.language_models.chat_models import generate_from_stream
 from langchain_core.messages import AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGenerationChunk, ChatResult
 from langchain_core.runnables import RunnableConfig
+from pydantic import Field
 from typing_extensions import override
 
+from langchain_domain_router._offline_text import (
+    ASKED_FOR_OFFLINE,
+    NO_API_KEY,
+    is_korean,
+    offline_text,
+)
 from langchain_domain_router._redact import model_secrets, profile_secrets, redact
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 
@@ -63,7 +70,7 @@ def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None,
     if isinstance(candidate.model, BaseChatModel):
         return candidate.model, None
     if candidate.model == OFFLINE_MODEL:
-        return None, "the profile asks for the offline expert"
+        return None, ASKED_FOR_OFFLINE
     from langchain.chat_models import init_chat_model
 
     try:
@@ -73,7 +80,7 @@ def resolve_chat_model(candidate: CandidateModel) -> tuple[BaseChatModel | None,
         first_sentence = str(exc).split(". ")[0].rstrip(".")
         if _MISSING_KEY.search(first_sentence):
             # The usual case, and no fault: say so plainly instead of quoting the error.
-            return None, "no API key is set"
+            return None, NO_API_KEY
         secrets = model_secrets(candidate.model, candidate.model_kwargs)
         return None, redact(f"{type(exc).__name__}: {first_sentence}", secrets)
 
@@ -83,7 +90,8 @@ class OfflineExpert(BaseChatModel):
 
     It is used when an expert's model cannot be reached (no API key, no endpoint), so the
     routing graph runs end to end offline. Its text always starts with
-    ``[offline expert]``: it never pretends to be an LLM answer.
+    ``[offline expert]``: it never pretends to be an LLM answer. It is written in Korean
+    for a Korean question and in English otherwise.
 
     Example:
         ```python
@@ -100,25 +108,24 @@ class OfflineExpert(BaseChatModel):
     """Why the question went to ``expert``."""
     unavailable: str | None = None
     """Why the model could not be used."""
+    routing: dict[str, Any] = Field(default_factory=dict)
+    """The routing record so far: a Korean question's answer tells the reason from it."""
 
     @property
     def _llm_type(self) -> str:
         return "domain-router-offline"
 
-    def _text(self) -> str:
-        lines = [
-            "[offline expert] 답변 모델에 연결되지 않아 라우팅 결과만 알려 드립니다.",
-            f"This question would be answered by expert '{self.expert}' "
-            f"(model: {self.target_model}).",
-            f"Why: {self.reason}.",
-        ]
-        if self.unavailable:
-            lines.append(f"Model not used: {self.unavailable}.")
-        lines.append(
-            "Set OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server) "
-            "or configure the experts to get real answers."
+    def _text(self, messages: list[BaseMessage]) -> str:
+        """The answer, in the language of the last human message."""
+        question = next((str(m.text) for m in reversed(messages) if m.type == "human"), "")
+        return offline_text(
+            expert=self.expert,
+            target_model=self.target_model,
+            reason=self.reason,
+            unavailable=self.unavailable,
+            routing=self.routing,
+            korean=is_korean(question),
         )
-        return "\n".join(lines)
 
     @override
     def _generate(self, messages: list[BaseMessage], *args: Any, **kwargs: Any) -> ChatResult:
@@ -140,7 +147,7 @@ class OfflineExpert(BaseChatModel):
         run_manager: CallbackManagerForLLMRun | None = None,
         **kwargs: Any,
     ) -> Iterator[ChatGenerationChunk]:
-        for line in self._text().splitlines(keepends=True):
+        for line in self._text(messages).splitlines(keepends=True):
             chunk = ChatGenerationChunk(message=AIMessageChunk(content=line))
             if run_manager:
                 run_manager.on_llm_new_token(line, chunk=chunk)

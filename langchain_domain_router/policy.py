@@ -75,12 +75,15 @@ def _base_route(
         why = f"{domain} scored {score:.2f} (margin {margin:.2f}); expert {expert.name!r} covers it"
         return _Route("confident", why, expert)
     reason: RoutingReason
+    # No domain is meant: the top label is only a best guess, and reads as one.
     if score < thresholds.min_confidence:
         reason = "low_confidence"
-        why = f"{domain} scored {score:.2f} < min_confidence {thresholds.min_confidence:.2f}"
+        why = f"no domain: the best guess, {domain}, scored {score:.2f}"
+        why += f" < min_confidence {thresholds.min_confidence:.2f}"
     else:
         reason = "low_margin"
-        why = f"{domain} leads by {margin:.2f} < min_margin {thresholds.min_margin:.2f}"
+        why = f"no domain: the best guess, {domain}, leads by {margin:.2f}"
+        why += f" < min_margin {thresholds.min_margin:.2f}"
     sup, mass = max(prediction.supercategory_scores.items(), key=lambda item: item[1])
     expert = config.expert_for_supercategory(sup)
     if expert and mass >= config.min_supercategory_confidence:

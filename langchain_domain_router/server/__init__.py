@@ -15,9 +15,12 @@ try:
     import sse_starlette  # noqa: F401
     import uvicorn  # noqa: F401
 except ImportError as exc:
+    # Named by the installed distribution, the extra resolves without an index that
+    # publishes the package: this works for a clone's editable install and a wheel alike.
     _msg = (
         f"the server needs packages that are not installed ({exc.name}): "
         'pip install "langchain-domain-router[serve]"'
+        ' (from a clone, pip install -e ".[serve]" or make serve does the same)'
     )
     raise ImportError(_msg) from exc
 

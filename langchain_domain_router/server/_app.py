@@ -33,6 +33,7 @@ from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
+from langchain_domain_router.server._redacting import RedactingMiddleware
 from langchain_domain_router.server._requests import (
     ServedInput,
     parse_router_input,
@@ -124,6 +125,8 @@ def create_app(
     ``DomainClassifier``), each with ``invoke``, ``batch``, ``stream``,
     ``stream_events`` and the ``playground``; ``/healthz`` (the process is up),
     ``/readyz`` (the model is loaded and has answered), ``/metrics`` (Prometheus).
+    Every response body leaves through one redaction step (see ``_redacting.py``),
+    so no route, mounted here or later, sends out a configured or environment key.
     The app keeps no state of its own, so any number of workers and replicas can run
     side by side; multi-turn threads need a shared ``checkpointer``.
 
@@ -256,6 +259,9 @@ def create_app(
     app.add_middleware(
         LimitsMiddleware, settings=settings, metrics=metrics, validate_input=validators
     )
+    # Outermost, so every body leaves through it: routes mounted later and limit errors too.
+    app.state.secrets = secrets
+    app.add_middleware(RedactingMiddleware, secrets=secrets)
     return app
 
 

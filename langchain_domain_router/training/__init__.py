@@ -9,15 +9,7 @@ Example:
     ```
 """
 
-try:
-    import matplotlib  # noqa: F401
-    import sklearn  # noqa: F401
-except ImportError as exc:
-    _msg = (
-        f"training needs packages that are not installed ({exc.name}): "
-        'pip install "langchain-domain-router[train]"'
-    )
-    raise ImportError(_msg) from exc
+import importlib.util
 
 from langchain_domain_router.training._cli import build_parser, main, register_cli
 from langchain_domain_router.training._convert import (
@@ -33,6 +25,16 @@ from langchain_domain_router.training._model import ModelSize
 from langchain_domain_router.training._ngram_fit import NgramFitOptions, fit_ngram_branch
 from langchain_domain_router.training._splits import DataSources
 from langchain_domain_router.training._train import TrainOptions, train
+
+# Looked up, not imported: importing both takes seconds, and `domain-router --help` mounts
+# the training commands without running one (the modules import them where they use them).
+for _name in ("matplotlib", "sklearn"):
+    if importlib.util.find_spec(_name) is None:
+        _msg = (
+            f"training needs packages that are not installed ({_name}): "
+            'pip install "langchain-domain-router[train]"'
+        )
+        raise ImportError(_msg, name=_name)
 
 __all__ = [
     "DataError",

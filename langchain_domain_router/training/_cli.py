@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import ast
+import inspect
+import itertools
 import logging
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
@@ -22,6 +26,7 @@ if TYPE_CHECKING:
 
 _Options = TypeVar("_Options", bound="DataclassInstance")
 
+_SEED_HELP = "seed of the splits used in training"
 # Evaluation only: its exam sources state no licence, so it never enters training.
 _DOMAIN_QUESTIONS = "domain_questions/questions.csv"
 
@@ -77,10 +82,29 @@ def _add_fields(
     parsed values back into it.
     """
     defaults = {field.name: field.default for field in fields(options)}
+    docs = _field_docs(options)
     for name in names:
         default = defaults[name]
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, type=type(default), default=default, help=helps.get(name))
+        text = helps.get(name) or docs.get(name)
+        parser.add_argument(flag, type=type(default), default=default, help=text)
+
+
+def _field_docs(options: type[Any]) -> dict[str, str]:
+    """The docstring under each field of a dataclass, in one line: its options' help."""
+    tree = ast.parse(textwrap.dedent(inspect.getsource(options)))
+    body = tree.body[0].body if isinstance(tree.body[0], ast.ClassDef) else []
+    docs = {}
+    for field, doc in itertools.pairwise(body):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            docs[field.target.id] = " ".join(doc.value.value.split()).replace("%", "%%")
+    return docs
 
 
 def _from_args(options: type[_Options], args: argparse.Namespace, **values: Any) -> _Options:
@@ -156,8 +180,8 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="more text,label CSV/JSONL scored as separate sets (repeatable); "
         "with --shared, domain_questions/questions.csv is added when present",
     )
-    ev.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
-    ev.add_argument("--threads", type=int, default=2)
+    ev.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    ev.add_argument("--threads", type=int, default=2, help="CPU threads for inference")
     conv = parsers["convert-e5"]
     conv.add_argument("--output-dir", required=True, help="where the checkpoint is written")
     conv.add_argument(
@@ -168,7 +192,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--layers", type=int, default=3, help="encoder layers kept (of 12)")
     conv.add_argument("--min-count", type=int, default=3, help="occurrences to keep a piece")
     conv.add_argument("--ngram-buckets", type=int, default=1 << 17, help="0: no n-gram branch")
-    conv.add_argument("--ngram-dim", type=int, default=32)
+    conv.add_argument("--ngram-dim", type=int, default=32, help="n-gram embedding width")
     ngrams = parsers["fit-ngrams"]
     ngrams.add_argument("--model", required=True, help="the trained classifier directory")
     ngrams.add_argument("--output-dir", required=True, help="run folder; the model goes to model/")
@@ -189,14 +213,16 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         default=[],
         help="token n-gram lengths hashed beside the characters, e.g. 1 2 3 (default: none)",
     )
-    ngrams.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
-    ngrams.add_argument("--model-version", default=None)
-    ngrams.add_argument("--no-onnx", dest="onnx", action="store_false")
-    parsers["baseline"].add_argument("--seed", type=int, default=0)
+    ngrams.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    ngrams.add_argument("--model-version", default=None, help="default: the model's own")
+    ngrams.add_argument(
+        "--no-onnx", dest="onnx", action="store_false", help="skip the ONNX export of the model"
+    )
+    parsers["baseline"].add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     cal = parsers["calibrate"]
     cal.add_argument("--model", required=True, help="model directory (its config.json changes)")
     cal.add_argument("--model-version", default=None, help="default: the model's own")
-    cal.add_argument("--seed", type=int, default=0, help="seed of the splits used in training")
+    cal.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
 
 
 def _command(

@@ -134,8 +134,7 @@ def example_questions() -> dict[str, set[str]]:
     make = re.search(r"^QUESTION \?= (.+)$", MAKEFILE.read_text(encoding="utf-8"), re.MULTILINE)
     return {
         "README.md": _questions_in(_CODE_BLOCK.findall(outside_table)),
-        "domain-router --help": _questions_in([cli.build_parser(plugins=False).format_help()])
-        | {cli.DEFAULT_QUESTION},
+        "domain-router --help": _questions_in([cli.build_parser(plugins=False).format_help()]),
         "Makefile": {make.group(1).strip()} if make else set(),
         NOTEBOOK.name: _questions_in(cells),
     }

@@ -4,18 +4,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import subprocess
 import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from langchain_domain_router import cli
+from langchain_domain_router import RouterConfig, cli
 from langchain_domain_router.classifier import default_model_path
 from tests.integration_tests._servers import REPO_ROOT, child_env
 
 QUESTION = "미분계수의 정의를 설명해 주세요"
+MAKE_QUESTION = re.search(
+    r"^QUESTION \?= (.+)$", (REPO_ROOT / "Makefile").read_text(encoding="utf-8"), re.MULTILINE
+).group(1)  # type: ignore[union-attr]
+"""The question `make demo` routes."""
 
 
 @pytest.fixture(autouse=True)
@@ -99,14 +105,14 @@ def _needs_shipped_model() -> None:
 
 def test_readme_demo_command_with_the_shipped_model(tmp_path: Path):
     _needs_shipped_model()
-    done = _domain_router("route", "--json")
+    done = _domain_router("route", MAKE_QUESTION, "--json")
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["answer"].startswith("[offline expert]")
 
 
 def test_make_demo_is_quiet_one_info_line_naming_the_key():
     _needs_shipped_model()
-    done = _domain_router("route", cli.DEFAULT_QUESTION)
+    done = _domain_router("route", MAKE_QUESTION)
     assert done.returncode == 0, done.stderr
     assert "law" in done.stdout and "offline expert" in done.stdout
     assert "Error" not in done.stdout and "Missing credentials" not in done.stdout
@@ -193,3 +199,61 @@ def test_bench_prints_tables_and_saves_the_plot(math_checkpoint, tmp_path, capsy
     assert all(p["questions_per_s"] > 0 and p["p99_ms"] >= p["p50_ms"] for p in result["batch"])
     assert (out / "bench.png").read_bytes()[:4] == b"\x89PNG"
     assert cli.main(["bench", "--model", str(math_checkpoint), "--batch-sizes", "0"]) == 2
+
+
+def test_route_without_a_question_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exited:
+        cli.main(["route"])
+    assert exited.value.code == 2
+    assert "the following arguments are required: question" in capsys.readouterr().err
+
+
+def test_every_argument_of_every_command_says_what_it_is_for():
+    def undocumented(parser: argparse.ArgumentParser, path: str) -> Iterator[str]:
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for name, sub in action.choices.items():
+                    yield from undocumented(sub, f"{path} {name}")
+            elif not action.help:
+                yield f"{path} {'/'.join(action.option_strings) or action.dest}"
+
+    assert list(undocumented(cli.build_parser(), "domain-router")) == []
+
+
+def test_help_imports_no_training_library():
+    done = subprocess.run(  # noqa: S603 - a fixed command line
+        [sys.executable, "-X", "importtime", "-m", "langchain_domain_router", "--help"],
+        capture_output=True,
+        text=True,
+        env=child_env(),
+        cwd=REPO_ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0 and "train" in done.stdout and "init" in done.stdout
+    imported = {line.split("|")[-1].strip() for line in done.stderr.splitlines()}
+    assert "langchain_domain_router.cli" in imported
+    assert {"sklearn", "matplotlib"} & imported == set()
+
+
+def test_init_writes_a_commented_starter_config_and_keeps_an_existing_one(tmp_path, capsys):
+    target = tmp_path / "router.yaml"
+    assert cli.main(["init", str(target)]) == 0
+    text = target.read_text(encoding="utf-8")
+    assert text.startswith("#") and str(target) in capsys.readouterr().out
+    config = RouterConfig.from_file(target)
+    assert config.experts and config.fallback.name == "general"
+    target.write_text("# mine\n", encoding="utf-8")
+    assert cli.main(["init", str(target)]) == 2
+    assert "--force" in capsys.readouterr().err
+    assert target.read_text(encoding="utf-8") == "# mine\n"
+    assert cli.main(["init", str(target), "--force"]) == 0
+    assert target.read_text(encoding="utf-8") == text
+
+
+def test_an_off_topic_question_shows_no_domain_in_the_text_output():
+    _needs_shipped_model()
+    done = _domain_router("route", "오늘 저녁 뭐 먹을까?")
+    assert done.returncode == 0, done.stderr
+    [domain] = [line for line in done.stdout.splitlines() if line.startswith("domain")]
+    assert domain.split(maxsplit=1)[1].startswith("no domain (best guess: "), domain
+    assert "low_confidence" in done.stdout and "이유: 분야를 정할 수 없습니다" in done.stdout

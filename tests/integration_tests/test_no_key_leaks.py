@@ -5,19 +5,25 @@ The server runs as a real process; its experts call the fake OpenAI server's
 a proxy URL). ``math`` holds its key in the config, ``general`` reads it from
 ``OPENAI_API_KEY``; both fail, so the offline expert answers with the errors in its
 text. Every channel is then searched for both keys: HTTP responses (invoke, batch,
-stream, stream_events, readyz, metrics), the server log, the audit file and the
-SQLite checkpointer's files.
+stream, stream_log, stream_events, schemas, playground, docs, readyz, metrics: every
+route the app mounts, found by walking its route table), the server log, the audit file
+and the SQLite checkpointer's files.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
+import pytest
 from langserve import RemoteRunnable
+from langserve.lzstring import LZString
 
 from langchain_domain_router._redact import REDACTED, redact
+from langchain_domain_router.server import create_app
 from tests.fake_openai import FakeOpenAIServer
 from tests.integration_tests._servers import (
     ServerProcess,
@@ -31,10 +37,52 @@ from tests.integration_tests._servers import (
 CONFIG_KEY = "cfgkey-7Hq2LmZ9xR4t"  # neither sk- nor bearer shaped: only the config knows it
 ENV_KEY = "envkey-Pw3nV8sK1dQ6"
 KEYS = (CONFIG_KEY, ENV_KEY)
+QUESTION = "벡터란?"
+RUNNABLE_BODIES: dict[str, dict[str, Any]] = {
+    "invoke": {"input": QUESTION},
+    "stream": {"input": QUESTION},
+    "stream_log": {"input": QUESTION},
+    "stream_events": {"input": QUESTION},
+    "batch": {"inputs": ["수열", "급수"]},
+}
+"""A valid body for each kind of POST route, by the path's last segment."""
+CHAT_MESSAGES = [{"role": "user", "content": QUESTION}]
+POST_BODIES: dict[str, list[dict[str, Any]]] = {
+    **{kind: [body] for kind, body in RUNNABLE_BODIES.items()},
+    "token_feedback": [{"token_or_url": "x", "key": "score", "score": 1}],
+    "completions": [
+        {"model": "domain-router", "messages": CHAT_MESSAGES},
+        {"model": "domain-router", "messages": CHAT_MESSAGES, "stream": True},
+    ],
+}
+PATH_PARAMETERS = {
+    "{config_hash}": LZString.compressToEncodedURIComponent("{}"),
+    "{file_path:path}": "index.html",
+}
 
 
-def test_a_key_echoed_by_the_upstream_reaches_no_channel(
-    math_checkpoint: Path, fake_openai: FakeOpenAIServer, tmp_path: Path
+def served_requests(config: Path) -> Iterator[tuple[str, str, dict[str, Any] | None]]:
+    """One valid request per route and method of the app the server builds from ``config``."""
+    for route in create_app(config).routes:
+        path = str(getattr(route, "path", ""))
+        for name, value in PATH_PARAMETERS.items():
+            path = path.replace(name, value)
+        assert "{" not in path, f"no value for a parameter of {path}: add it to PATH_PARAMETERS"
+        for method in sorted(set(getattr(route, "methods", None) or ()) - {"HEAD"}):
+            if method == "GET":
+                yield method, path, None
+                continue
+            kind = path.rsplit("/", 1)[-1]
+            assert kind in POST_BODIES, f"no request for {method} {path}: add one to POST_BODIES"
+            for body in POST_BODIES[kind]:
+                yield method, path, body
+
+
+def test_a_key_echoed_by_the_upstream_reaches_no_route_or_channel(
+    math_checkpoint: Path,
+    fake_openai: FakeOpenAIServer,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ):
     config = router_config(math_checkpoint, fake_openai.base_url, expert_model="fake-401")
     config["experts"][0]["model_kwargs"]["api_key"] = CONFIG_KEY
@@ -48,6 +96,9 @@ def test_a_key_echoed_by_the_upstream_reaches_no_channel(
     )
     command += ["--log-level", "info"]
     env = child_env(OPENAI_API_KEY=ENV_KEY)
+    monkeypatch.setenv("OPENAI_API_KEY", ENV_KEY)  # the app built here to list its routes
+    requests = list(served_requests(path))
+    assert any(p.endswith("/stream_log") for _, p, _ in requests)
     process = ServerProcess(command, port=port, log_path=log, env=env)
     url = process.wait_ready().url
     outputs: list[str] = []
@@ -60,26 +111,24 @@ def test_a_key_echoed_by_the_upstream_reaches_no_channel(
         assert "401" in routing["error"] and REDACTED in routing["error"]
         assert REDACTED in str(answer.content)  # the offline answer quotes the error
         with httpx.Client(base_url=url, timeout=60) as client:
-            for endpoint, body in [
-                ("/router/invoke", {"input": "적분이란?", "config": thread}),
-                ("/router/invoke", {"input": "극한이란?"}),
-                ("/router/batch", {"inputs": ["수열", "급수"]}),
-                ("/router/stream", {"input": "행렬이란?", "config": thread}),
-                ("/router/stream_events", {"input": "벡터란?"}),
-            ]:
-                response = client.post(endpoint, json=body)
-                assert response.status_code == 200, response.text
+            response = client.post("/router/stream", json={"input": "행렬이란?", "config": thread})
+            outputs.append(response.text)
+            for method, endpoint, body in requests:
+                response = client.request(method, endpoint, json=body)
+                # Every route answers: a refusal (4xx) would hide a leak from this test.
+                expected = 400 if endpoint.endswith("/token_feedback") else 200
+                assert response.status_code == expected, (method, endpoint, response.text)
                 outputs.append(response.text)
-            outputs += [client.get("/metrics").text, client.get("/readyz").text]
     finally:
         process.stop()
     outputs.append(json.dumps([answer.model_dump()], ensure_ascii=False))
     outputs.append(log.read_text(errors="replace"))
     outputs.append(audit.read_text(encoding="utf-8"))
-    assert len(audit.read_text().splitlines()) == 7
     checkpoint_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("threads.db*"))
     assert b"leak-1" in checkpoint_bytes and "미분이란?".encode() in checkpoint_bytes
-    assert "expert_error" in "".join(outputs)  # the failures are reported...
+    everything = "".join(outputs)
+    assert "expert_error" in everything  # the failures are reported...
+    assert "Incorrect API key provided: [redacted]" in everything  # ...with the echoed body
     for key in KEYS:  # ...without the keys
         assert key.encode() not in checkpoint_bytes, key
         for text in outputs:

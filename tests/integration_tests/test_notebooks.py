@@ -12,6 +12,9 @@ from langchain_domain_router.classifier import default_model_path
 ROOT = Path(__file__).parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 SHARED = ROOT.parent / "shared" / "data"
+CELL_TIMEOUT_S = 120
+"""What a reader waits for one cell at most: a cell that works longer is a broken notebook
+(02's cells take well under a minute on 2 cores: it trains a toy and evaluates a sample)."""
 
 
 @pytest.mark.skipif(
@@ -28,7 +31,7 @@ def test_notebook_runs(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         pytest.skip("needs ../shared/data")
     NotebookClient(
         notebook,
-        timeout=600,
+        timeout=CELL_TIMEOUT_S,
         kernel_name="python3",
         resources={"metadata": {"path": str(path.parent)}},
     ).execute()

@@ -222,3 +222,28 @@ def test_audit_lines_are_written_without_prompts_or_keys(server, audit_path):
     assert "question" not in record
     assert PRIVATE not in text and API_KEY not in text
     assert any(r["reason"] == "expert_error" for r in records)
+
+
+def test_the_server_log_has_one_access_line_per_request_and_no_logging_error(
+    config: RouterConfig, tmp_path: Path
+):
+    path = write_config(tmp_path / "router.yaml", config.model_dump(mode="json"))
+    port = free_port()
+    command = [*serve_command(path, port), "--log-level", "info"]
+    process = ServerProcess(command, port=port, log_path=tmp_path / "server.log")
+    url = process.wait_ready().url
+    try:
+        with httpx.Client(base_url=url, timeout=30) as client:
+            for n in range(20):  # a key in the query string must not reach the log
+                if n % 2:
+                    response = client.get(f"/healthz?n={n}&api_key={API_KEY}")
+                else:
+                    response = client.post(f"/router/invoke?n={n}", json={"input": QUESTION})
+                assert response.status_code == 200, response.text
+    finally:
+        process.stop()
+    log = (tmp_path / "server.log").read_text(errors="replace")
+    access = re.findall(r'"(?:GET|POST) /\S+\?n=\d+\S* HTTP/1\.1" 200', log)
+    assert len(access) == 20, log[-3000:]
+    assert "Logging error" not in log and "Traceback" not in log, log[-3000:]
+    assert API_KEY not in log and "api_key=[redacted]" in log

@@ -72,6 +72,21 @@ def test_as_tool_is_a_clean_string_tool(classifier):
         DomainRouter.from_config(config(), classifier=classifier).as_tool(arg_types={"x": int})
 
 
+@pytest.mark.filterwarnings("ignore:create_react_agent has been moved")
+@pytest.mark.parametrize("kind", ["create_react_agent", "create_agent"])
+@pytest.mark.parametrize("question", ["   ", "\ud800 미분"])  # refused by the schema; the router
+def test_a_question_the_router_refuses_goes_back_to_the_agents_model(classifier, kind, question):
+    tool = DomainRouter.from_config(config(), classifier=classifier).as_tool()
+    model = ToolCallingModel(
+        responses=[ask(question, "call-1"), ask("미분이 뭐야?", "call-2"), AIMessage("됐어요.")]
+    )
+    agent = create_agent(model, [tool], kind=kind)
+    result = agent.invoke({"messages": [HumanMessage("미분 알려줘")]})
+    refused, answered = [m for m in result["messages"] if isinstance(m, ToolMessage)]
+    assert refused.status == "error" and "question" in str(refused.content)
+    assert answered.content == EXPERT_ANSWER and result["messages"][-1].content == "됐어요."
+
+
 def create_agent(model: Any, tools: list[Any], *, kind: str, **kwargs: Any) -> Any:
     if kind == "create_agent":
         from langchain.agents import create_agent as create

@@ -115,20 +115,55 @@ def test_general_failing_too_still_answers_offline(classifier_for):
     assert state["answer"].startswith("[offline expert]")
 
 
-def test_unreachable_models_are_served_by_the_labelled_offline_expert(classifier_for, monkeypatch):
+UNREACHABLE_LAW = RouterConfig(
+    experts=[ExpertProfile(name="law", model="openai:gpt-4o", domains=["Law"])],
+    fallback=ExpertProfile(name="general", model="openai:gpt-4o-mini"),
+    min_confidence=0.4,
+)
+"""Models that need a key no test sets: the offline expert answers for both."""
+
+
+@pytest.mark.parametrize(
+    ("question", "lines"),
+    [
+        (
+            "질문입니다",
+            [
+                "이 질문은 'law' 전문가(모델: openai:gpt-4o)가 답합니다.",
+                "이유: 법학 분야(1.00)로 분류되어 'law' 전문가가 맡습니다.",
+                "모델을 쓰지 못한 이유: API 키가 설정되어 있지 않습니다.",
+            ],
+        ),
+        (
+            "What is a lien?",
+            [
+                "This question would be answered by expert 'law' (model: openai:gpt-4o).",
+                "Why: Law (법학) scored 1.00 (margin 1.00); expert 'law' covers it.",
+                "Model not used: no API key is set.",
+            ],
+        ),
+    ],
+)
+def test_unreachable_models_are_served_by_the_labelled_offline_expert_in_the_questions_language(
+    classifier_for, monkeypatch, question, lines
+):
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
-    config = RouterConfig(
-        experts=[ExpertProfile(name="law", model="openai:gpt-4o", domains=["Law"])],
-        fallback=ExpertProfile(name="general", model="openai:gpt-4o-mini"),
-        min_confidence=0.4,
-    )
-    state, decision = route(build_router_graph(config, classifier=classifier_for({"Law": 10.0})))
+    graph = build_router_graph(UNREACHABLE_LAW, classifier=classifier_for({"Law": 10.0}))
+    state, decision = route(graph, question)
     assert decision.offline and decision.expert == "law"
     assert decision.estimated_cost_usd == 0.0
-    answer = state["answer"]
-    assert answer.startswith("[offline expert]")
-    assert "expert 'law' (model: openai:gpt-4o)" in answer
-    assert "Law (법학) scored 1.00" in answer
+    answer = state["answer"].splitlines()
+    assert answer[0].startswith("[offline expert]")
+    assert answer[1:4] == lines  # one language, one reason the model was not used
+
+
+def test_an_unsure_question_reads_no_domain_with_the_guess_as_a_detail(classifier_for, monkeypatch):
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    graph = build_router_graph(UNREACHABLE_LAW, classifier=classifier_for({"Law": 1.0}))
+    state, decision = route(graph, "오늘 저녁 뭐 먹을까?")
+    assert decision.reason == "low_confidence" and decision.expert == "general"
+    assert decision.explanation.startswith("no domain: the best guess, Law (법학), scored 0.06")
+    assert "이유: 분야를 정할 수 없습니다(가장 가까운 추정: 법학 0.06)." in state["answer"]
 
 
 def test_thresholds_default_to_the_model_calibration(make_checkpoint):
