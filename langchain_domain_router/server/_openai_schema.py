@@ -1,0 +1,231 @@
+"""The OpenAI Chat Completions wire format: what ``/v1/chat/completions`` takes and returns.
+
+Only the fields the router can honour are accepted; any other is a 400 naming it, as
+OpenAI itself answers an unrecognised argument. Responses carry one extra top-level
+field, ``routing`` (the ``RoutingDecision``), which the OpenAI SDKs keep.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+PASSED_THROUGH = (
+    "temperature",
+    "top_p",
+    "max_tokens",
+    "max_completion_tokens",
+    "stop",
+    "seed",
+    "user",
+    "frequency_penalty",
+    "presence_penalty",
+    "tools",
+    "tool_choice",
+    "parallel_tool_calls",
+    "response_format",
+)
+"""Request fields handed to the answering expert's chat model as call options."""
+FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
+"""Why the answer ended."""
+
+
+class FunctionCall(BaseModel):
+    """A function call in an assistant message: its name and JSON arguments."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str
+    arguments: str
+
+
+class ToolCall(BaseModel):
+    """A tool call in an assistant message."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    id: str
+    type: Literal["function"] = "function"
+    function: FunctionCall
+
+
+class ChatMessage(BaseModel):
+    """One message of the conversation, as OpenAI's API takes it.
+
+    Example:
+        ```python
+        ChatMessage(role="user", content="미분계수의 정의는?")
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    """Who speaks; the conversation must end in a ``user`` turn (the question)."""
+    content: str | list[dict[str, Any]] | None = None
+    """Text, or a list of content parts (``{"type": "text", "text": ...}``, ...)."""
+    name: str | None = None
+    """An optional name of the speaker."""
+    tool_calls: list[ToolCall] | None = None
+    """An assistant's tool calls."""
+    tool_call_id: str | None = None
+    """The call a ``tool`` message answers."""
+    refusal: str | None = None
+    """An assistant's refusal, as earlier answers carry it (not passed on)."""
+
+
+class StreamOptions(BaseModel):
+    """``stream_options``: whether the last chunk reports token usage."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    include_usage: bool = False
+
+
+class ChatCompletionRequest(BaseModel):
+    """A ``POST /v1/chat/completions`` body.
+
+    Example:
+        ```python
+        ChatCompletionRequest(
+            model="domain-router", messages=[{"role": "user", "content": "근저당권이란?"}]
+        )
+        ```
+    """
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    model: str = Field(min_length=1, max_length=128)
+    """``domain-router`` (or ``auto``) to route, or an expert's name to pin it."""
+    messages: list[ChatMessage] = Field(min_length=1)
+    """The conversation, ending in the user's question."""
+    stream: bool = False
+    """Answer as server-sent ``chat.completion.chunk`` events."""
+    stream_options: StreamOptions | None = None
+    """Streaming options."""
+    n: Literal[1] | None = None
+    """Choices to return: the router answers once."""
+    temperature: float | None = Field(default=None, ge=0, le=2)
+    """Sampling temperature, passed to the expert."""
+    top_p: float | None = Field(default=None, ge=0, le=1)
+    """Nucleus sampling, passed to the expert."""
+    max_tokens: int | None = Field(default=None, ge=1)
+    """Tokens the answer may hold, passed to the expert."""
+    max_completion_tokens: int | None = Field(default=None, ge=1)
+    """Tokens the answer may hold (newer name), passed to the expert."""
+    stop: str | list[str] | None = Field(default=None)
+    """Stop sequences (up to 4), passed to the expert."""
+    seed: int | None = None
+    """Sampling seed, passed to the expert."""
+    user: str | None = Field(default=None, max_length=256)
+    """An end-user id, passed to the expert."""
+    frequency_penalty: float | None = Field(default=None, ge=-2, le=2)
+    """Passed to the expert."""
+    presence_penalty: float | None = Field(default=None, ge=-2, le=2)
+    """Passed to the expert."""
+    tools: list[dict[str, Any]] | None = None
+    """Tools the expert may call; only experts whose model takes tools can answer."""
+    tool_choice: str | dict[str, Any] | None = None
+    """Which tool to call, passed with ``tools``."""
+    parallel_tool_calls: bool | None = None
+    """Passed with ``tools``."""
+    response_format: dict[str, Any] | None = None
+    """Structured output; only OpenAI-compatible expert models take it."""
+
+    def call_options(self) -> dict[str, Any]:
+        """The fields passed to the expert's chat model, as keyword arguments."""
+        options = {name: getattr(self, name) for name in PASSED_THROUGH}
+        if isinstance(options["stop"], str):
+            options["stop"] = [options["stop"]]
+        return {name: value for name, value in options.items() if value is not None}
+
+
+class Usage(BaseModel):
+    """Token usage, from the expert's usage metadata."""
+
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+
+
+class AnswerMessage(BaseModel):
+    """The assistant message of a choice, or the delta of a chunk."""
+
+    role: Literal["assistant"] | None = "assistant"
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] | None = None
+
+
+class Choice(BaseModel):
+    """The one choice of a completion."""
+
+    index: int = 0
+    message: AnswerMessage
+    finish_reason: FinishReason | None
+    logprobs: None = None
+
+
+class ChatCompletion(BaseModel):
+    """A ``chat.completion`` object, with the routing record.
+
+    Example:
+        ```python
+        completion = client.chat.completions.create(model="domain-router", messages=[...])
+        completion.choices[0].message.content, completion.routing["expert"]
+        ```
+    """
+
+    id: str
+    object: Literal["chat.completion"] = "chat.completion"
+    created: int
+    model: str
+    """The model that answered."""
+    choices: list[Choice]
+    usage: Usage | None = None
+    routing: dict[str, Any]
+    """The routing decision (``RoutingDecision`` as JSON)."""
+
+
+class ChunkChoice(BaseModel):
+    """The one choice of a streamed chunk."""
+
+    index: int = 0
+    delta: AnswerMessage
+    finish_reason: FinishReason | None = None
+    logprobs: None = None
+
+
+class ChatCompletionChunk(BaseModel):
+    """A ``chat.completion.chunk`` event; the last one carries ``routing`` (and ``usage``)."""
+
+    id: str
+    object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
+    created: int
+    model: str
+    choices: list[ChunkChoice]
+    usage: Usage | None = None
+    routing: dict[str, Any] | None = None
+
+
+class ModelCard(BaseModel):
+    """One entry of ``GET /v1/models``."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = 0
+    owned_by: str = "domain-router"
+
+
+class ModelList(BaseModel):
+    """``GET /v1/models``: the virtual routed model, then each expert."""
+
+    object: Literal["list"] = "list"
+    data: list[ModelCard]
+
+
+def error_body(
+    message: str, kind: str, *, param: str | None = None, code: str | None = None
+) -> dict[str, Any]:
+    """The OpenAI error shape: ``{"error": {"message", "type", "param", "code"}}``."""
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
