@@ -94,7 +94,11 @@ def test_a_routed_answer_with_its_routing_headers_and_body_field(client):
     assert completion.choices[0].finish_reason == "stop"
     assert completion.model == "openai:fake-scripted"
     routing = completion.model_extra["routing"]
-    assert (routing["expert"], routing["domain"], routing["reason"]) == ("math", "Math", "confident")
+    assert (routing["expert"], routing["domain"], routing["reason"]) == (
+        "math",
+        "Math",
+        "confident",
+    )
     assert completion.usage.prompt_tokens == routing["input_tokens"] > 0
     assert completion.usage.total_tokens == routing["input_tokens"] + routing["output_tokens"]
     assert raw.headers["x-domain-router-expert"] == "math"
@@ -321,7 +325,10 @@ def test_the_concurrency_limit_is_429(strict):
     busy = threading.Thread(
         target=lambda: httpx.post(
             f"{strict}/v1/chat/completions",
-            json={"model": "math", "messages": [{"role": "user", "content": f"미분 {HANG_MARKER}"}]},
+            json={
+                "model": "math",
+                "messages": [{"role": "user", "content": f"미분 {HANG_MARKER}"}],
+            },
             timeout=30,
         )
     )
@@ -351,4 +358,6 @@ def test_a_non_loopback_host_without_keys_is_refused_in_one_line(math_checkpoint
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1 and "--api-keys FILE" in lines[0] and "--allow-unauthenticated" in lines[0]
+    assert (
+        len(lines) == 1 and "--api-keys FILE" in lines[0] and "--allow-unauthenticated" in lines[0]
+    )
