@@ -7,7 +7,7 @@ field, ``routing`` (the ``RoutingDecision``), which the OpenAI SDKs keep.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -50,6 +50,74 @@ class ToolCall(BaseModel):
     function: FunctionCall
 
 
+class FunctionDefinition(BaseModel):
+    """A function a tool calls: its name, what it does, and its JSON-schema parameters."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+    strict: bool | None = None
+
+
+class Tool(BaseModel):
+    """A tool the expert may call."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["function"]
+    function: FunctionDefinition
+
+
+class NamedToolChoice(BaseModel):
+    """``tool_choice`` naming one function."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["function"]
+    function: dict[Literal["name"], str]
+
+
+class ResponseFormat(BaseModel):
+    """``response_format``: plain text, any JSON object, or JSON following a schema."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["text", "json_object", "json_schema"]
+    json_schema: dict[str, Any] | None = None
+
+
+class TextPart(BaseModel):
+    """A text content part."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["text"]
+    text: str
+
+
+class ImageUrl(BaseModel):
+    """Where an image is: an ``https:`` or ``data:`` URL."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    url: str = Field(pattern=r"^(https?:|data:)")
+    detail: Literal["auto", "low", "high"] | None = None
+
+
+class ImagePart(BaseModel):
+    """An image content part (passed to the expert; the classifier reads only text)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    type: Literal["image_url"]
+    image_url: ImageUrl
+
+
+ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
+
+
 class ChatMessage(BaseModel):
     """One message of the conversation, as OpenAI's API takes it.
 
@@ -63,7 +131,7 @@ class ChatMessage(BaseModel):
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     """Who speaks; the conversation must end in a ``user`` turn (the question)."""
-    content: str | list[dict[str, Any]] | None = None
+    content: str | list[ContentPart] | None = None
     """Text, or a list of content parts (``{"type": "text", "text": ...}``, ...)."""
     name: str | None = None
     """An optional name of the speaker."""
@@ -114,7 +182,7 @@ class ChatCompletionRequest(BaseModel):
     """Tokens the answer may hold, passed to the expert."""
     max_completion_tokens: int | None = Field(default=None, ge=1)
     """Tokens the answer may hold (newer name), passed to the expert."""
-    stop: str | list[str] | None = Field(default=None)
+    stop: str | Annotated[list[str], Field(max_length=4)] | None = None
     """Stop sequences (up to 4), passed to the expert."""
     seed: int | None = None
     """Sampling seed, passed to the expert."""
@@ -124,21 +192,21 @@ class ChatCompletionRequest(BaseModel):
     """Passed to the expert."""
     presence_penalty: float | None = Field(default=None, ge=-2, le=2)
     """Passed to the expert."""
-    tools: list[dict[str, Any]] | None = None
+    tools: list[Tool] | None = Field(default=None, min_length=1, max_length=128)
     """Tools the expert may call; only experts whose model takes tools can answer."""
-    tool_choice: str | dict[str, Any] | None = None
+    tool_choice: Literal["none", "auto", "required"] | NamedToolChoice | None = None
     """Which tool to call, passed with ``tools``."""
     parallel_tool_calls: bool | None = None
     """Passed with ``tools``."""
-    response_format: dict[str, Any] | None = None
+    response_format: ResponseFormat | None = None
     """Structured output; only OpenAI-compatible expert models take it."""
 
     def call_options(self) -> dict[str, Any]:
         """The fields passed to the expert's chat model, as keyword arguments."""
-        options = {name: getattr(self, name) for name in PASSED_THROUGH}
-        if isinstance(options["stop"], str):
+        options = self.model_dump(include=set(PASSED_THROUGH), exclude_none=True)
+        if isinstance(options.get("stop"), str):
             options["stop"] = [options["stop"]]
-        return {name: value for name, value in options.items() if value is not None}
+        return options
 
 
 class Usage(BaseModel):

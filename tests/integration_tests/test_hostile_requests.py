@@ -198,6 +198,51 @@ def test_the_server_answers_after_hostile_requests(server):
     good_request(server, httpx.Client(timeout=60))
 
 
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"\xff\xfe", ["not valid UTF-8"]),
+        (b"[" * 50_000, ["levels deep"]),
+        (b"not json", ["not valid JSON"]),
+        (b"[]", ["body"]),
+        (b'{"model": 5, "messages": []}', ["model"]),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "\\ud800"}]}',
+            ["messages[0].content", "unpaired surrogate"],
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": '
+            b'[{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}',
+            ["messages", "empty"],
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": '
+            b'[{"type": "image_url", "image_url": "x"}]}]}',
+            ["messages.0.content"],
+        ),
+        (b'{"model": "auto", "messages": [{"role": "tool", "content": "x"}]}', ["messages"]),
+    ],
+    ids=[
+        "utf8",
+        "deep",
+        "not-json",
+        "array",
+        "model-number",
+        "surrogate",
+        "image-only",
+        "image-string",
+        "tool-alone",
+    ],
+)
+def test_hostile_chat_completions_are_400_in_the_openai_shape(server, body, words):
+    response = post(f"{server}/v1/chat/completions", body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert all(word in error["message"] for word in words), error["message"]
+    good_request(server, httpx.Client(timeout=60))
+
+
 @pytest.fixture(scope="module")
 def impatient_server(
     tmp_path_factory: pytest.TempPathFactory, math_checkpoint: Path, fake_openai: FakeOpenAIServer
