@@ -4,9 +4,10 @@ The server runs as a real process; its experts call the fake OpenAI server's
 ``fake-401`` model, which echoes the caller's key (bare, as a bearer header and inside
 a proxy URL). ``math`` holds its key in the config, ``general`` reads it from
 ``OPENAI_API_KEY``; both fail, so the offline expert answers with the errors in its
-text. Every channel is then searched for both keys: HTTP responses (invoke, batch,
-stream, stream_events, readyz, metrics), the server log, the audit file and the
-SQLite checkpointer's files.
+text (and ``/v1/chat/completions`` answers 502). The server itself requires a bearer
+key (``--api-keys``). Every channel is then searched for the three keys: HTTP responses
+(invoke, batch, stream, stream_events, chat completions streamed or not, models, a 401,
+readyz, metrics), the server log, the audit file and the SQLite checkpointer's files.
 """
 
 from __future__ import annotations
@@ -30,7 +31,8 @@ from tests.integration_tests._servers import (
 
 CONFIG_KEY = "cfgkey-7Hq2LmZ9xR4t"  # neither sk- nor bearer shaped: only the config knows it
 ENV_KEY = "envkey-Pw3nV8sK1dQ6"
-KEYS = (CONFIG_KEY, ENV_KEY)
+SERVER_KEY = "ownkey-Vb7nQ2xT9kLs"  # the router's own bearer key (--api-keys)
+KEYS = (CONFIG_KEY, ENV_KEY, SERVER_KEY)
 
 
 def test_a_key_echoed_by_the_upstream_reaches_no_channel(
@@ -43,8 +45,17 @@ def test_a_key_echoed_by_the_upstream_reaches_no_channel(
     path = write_config(tmp_path / "router.yaml", config)
     audit, database, log = tmp_path / "audit.jsonl", tmp_path / "threads.db", tmp_path / "log"
     port = free_port()
+    keys = tmp_path / "keys.txt"
+    keys.write_text(SERVER_KEY + "\n", encoding="utf-8")
     command = serve_command(
-        path, port, "--audit-log", str(audit), "--checkpointer", f"sqlite:{database}"
+        path,
+        port,
+        "--audit-log",
+        str(audit),
+        "--checkpointer",
+        f"sqlite:{database}",
+        "--api-keys",
+        str(keys),
     )
     command += ["--log-level", "info"]
     env = child_env(OPENAI_API_KEY=ENV_KEY)
@@ -53,30 +64,39 @@ def test_a_key_echoed_by_the_upstream_reaches_no_channel(
     outputs: list[str] = []
     try:
         thread = {"configurable": {"thread_id": "leak-1"}}
-        remote = RemoteRunnable(f"{url}/router", timeout=60)
+        bearer = {"authorization": f"Bearer {SERVER_KEY}"}
+        remote = RemoteRunnable(f"{url}/router", timeout=60, headers=bearer)
         answer = remote.invoke("미분이란?", thread)
         routing = answer.response_metadata["routing"]
         assert routing["reason"] == "expert_error" and routing["offline"]
         assert "401" in routing["error"] and REDACTED in routing["error"]
         assert REDACTED in str(answer.content)  # the offline answer quotes the error
-        with httpx.Client(base_url=url, timeout=60) as client:
-            for endpoint, body in [
-                ("/router/invoke", {"input": "적분이란?", "config": thread}),
-                ("/router/invoke", {"input": "극한이란?"}),
-                ("/router/batch", {"inputs": ["수열", "급수"]}),
-                ("/router/stream", {"input": "행렬이란?", "config": thread}),
-                ("/router/stream_events", {"input": "벡터란?"}),
+        user = [{"role": "user", "content": "함수란?"}]
+        with httpx.Client(base_url=url, timeout=60, headers=bearer) as client:
+            for endpoint, body, status in [
+                ("/router/invoke", {"input": "적분이란?", "config": thread}, 200),
+                ("/router/invoke", {"input": "극한이란?"}, 200),
+                ("/router/batch", {"inputs": ["수열", "급수"]}, 200),
+                ("/router/stream", {"input": "행렬이란?", "config": thread}, 200),
+                ("/router/stream_events", {"input": "벡터란?"}, 200),
+                # every expert failed upstream: 502, the routing record in the body
+                ("/v1/chat/completions", {"model": "domain-router", "messages": user}, 502),
+                ("/v1/chat/completions", {"model": "math", "messages": user, "stream": True}, 502),
+                ("/v1/models", None, 200),
             ]:
-                response = client.post(endpoint, json=body)
-                assert response.status_code == 200, response.text
+                response = client.request("GET" if body is None else "POST", endpoint, json=body)
+                assert response.status_code == status, response.text
                 outputs.append(response.text)
-            outputs += [client.get("/metrics").text, client.get("/readyz").text]
+            wrong = {"authorization": f"Bearer {SERVER_KEY}x"}
+            refused = client.post("/v1/chat/completions", json={}, headers=wrong)
+            assert refused.status_code == 401
+            outputs += [refused.text, client.get("/metrics").text, client.get("/readyz").text]
     finally:
         process.stop()
     outputs.append(json.dumps([answer.model_dump()], ensure_ascii=False))
     outputs.append(log.read_text(errors="replace"))
     outputs.append(audit.read_text(encoding="utf-8"))
-    assert len(audit.read_text().splitlines()) == 7
+    assert len(audit.read_text().splitlines()) == 9
     checkpoint_bytes = b"".join(p.read_bytes() for p in tmp_path.glob("threads.db*"))
     assert b"leak-1" in checkpoint_bytes and "미분이란?".encode() in checkpoint_bytes
     assert "expert_error" in "".join(outputs)  # the failures are reported...
