@@ -15,7 +15,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, cast, get_args
 
-from fastapi import APIRouter, FastAPI, Request
+from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response, StreamingResponse
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
@@ -299,13 +299,12 @@ def add_openai_routes(
         ```
     """
     routes = OpenAIRoutes(router, callbacks, tag)
-    api = APIRouter(tags=["openai"])
 
-    @api.get(MODELS_PATH)
+    @app.get(MODELS_PATH, tags=["openai"])
     async def list_models() -> dict[str, Any]:
         return ModelList(data=[ModelCard(id=name) for name in routes.models]).model_dump()
 
-    @api.post(COMPLETIONS_PATH)
+    @app.post(COMPLETIONS_PATH, tags=["openai"])
     async def chat_completions(request: Request) -> Response:
         try:
             body, state = routes.parse(await request.body())
@@ -320,5 +319,3 @@ def add_openai_routes(
         if failure := _upstream_failure(routing):
             return failure.response(headers)
         return JSONResponse(_completion(answer, routing), headers=headers)
-
-    app.include_router(api)

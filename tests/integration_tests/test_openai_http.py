@@ -123,6 +123,8 @@ def test_a_pinned_expert_answers_unclassified_and_is_audited(client, server, ser
     assert (line["reason"], line["expert"]) == ("pinned", "general")
     text = httpx.get(f"{server}/metrics").text
     assert metric(text, "domain_router_routes_total", domain="", expert="general", reason="pinned")
+    labels = {"endpoint": "/v1/chat/completions", "status": "200"}
+    assert metric(text, "domain_router_http_requests_total", **labels) >= 1
 
 
 def test_parameters_pass_through_to_the_expert(client, fake_openai):
