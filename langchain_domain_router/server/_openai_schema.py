@@ -31,29 +31,29 @@ FinishReason = Literal["stop", "length", "tool_calls", "content_filter"]
 """Why the answer ended."""
 
 
-class FunctionCall(BaseModel):
-    """A function call in an assistant message: its name and JSON arguments."""
+class _Strict(BaseModel):
+    """A request part: unknown fields and silently converted types are refused."""
 
     model_config = ConfigDict(extra="forbid", strict=True)
+
+
+class FunctionCall(_Strict):
+    """A function call in an assistant message: its name and JSON arguments."""
 
     name: str
     arguments: str
 
 
-class ToolCall(BaseModel):
+class ToolCall(_Strict):
     """A tool call in an assistant message."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     id: str
     type: Literal["function"] = "function"
     function: FunctionCall
 
 
-class FunctionDefinition(BaseModel):
+class FunctionDefinition(_Strict):
     """A function a tool calls: its name, what it does, and its JSON-schema parameters."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     name: str = Field(pattern=r"^[A-Za-z0-9_-]{1,64}$")
     description: str | None = None
@@ -61,55 +61,43 @@ class FunctionDefinition(BaseModel):
     strict: bool | None = None
 
 
-class Tool(BaseModel):
+class Tool(_Strict):
     """A tool the expert may call."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["function"]
     function: FunctionDefinition
 
 
-class NamedToolChoice(BaseModel):
+class NamedToolChoice(_Strict):
     """``tool_choice`` naming one function."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["function"]
     function: dict[Literal["name"], str]
 
 
-class ResponseFormat(BaseModel):
+class ResponseFormat(_Strict):
     """``response_format``: plain text, any JSON object, or JSON following a schema."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["text", "json_object", "json_schema"]
     json_schema: dict[str, Any] | None = None
 
 
-class TextPart(BaseModel):
+class TextPart(_Strict):
     """A text content part."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["text"]
     text: str
 
 
-class ImageUrl(BaseModel):
+class ImageUrl(_Strict):
     """Where an image is: an ``https:`` or ``data:`` URL."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     url: str = Field(pattern=r"^(https?:|data:)")
     detail: Literal["auto", "low", "high"] | None = None
 
 
-class ImagePart(BaseModel):
+class ImagePart(_Strict):
     """An image content part (passed to the expert; the classifier reads only text)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     type: Literal["image_url"]
     image_url: ImageUrl
@@ -118,7 +106,7 @@ class ImagePart(BaseModel):
 ContentPart = Annotated[TextPart | ImagePart, Field(discriminator="type")]
 
 
-class ChatMessage(BaseModel):
+class ChatMessage(_Strict):
     """One message of the conversation, as OpenAI's API takes it.
 
     Example:
@@ -126,8 +114,6 @@ class ChatMessage(BaseModel):
         ChatMessage(role="user", content="미분계수의 정의는?")
         ```
     """
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     role: Literal["system", "developer", "user", "assistant", "tool"]
     """Who speaks; the conversation must end in a ``user`` turn (the question)."""
@@ -143,15 +129,13 @@ class ChatMessage(BaseModel):
     """An assistant's refusal, as earlier answers carry it (not passed on)."""
 
 
-class StreamOptions(BaseModel):
+class StreamOptions(_Strict):
     """``stream_options``: whether the last chunk reports token usage."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     include_usage: bool = False
 
 
-class ChatCompletionRequest(BaseModel):
+class ChatCompletionRequest(_Strict):
     """A ``POST /v1/chat/completions`` body.
 
     Example:
@@ -161,8 +145,6 @@ class ChatCompletionRequest(BaseModel):
         )
         ```
     """
-
-    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str = Field(min_length=1, max_length=128)
     """``domain-router`` (or ``auto``) to route, or an expert's name to pin it."""
@@ -234,7 +216,18 @@ class Choice(BaseModel):
     logprobs: None = None
 
 
-class ChatCompletion(BaseModel):
+class _Answer(BaseModel):
+    """What a completion and each of its chunks share."""
+
+    id: str
+    """``chatcmpl-`` and the routing record's ``request_id``."""
+    created: int
+    model: str
+    """The model that answered."""
+    usage: Usage | None = None
+
+
+class ChatCompletion(_Answer):
     """A ``chat.completion`` object, with the routing record.
 
     Example:
@@ -244,13 +237,8 @@ class ChatCompletion(BaseModel):
         ```
     """
 
-    id: str
     object: Literal["chat.completion"] = "chat.completion"
-    created: int
-    model: str
-    """The model that answered."""
     choices: list[Choice]
-    usage: Usage | None = None
     routing: dict[str, Any]
     """The routing decision (``RoutingDecision`` as JSON)."""
 
@@ -264,15 +252,11 @@ class ChunkChoice(BaseModel):
     logprobs: None = None
 
 
-class ChatCompletionChunk(BaseModel):
-    """A ``chat.completion.chunk`` event; the last one carries ``routing`` (and ``usage``)."""
+class ChatCompletionChunk(_Answer):
+    """A ``chat.completion.chunk`` event; the finishing one carries ``routing``."""
 
-    id: str
     object: Literal["chat.completion.chunk"] = "chat.completion.chunk"
-    created: int
-    model: str
     choices: list[ChunkChoice]
-    usage: Usage | None = None
     routing: dict[str, Any] | None = None
 
 

@@ -21,26 +21,13 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
 from tests.fake_openai import FAIL_MARKER, HANG_MARKER, FakeOpenAIServer
-from tests.integration_tests._servers import (
-    ServerProcess,
-    free_port,
-    router_config,
-    serve_command,
-    write_config,
-)
+from tests.integration_tests._servers import free_port, router_config, start_server, write_config
 from tests.integration_tests.test_server_http import metric
 
 QUESTION = "미분계수의 정의를 설명해 주세요"
 SERVER_KEY = "drk-test-Zu8pWq3e"  # the router's own bearer key
 OTHER_KEY = "drk-test-wrong-key"
 USER = [{"role": "user", "content": QUESTION}]
-
-
-def _start(directory: Path, config: dict, *options: str) -> ServerProcess:
-    path = write_config(directory / "router.yaml", config)
-    port = free_port()
-    command = serve_command(path, port, *options)
-    return ServerProcess(command, port=port, log_path=directory / "server.log").wait_ready()
 
 
 @pytest.fixture(scope="module")
@@ -59,7 +46,7 @@ def server(server_dir: Path, math_checkpoint: Path, fake_openai: FakeOpenAIServe
     keys = server_dir / "keys.txt"
     keys.write_text(f"# the router's keys\n{OTHER_KEY}x\n{SERVER_KEY}\n", encoding="utf-8")
     options = ("--api-keys", str(keys), "--audit-log", str(server_dir / "audit.jsonl"))
-    process = _start(server_dir, config, *options, "--max-input-chars", "2000")
+    process = start_server(server_dir, config, *options, "--max-input-chars", "2000")
     yield process.url
     process.stop()
 
@@ -78,7 +65,7 @@ def strict(
     config = router_config(math_checkpoint, fake_openai.base_url, timeout_s=1.0, max_retries=0)
     config["fallback"].update(model="openai:fake-scripted", timeout_s=1.0, max_retries=0)
     options = ("--max-concurrency", "1", "--queue-timeout-s", "0.5", "--max-body-bytes", "3000")
-    process = _start(directory, config, *options)
+    process = start_server(directory, config, *options)
     yield process.url
     process.stop()
 
