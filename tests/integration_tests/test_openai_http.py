@@ -20,7 +20,7 @@ from langchain_core.output_parsers import StrOutputParser
 from langchain_core.prompts import ChatPromptTemplate
 from langchain_openai import ChatOpenAI
 
-from tests.fake_openai import FAIL_MARKER, HANG_MARKER, FakeOpenAIServer
+from tests.fake_openai import CUT_ONCE_MARKER, FAIL_MARKER, HANG_MARKER, FakeOpenAIServer
 from tests.integration_tests._servers import free_port, router_config, start_server, write_config
 from tests.integration_tests.test_server_http import metric
 
@@ -43,6 +43,8 @@ def server(server_dir: Path, math_checkpoint: Path, fake_openai: FakeOpenAIServe
     # Token usage in a stream: ChatOpenAI asks for it only from api.openai.com by default.
     math = config["experts"][0]
     math["model_kwargs"] = {**math["model_kwargs"], "stream_usage": True}
+    # Live tokens with reset chunks for /router/stream; /v1 must hold each attempt anyway.
+    config["streaming"] = {"buffer": "off"}
     keys = server_dir / "keys.txt"
     keys.write_text(f"# the router's keys\n{OTHER_KEY}x\n{SERVER_KEY}\n", encoding="utf-8")
     options = ("--api-keys", str(keys), "--audit-log", str(server_dir / "audit.jsonl"))
@@ -166,6 +168,19 @@ def test_a_stream_joins_to_the_non_streamed_answer(client):
     assert finish[-1].choices[0].finish_reason == "stop"
     assert finish[-1].model_extra["routing"]["expert"] == "math"
     assert chunks[-1].usage.completion_tokens > 0 and not chunks[-1].choices
+
+
+@pytest.mark.parametrize("model", ["domain-router", "math"])
+def test_a_stream_cut_half_way_never_mixes_into_the_answer(client, model):
+    question = f"극한의 정의 {CUT_ONCE_MARKER} {model}"
+    stream = client.chat.completions.create(
+        model=model, messages=[{"role": "user", "content": question}], stream=True
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text == f"[fake-scripted] 답변: {question}"  # the retry's text, once
+    routing = next(c.model_extra["routing"] for c in chunks if c.model_extra.get("routing"))
+    assert routing["expert"] == "math"
 
 
 def test_the_stream_ends_with_done(server):
