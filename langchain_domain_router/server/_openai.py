@@ -150,13 +150,18 @@ class OpenAIRoutes:
             raise Refused(400, f"{param or 'body'}: {error['msg']}", param=param) from None
         pinned = self._pin(body.model)
         self._check_features(body, pinned)
+        if body.messages[-1].role != "user":
+            message = (
+                f"messages[{len(body.messages) - 1}]: the conversation must end in a user "
+                "turn, the question the router answers"
+            )
+            raise Refused(400, message, param="messages")
         dumped = [m.model_dump(exclude_none=True, exclude={"refusal"}) for m in body.messages]
         try:
             messages = convert_to_messages(dumped)
             state = to_state({"messages": messages, "pinned_expert": pinned})
         except (TypeError, ValueError, KeyError) as exc:
-            message = f"messages: {exc}".replace("'question' or end 'messages'", "end 'messages'")
-            raise Refused(400, message, param="messages") from None
+            raise Refused(400, f"messages: {exc}", param="messages") from None
         return body, state
 
     async def stream(

@@ -232,7 +232,7 @@ def test_the_models_list_names_the_router_and_every_expert(client):
         ({"messages": USER, "stream": "yes"}, ["stream"]),
         (
             {"messages": [*USER, {"role": "assistant", "content": "답"}]},
-            ["messages", "end 'messages' with a human turn"],
+            ["messages[1]", "must end in a user turn"],
         ),
         ({"messages": [{"role": "user", "content": "   "}]}, ["messages"]),
         ({"messages": USER, "tool_choice": "auto"}, ["'tool_choice' needs 'tools'"]),
