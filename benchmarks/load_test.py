@@ -379,7 +379,7 @@ def compare_with_wrk(args: argparse.Namespace) -> int:
         rows = []
         try:
             bare.wait_ready()
-            for name, url, body in targets:  # warm-up
+            for _, url, body in targets:  # warm-up
                 run_wrk(url, body, connections=args.concurrency, seconds=3, script_dir=tmp)
             # Two passes in opposite orders: on a shared machine the load drifts, and a
             # route measured only first or only last would carry that drift alone.
