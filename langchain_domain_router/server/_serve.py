@@ -61,9 +61,10 @@ def serve(
 
     Example:
         ```python
-        from langchain_domain_router.server import serve
+        from langchain_domain_router.server import ServerSettings, serve
 
-        serve("router.yaml", host="0.0.0.0", port=8000, workers=2)
+        settings = ServerSettings(api_keys="keys.txt")  # every interface: keys required
+        serve("router.yaml", host="0.0.0.0", port=8000, workers=2, settings=settings)
         ```
     """
     import uvicorn
