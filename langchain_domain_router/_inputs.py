@@ -299,7 +299,10 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
     if isinstance(value, str):
         return require_text(check_text(value, "the question"))
     if isinstance(value, InputState):
-        return question_text(value["messages"], context_turns=context_turns)
+        messages = value["messages"]
+        if len(messages) == 1 and last_human_index(messages) is None:
+            return require_text(message_text(messages[0]))  # to_state took it as the question
+        return question_text(messages, context_turns=context_turns)
     messages = to_state(value, question_last=False)["messages"]
     if isinstance(value, BaseMessage):
         return require_text(message_text(messages[0]))

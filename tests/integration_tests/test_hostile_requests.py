@@ -152,6 +152,16 @@ def test_a_bad_item_gets_its_own_error_entry_in_a_batch(server, audit_path):
     } <= logged
 
 
+def test_a_lone_ai_message_in_a_classify_batch_is_classified(server):
+    # Found by the fuzz run: one non-human message passed the check (it is the question,
+    # for the classifier) and then failed in the batch path (500).
+    lone = [{"type": "AIMessageChunk", "content": "미분"}]
+    body = json.dumps({"inputs": ["적분", lone]}).encode()
+    response = post(f"{server}/classify/batch", body)
+    assert response.status_code == 200, response.text
+    assert [p["label"] for p in response.json()["output"]] == ["Math", "Math"]
+
+
 def test_a_batch_of_only_bad_items_is_422_and_a_good_one_200(server):
     bad = post(f"{server}/classify/batch", json.dumps({"inputs": [5, ""]}).encode())
     assert bad.status_code == 422 and [o["error"]["status_code"] for o in bad.json()["output"]] == [
