@@ -113,7 +113,7 @@ def main() -> int:
         ("generated requests sent", prober.sent),
         ("wall time", f"{seconds:.0f} s ({prober.sent / seconds:.1f} req/s)"),
         ("statuses", dict(sorted(prober.statuses.items()))),
-        ("answered /router requests", len(prober.request_ids)),
+        ("answered /router and /v1 requests", len(prober.request_ids)),
         ("answers without an audit line", len(missing)),
         ("5xx, resets or malformed answers", len(failures)),
         ("tracebacks in the server log", len(errors)),
