@@ -126,9 +126,11 @@ def test_parameters_pass_through_to_the_expert(client, fake_openai):
         stop="끝",
         seed=7,
         user="user-1",
+        response_format={"type": "json_object"},
     )
     last = httpx.get(fake_openai.base_url.removesuffix("/v1") + "/last").json()
     sent = last["request"]
+    assert sent["response_format"] == {"type": "json_object"}
     assert (sent["temperature"], sent["top_p"], sent["max_completion_tokens"]) == (0.2, 0.5, 64)
     assert (sent["stop"], sent["seed"], sent["user"]) == (["끝"], 7, "user-1")
     assert last["messages"][0] == {"role": "system", "content": "짧게"}
