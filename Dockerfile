@@ -28,5 +28,7 @@ EXPOSE 8000
 HEALTHCHECK --interval=30s --timeout=5s --start-period=120s --retries=3 \
     CMD python -c "import urllib.request; urllib.request.urlopen('http://127.0.0.1:8000/readyz', timeout=4)"
 
+# It listens on every interface, so it needs bearer keys: DOMAIN_ROUTER_API_KEYS=<key file>
+# (or --api-keys FILE); without them it refuses to start unless --allow-unauthenticated.
 ENTRYPOINT ["domain-router"]
 CMD ["serve", "--host", "0.0.0.0", "--port", "8000"]

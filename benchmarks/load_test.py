@@ -19,7 +19,16 @@ or refused it. Worker processes are watched throughout: a worker that died other
 by the kill (say, killed by uvicorn's health check) is reported. It exits 1 when any
 answer was lost or has no audit line.
 
+``--route openai`` sends the questions to ``/v1/chat/completions`` (``model:
+domain-router``) instead of ``/router/invoke``. ``--generator wrk`` drives, with the
+compiled ``wrk`` instead of Python clients (which would eat the server's CPU), first a
+bare LangServe route serving a trivial Runnable (``benchmarks/_bare_app.py``), then
+``/router/invoke``, then ``/v1/chat/completions``, ``--seconds`` each at
+``--concurrency`` connections, and prints requests/s and p50/p99 side by side.
+
     python benchmarks/load_test.py --requests 5000 --concurrency 64 --failure-rate 0.1
+    python benchmarks/load_test.py --route openai --requests 5000 --concurrency 64
+    python benchmarks/load_test.py --generator wrk --offline --concurrency 64 --seconds 20
     python benchmarks/load_test.py --model tiny --workers 2 --failure-rate 0.1 \\
         --hang-rate 0.05 --expert-timeout 2 --kill-worker-at 0.5
 
@@ -101,12 +110,36 @@ class Run:
         self.seconds = 0.0
 
 
-async def one_request(client: httpx.AsyncClient, index: int, run: Run, resend: int) -> None:
+ROUTES = {
+    "router": ("/router/invoke", lambda question: {"input": question}),
+    "openai": (
+        "/v1/chat/completions",
+        lambda question: {
+            "model": "domain-router",
+            "messages": [{"role": "user", "content": question}],
+        },
+    ),
+}
+"""``--route``: the path, and the request body of a question."""
+
+
+def _answer(body: dict) -> tuple[str | None, dict | None]:
+    """The answer text and routing record of a ``/router`` or ``/v1`` response body."""
+    if "choices" in body:
+        return body["choices"][0]["message"]["content"], body.get("routing")
+    output = body.get("output") or {}
+    return output.get("content"), (output.get("response_metadata") or {}).get("routing")
+
+
+async def one_request(
+    client: httpx.AsyncClient, index: int, run: Run, resend: int, route: str = "router"
+) -> None:
     question = f"{QUESTIONS[index % len(QUESTIONS)]} (#{index})"
+    path, payload = ROUTES[route]
     start = time.perf_counter()
     for attempt in range(resend + 1):
         try:
-            response = await client.post("/router/invoke", json={"input": question})
+            response = await client.post(path, json=payload(question))
         except httpx.TransportError as exc:
             if isinstance(exc, RESENDABLE) and attempt < resend:  # reset by a killed worker
                 run.resent += 1
@@ -114,12 +147,11 @@ async def one_request(client: httpx.AsyncClient, index: int, run: Run, resend: i
             run.outcomes[f"lost: {type(exc).__name__}: {exc}"[:120]] += 1
             break
         body = response.json() if response.headers.get("content-type") == JSON else {}
-        output = body.get("output") or {}
-        routing = (output.get("response_metadata") or {}).get("routing")
-        if response.status_code == 200 and output.get("content") and routing:
+        content, routing = _answer(body)
+        if response.status_code == 200 and content and routing:
             run.outcomes[_kind(routing)] += 1
             run.request_ids.append(routing["request_id"])
-        elif response.status_code in (503, 504) and body.get("detail"):
+        elif response.status_code in (429, 503, 504) and (body.get("detail") or body.get("error")):
             run.outcomes[f"clean error: HTTP {response.status_code}"] += 1  # retry later
         else:
             run.outcomes[f"lost: HTTP {response.status_code}"] += 1
@@ -136,6 +168,7 @@ async def drive(
     run: Run | None = None,
     max_seconds: float = float("inf"),
     timeout_s: float = 150.0,
+    route: str = "router",
 ) -> Run:
     run = run or Run()
     queue = iter(range(requests))
@@ -147,7 +180,7 @@ async def drive(
             for index in queue:  # each index is taken by exactly one worker
                 if time.perf_counter() - start > max_seconds:
                     break  # out of time: the report gives the true count
-                await one_request(client, index, run, resend)
+                await one_request(client, index, run, resend, route)
 
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         run.seconds = time.perf_counter() - start
@@ -203,7 +236,14 @@ async def drive_with_kill(
     run = Run()
     timeout_s = args.request_timeout + 30  # past the server's own answer (504) or refusal
     drive_run = drive(
-        url, args.requests, args.concurrency, args.resend, run, args.max_seconds, timeout_s
+        url,
+        args.requests,
+        args.concurrency,
+        args.resend,
+        run,
+        args.max_seconds,
+        timeout_s,
+        args.route,
     )
     jobs = [drive_run, watch_workers(supervisor, run)]
     if args.kill_worker_at:
@@ -235,15 +275,17 @@ def scrape(url: str, name: str) -> dict[str, float]:
 _DURATION = "domain_router_http_request_duration_seconds_bucket"
 
 
-def server_quantile(before: dict[str, float], after: dict[str, float], q: float) -> float:
-    """The ``q`` quantile (0-1) of the run's ``/router/invoke`` durations, server-measured.
+def server_quantile(
+    before: dict[str, float], after: dict[str, float], q: float, path: str = "/router/invoke"
+) -> float:
+    """The ``q`` quantile (0-1) of the run's ``path`` durations, server-measured.
 
     Read from the request-duration histogram's buckets (counts after the run minus before
     it), interpolated inside a bucket as Prometheus's ``histogram_quantile`` does.
     """
     counts = []
     for labels, value in after.items():
-        if 'endpoint="/router/invoke"' in labels:
+        if f'endpoint="{path}"' in labels:
             bound = float(re.search(r'le="([^"]+)"', labels).group(1))  # type: ignore[union-attr]
             counts.append((bound, value - before.get(labels, 0.0)))
     counts.sort()
@@ -255,6 +297,118 @@ def server_quantile(before: dict[str, float], after: dict[str, float], q: float)
             return low + (bound - low) * (rank - below) / max(count - below, 1e-9)
         low, below = bound, count
     return low
+
+
+def start_servers(
+    args: argparse.Namespace, tmp: Path
+) -> tuple[ServerProcess | None, ServerProcess, Path, str, Path]:
+    """Start the fake upstream (unless ``--offline``) and the router server, both ready.
+
+    Returns:
+        The fake upstream, the server, its audit file, and the classifier's kind and path.
+    """
+    model, model_kind = model_dir(args, tmp)
+    fake_port, port = free_port(), free_port()
+    fake = None
+    if not args.offline:
+        fake = ServerProcess(
+            [sys.executable, "-m", "tests.fake_openai", "--port", str(fake_port)]
+            + ["--failure-rate", str(args.failure_rate), "--hang-rate", str(args.hang_rate)]
+            + ["--hang-s", str(args.expert_timeout * 3)],
+            port=fake_port,
+            log_path=tmp / "fake.log",
+            ready_path="/stats",
+        ).wait_ready()
+    config = router_config(
+        model,
+        f"{fake.url}/v1" if fake else "http://127.0.0.1:9/v1",
+        expert_model="fake-flaky",
+        timeout_s=args.expert_timeout,
+        max_retries=args.retries,
+    )
+    if args.offline:
+        for profile in [*config["experts"], config["fallback"]]:
+            profile.update(model="offline", model_kwargs={})
+    path = write_config(tmp / "router.yaml", config)
+    audit = tmp / "audit.jsonl"
+    options = ("--workers", str(args.workers), "--audit-log", str(audit))
+    options += ("--request-timeout-s", str(args.request_timeout))
+    command = serve_command(path, port, *options)
+    server = ServerProcess(command, port=port, log_path=tmp / "server.log", env=child_env())
+    try:
+        server.wait_ready(timeout_s=900)  # a shared, busy machine loads slowly
+    except RuntimeError:
+        if fake:
+            fake.stop()
+        raise
+    return fake, server, audit, model_kind, model
+
+
+def compare_with_wrk(args: argparse.Namespace) -> int:
+    """``/router/invoke``, ``/v1/chat/completions`` and a bare LangServe route under ``wrk``.
+
+    Each target gets ``--seconds`` of ``--concurrency`` connections after a warm-up, one
+    after the other in the same run on the same machine, in two passes (the second in
+    the opposite order); the bare route
+    (``benchmarks/_bare_app.py``) serves a Runnable that returns its input.
+    """
+    from benchmarks._wrk import find_wrk, run_wrk
+
+    find_wrk()
+    question = f"{QUESTIONS[0]} #N#"
+    with tempfile.TemporaryDirectory() as tmp_name:
+        tmp = Path(tmp_name)
+        fake, server, _, model_kind, model = start_servers(args, tmp)
+        bare_port = free_port()
+        bare = ServerProcess(
+            [sys.executable, "-m", "uvicorn", "benchmarks._bare_app:app"]
+            + ["--host", "127.0.0.1", "--port", str(bare_port), "--log-level", "warning"],
+            port=bare_port,
+            log_path=tmp / "bare.log",
+            ready_path="/docs",
+        )
+        targets = [
+            ("bare LangServe (echo Runnable)", f"{bare.url}/echo/invoke", {"input": question}),
+            ("/router/invoke", f"{server.url}/router/invoke", ROUTES["router"][1](question)),
+            (
+                "/v1/chat/completions",
+                f"{server.url}/v1/chat/completions",
+                ROUTES["openai"][1](question),
+            ),
+        ]
+        rows = []
+        try:
+            bare.wait_ready()
+            for _, url, body in targets:  # warm-up
+                run_wrk(url, body, connections=args.concurrency, seconds=3, script_dir=tmp)
+            # Two passes in opposite orders: on a shared machine the load drifts, and a
+            # route measured only first or only last would carry that drift alone.
+            for number, order in enumerate([targets, targets[::-1]], start=1):
+                for name, url, body in order:
+                    result = run_wrk(
+                        url,
+                        body,
+                        connections=args.concurrency,
+                        seconds=args.seconds,
+                        script_dir=tmp,
+                    )
+                    rows.append((name, number, result))
+        finally:
+            bare.stop()
+            server.stop()
+            if fake:
+                fake.stop()
+    experts = "offline" if args.offline else "fake OpenAI server"
+    print(f"classifier: {model_kind} ({model}); experts: {experts}; workers: {args.workers}")
+    print(f"wrk -t1 -c{args.concurrency} -d{args.seconds:g}s, after a 3 s warm-up per target\n")
+    print("| route | pass | req/s | p50 (ms) | p99 (ms) | requests | non-2xx | socket errors |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, number, r in sorted(rows, key=lambda row: [t[0] for t in targets].index(row[0])):
+        print(
+            f"| {name} | {number} | {r.rate:.1f} | {r.p50_ms:.1f} | {r.p99_ms:.1f} "
+            f"| {r.requests} | {r.non_2xx} | {r.socket_errors} |"
+        )
+    return 1 if any(r.non_2xx or r.socket_errors for _, _, r in rows) else 0
 
 
 def main() -> int:
@@ -278,44 +432,39 @@ def main() -> int:
         action="store_true",
         help="offline experts (no upstream server, no failures): the serving path alone",
     )
+    parser.add_argument(
+        "--route",
+        choices=sorted(ROUTES),
+        default="router",
+        help="router: /router/invoke; openai: /v1/chat/completions",
+    )
+    parser.add_argument(
+        "--generator",
+        choices=["python", "wrk"],
+        default="python",
+        help="wrk: compare /router/invoke, /v1/chat/completions and a bare LangServe route",
+    )
+    parser.add_argument("--seconds", type=float, default=20.0, help="wrk: seconds per route")
     args = parser.parse_args()
     if args.kill_worker_at and args.workers < 2:
         parser.error("--kill-worker-at needs --workers 2 or more")
 
+    if args.generator == "wrk":
+        return compare_with_wrk(args)
+    path = ROUTES[args.route][0]
     kills: list[str] = []
     with tempfile.TemporaryDirectory() as tmp_name:
         tmp = Path(tmp_name)
-        model, model_kind = model_dir(args, tmp)
-        fake_port, port = free_port(), free_port()
-        fake = None
-        if not args.offline:
-            fake = ServerProcess(
-                [sys.executable, "-m", "tests.fake_openai", "--port", str(fake_port)]
-                + ["--failure-rate", str(args.failure_rate), "--hang-rate", str(args.hang_rate)]
-                + ["--hang-s", str(args.expert_timeout * 3)],
-                port=fake_port,
-                log_path=tmp / "fake.log",
-                ready_path="/stats",
-            ).wait_ready()
-        config = router_config(
-            model,
-            f"{fake.url}/v1" if fake else "http://127.0.0.1:9/v1",
-            expert_model="fake-flaky",
-            timeout_s=args.expert_timeout,
-            max_retries=args.retries,
-        )
-        if args.offline:
-            for profile in [*config["experts"], config["fallback"]]:
-                profile.update(model="offline", model_kwargs={})
-        path = write_config(tmp / "router.yaml", config)
-        audit = tmp / "audit.jsonl"
-        options = ("--workers", str(args.workers), "--audit-log", str(audit))
-        options += ("--request-timeout-s", str(args.request_timeout))
-        command = serve_command(path, port, *options)
-        server = ServerProcess(command, port=port, log_path=tmp / "server.log", env=child_env())
+        fake, server, audit, model_kind, model = start_servers(args, tmp)
         try:
-            server.wait_ready(timeout_s=900)  # a shared, busy machine loads slowly
-            asyncio.run(drive(server.url, min(args.concurrency, 32), args.concurrency))  # warm-up
+            asyncio.run(  # warm-up
+                drive(
+                    server.url,
+                    min(args.concurrency, 32),
+                    args.concurrency,
+                    route=args.route,
+                )
+            )
             before = scrape(server.url, "domain_router_fallbacks_total")
             durations_before = scrape(server.url, _DURATION)
             run = asyncio.run(drive_with_kill(server.url, args, server.process.pid, kills))
@@ -342,6 +491,7 @@ def main() -> int:
     fallbacks = {key: after[key] - before.get(key, 0) for key in after}
     rows = [
         ("classifier", f"{model_kind} ({model})"),
+        ("route", path),
         ("requests", f"{run.done} of {args.requests}"),
         ("concurrency", args.concurrency),
         ("server workers", args.workers),
@@ -364,7 +514,7 @@ def main() -> int:
         (
             "server-measured p50 / p99 (histogram)",
             " / ".join(
-                f"{server_quantile(durations_before, durations, q) * 1000:.0f} ms"
+                f"{server_quantile(durations_before, durations, q, path) * 1000:.0f} ms"
                 for q in (0.5, 0.99)
             ),
         ),

@@ -49,8 +49,12 @@ class InputState(dict[str, Any]):
     question_last: bool
     """Whether the conversation was checked to end in the human turn it asks."""
 
-    def __init__(self, messages: list[BaseMessage], *, question_last: bool) -> None:
+    def __init__(
+        self, messages: list[BaseMessage], *, question_last: bool, pinned_expert: str | None = None
+    ) -> None:
         super().__init__(messages=messages)
+        if pinned_expert:
+            self["pinned_expert"] = pinned_expert
         self.question_last = question_last
 
 
@@ -225,7 +229,8 @@ def to_state(value: Any, *, question_last: bool = True) -> InputState:
 
     Args:
         value: A string, a chat message, a list of messages, a ``PromptValue``, or a
-            mapping with a ``question`` (string) or ``messages`` (list) key.
+            mapping with a ``question`` (string) or ``messages`` (list) key, and
+            optionally a ``pinned_expert`` (the expert that answers, unclassified).
         question_last: Require the conversation to end in the human turn it asks (the
             router answers that turn); ``False`` takes any conversation holding a human
             message (the classifier reads the last one).
@@ -243,6 +248,10 @@ def to_state(value: Any, *, question_last: bool = True) -> InputState:
         ```
     """
     messages: list[BaseMessage]
+    pin = value.get("pinned_expert") if isinstance(value, Mapping) else None
+    if pin is not None and not isinstance(pin, str):
+        msg = f"'pinned_expert' must be an expert's name, not a {type(pin).__name__}"
+        raise TypeError(msg)
     if isinstance(value, str):
         messages = [HumanMessage(content=check_text(value, "the question"))]
     elif isinstance(value, PromptValue):
@@ -270,7 +279,7 @@ def to_state(value: Any, *, question_last: bool = True) -> InputState:
         msg = "the messages contain no human message to classify"
         raise ValueError(msg)
     require_text(message_text(messages[index]))
-    return InputState(messages, question_last=question_last)
+    return InputState(messages, question_last=question_last, pinned_expert=pin)
 
 
 def extract_question(value: Any, *, context_turns: int = 0) -> str:
@@ -290,7 +299,10 @@ def extract_question(value: Any, *, context_turns: int = 0) -> str:
     if isinstance(value, str):
         return require_text(check_text(value, "the question"))
     if isinstance(value, InputState):
-        return question_text(value["messages"], context_turns=context_turns)
+        messages = value["messages"]
+        if len(messages) == 1 and last_human_index(messages) is None:
+            return require_text(message_text(messages[0]))  # to_state took it as the question
+        return question_text(messages, context_turns=context_turns)
     messages = to_state(value, question_last=False)["messages"]
     if isinstance(value, BaseMessage):
         return require_text(message_text(messages[0]))

@@ -31,7 +31,7 @@ from langchain_domain_router.experts import (
     elapsed_ms,
     resolve_chat_model,
 )
-from langchain_domain_router.policy import Thresholds, choose_candidate, decide
+from langchain_domain_router.policy import Thresholds, choose_candidate, decide, pinned
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import (
     CLASSIFY_NODE,
@@ -176,8 +176,32 @@ class ClassifyNode(_Node):
         text = question_text(conversation, context_turns=self.classifier.context_turns)
         return conversation, new, text
 
+    def _pinned(self, state: RouterState) -> dict[str, Any] | None:
+        """The update of a turn whose caller pinned the expert (``None`` if not pinned).
+
+        The pin is consumed here, so the next turn of a thread is classified again.
+        """
+        expert = state.get("pinned_expert")
+        if not expert:
+            return None
+        _, new, text = self._question(state)
+        version = self.classifier.model_version
+        decision = pinned(expert, self.config, self.thresholds, model_version=version)
+        return {
+            "messages": new,
+            "question": text,
+            "prediction": None,
+            "routing": decision.model_dump(mode="json"),
+            "answer": None,
+            "fan_out_answers": None,
+            "pinned_expert": None,
+        }
+
     @override
     def _run(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        if (update := self._pinned(state)) is not None:
+            _emit(ROUTING_EVENT, update["routing"], config)
+            return update
         conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
@@ -190,6 +214,9 @@ class ClassifyNode(_Node):
 
     @override
     async def _arun(self, state: RouterState, config: RunnableConfig) -> dict[str, Any]:
+        if (update := self._pinned(state)) is not None:
+            await _aemit(ROUTING_EVENT, update["routing"], config)
+            return update
         conversation, new, text = self._question(state)
         start = time.perf_counter()
         if _listened(config):
@@ -283,6 +310,7 @@ class ExpertNode(_Node):
             name=self.name,
             response_metadata={**reply.response_metadata, "routing": routing},
             usage_metadata=getattr(reply, "usage_metadata", None),
+            tool_calls=getattr(reply, "tool_calls", None) or [],
         )
         if call.fan_out:
             return {"fan_out_answers": [{"expert": self.name, "message": message}]}

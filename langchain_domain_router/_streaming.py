@@ -18,10 +18,12 @@ record.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from langchain_core.messages import AIMessage, AIMessageChunk
+from langchain_core.messages.tool import tool_call_chunk
 
 from langchain_domain_router.experts import ATTEMPT_KEY
 from langchain_domain_router.schema import CLASSIFY_NODE
@@ -38,11 +40,16 @@ def reset_chunk() -> AIMessageChunk:
 def whole_chunk(message: AIMessage) -> AIMessageChunk:
     """A whole answer as one chunk (for experts that do not stream)."""
     metadata = {k: v for k, v in message.response_metadata.items() if k != "routing"}
+    calls = [
+        tool_call_chunk(name=call["name"], args=json.dumps(call["args"]), id=call["id"], index=i)
+        for i, call in enumerate(message.tool_calls)
+    ]
     return AIMessageChunk(
         content=message.content,
         id=message.id,
         response_metadata=metadata,
         usage_metadata=message.usage_metadata,
+        tool_call_chunks=calls,
     )
 
 
@@ -125,7 +132,7 @@ class AnswerStream:
             # The answering attempt is the latest whose tokens make the answer's text.
             attempts, self.held = list(self.held.values()), {}
             chunks = next((c for c in reversed(attempts) if _text(c) == text), None)
-            return chunks if chunks and text else [whole_chunk(answer)]
+            return chunks if chunks and text and not answer.tool_calls else [whole_chunk(answer)]
         if _text(self.live) == text:
             return []
         return [*self._reset(), whole_chunk(answer)]

@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -148,6 +149,7 @@ def _run_serve(args: argparse.Namespace) -> int:
         audit_path=args.audit_log,
         audit_include_prompt=args.audit_include_prompt,
         checkpointer=args.checkpointer,
+        api_keys=args.api_keys,
         **{name: value for name, value in limits.items() if value is not None},
     )
     try:
@@ -159,6 +161,7 @@ def _run_serve(args: argparse.Namespace) -> int:
             settings=settings,
             log_level=args.log_level,
             timeout_keep_alive=args.timeout_keep_alive,
+            allow_unauthenticated=args.allow_unauthenticated,
         )
     except ImportError as exc:  # a --checkpointer extra that is not installed
         sys.stderr.write(f"domain-router: {exc}\n")
@@ -198,7 +201,9 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
     for command in (classify, route):
         command.add_argument("--json", action="store_true", help="print JSON only")
 
-    serve = commands.add_parser("serve", help="serve /router and /classify over HTTP")
+    serve = commands.add_parser(
+        "serve", help="serve /router, /classify and /v1/chat/completions over HTTP"
+    )
     serve.add_argument("--config", help="router config (YAML/TOML/JSON); default: the example")
     serve.add_argument("--host", default="127.0.0.1", help="interface (0.0.0.0 for all)")
     serve.add_argument("--port", type=int, default=8000, help="TCP port (default: 8000)")
@@ -211,6 +216,18 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         "--checkpointer",
         help="keep multi-turn threads (clients send a thread_id): memory, sqlite:PATH "
         "or postgres:DSN (the [sqlite]/[postgres] extras)",
+    )
+    serve.add_argument(
+        "--api-keys",
+        default=os.environ.get("DOMAIN_ROUTER_API_KEYS"),
+        metavar="FILE",
+        help="bearer keys, one per line, required on every route but the probes "
+        "(default: $DOMAIN_ROUTER_API_KEYS)",
+    )
+    serve.add_argument(
+        "--allow-unauthenticated",
+        action="store_true",
+        help="serve a non-loopback --host without --api-keys",
     )
     for name, kind, text in _SERVE_LIMITS:
         serve.add_argument("--" + name.replace("_", "-"), type=kind, help=text)

@@ -30,6 +30,7 @@ from langchain_domain_router._offline_text import (
 )
 from langchain_domain_router._redact import model_secrets, profile_secrets, redact
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile
+from langchain_domain_router.schema import EXPERT_OPTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -163,6 +164,11 @@ def _attempt(config: RunnableConfig) -> RunnableConfig:
     return {**config, "metadata": metadata}
 
 
+def call_options(config: RunnableConfig) -> dict[str, Any]:
+    """The run's call options for the expert's model (``configurable[EXPERT_OPTIONS]``)."""
+    return dict((config.get("configurable") or {}).get(EXPERT_OPTIONS) or {})
+
+
 def call_expert(
     model: BaseChatModel,
     profile: ExpertProfile,
@@ -178,7 +184,8 @@ def call_expert(
         model: The chat model.
         profile: The expert's profile (``timeout_s``, ``max_retries``).
         messages: The prompt.
-        config: The node's config (callbacks, tags), passed to the model.
+        config: The node's config (callbacks, tags), passed to the model; its
+            ``configurable[EXPERT_OPTIONS]`` are the model call's keyword arguments.
 
     Returns:
         The model's reply.
@@ -186,6 +193,7 @@ def call_expert(
     Raises:
         Exception: The last attempt's error (``TimeoutError`` when it timed out).
     """
+    options = call_options(config)
     if isinstance(model, OfflineExpert):
         # In-process text that cannot hang or fail: the thread hop below cost more than the
         # call (1.3-1.7 ms a routed question on two cores) on every offline answer.
@@ -195,7 +203,8 @@ def call_expert(
         # A thread is the only portable way to bound a blocking call; a hung call keeps
         # its thread until it returns, but the graph moves on to the fallback.
         context = contextvars.copy_context()
-        future = _expert_threads().submit(context.run, model.invoke, messages, _attempt(config))
+        call = functools.partial(model.invoke, messages, _attempt(config), **options)
+        future = _expert_threads().submit(context.run, call)
         try:
             return future.result(timeout=profile.timeout_s)
         except Exception as exc:  # noqa: BLE001 - every failure is retried, then raised
@@ -216,11 +225,12 @@ async def acall_expert(
     Raises:
         Exception: The last attempt's error (``TimeoutError`` when it timed out).
     """
+    options = call_options(config)
     error: Exception = TimeoutError()
     for _ in range(profile.max_retries + 1):
         try:
             return await asyncio.wait_for(
-                model.ainvoke(messages, _attempt(config)), profile.timeout_s
+                model.ainvoke(messages, _attempt(config), **options), profile.timeout_s
             )
         except Exception as exc:  # noqa: BLE001 - every failure is retried, then raised
             error = exc

@@ -190,6 +190,47 @@ def decide(
     )
 
 
+def pinned(
+    expert: str, config: RouterConfig, thresholds: Thresholds, *, model_version: str
+) -> RoutingDecision:
+    """The decision for a question whose caller named the expert: no classification.
+
+    Args:
+        expert: A configured expert's name, or ``general`` for the fallback.
+        config: The router configuration.
+        thresholds: The thresholds in force (recorded, not applied).
+        model_version: The classifier model's version (recorded; it did not run).
+
+    Returns:
+        The decision, with reason ``pinned``; ``domain`` is empty and the scores are 0,
+        since no domain was predicted.
+
+    Raises:
+        ValueError: If ``expert`` names no configured expert.
+    """
+    profiles = {profile.name: profile for profile in config.experts}
+    profiles[GENERAL_NODE] = config.fallback
+    profile = profiles.get(expert)
+    if profile is None:
+        msg = f"unknown expert {expert[:64]!r}: pin one of {sorted(profiles)}"
+        raise ValueError(msg)
+    return RoutingDecision(
+        domain="",
+        score=0.0,
+        margin=0.0,
+        top_k=[],
+        supercategory=None,
+        expert=expert,
+        reason="pinned",
+        explanation=f"the caller pinned expert {expert!r}; the question was not classified",
+        model=profile.model_name,
+        classifier_latency_ms=0.0,
+        model_version=model_version,
+        min_confidence=thresholds.min_confidence,
+        min_margin=thresholds.min_margin,
+    )
+
+
 def choose_candidate(profile: ExpertProfile, domain: str) -> tuple[int, str]:
     """Pick the model an expert answers ``domain`` with, by cost and measured quality.
 

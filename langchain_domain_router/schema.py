@@ -28,6 +28,9 @@ ROUTING_EVENT: Final = "routing_decision"
 ROUTING_COMPLETE_EVENT: Final = "routing_complete"
 """Custom stream event sent with the final record (latencies, usage, cost) after the
 answer; audit sinks listen for it."""
+EXPERT_OPTIONS: Final = "expert_options"
+"""``configurable`` key of a run's call options for the answering expert's chat model
+(``temperature``, ``max_tokens``, ``stop``, ``tools``, ...), passed as keyword arguments."""
 RoutingEvent = Literal["routing_decision", "routing_complete"]
 """The custom stream events the graph sends."""
 
@@ -53,6 +56,9 @@ class RouterInputState(TypedDict, total=False):
 
     messages: Annotated[list[AnyMessage], add_messages]
     question: str
+    pinned_expert: str | None
+    """An expert (or ``general``) to answer this turn without classifying it (reason
+    ``pinned``); ``classify`` consumes it, so a thread's next turn is routed again."""
 
 
 class RouterState(RouterInputState, total=False):
@@ -78,6 +84,7 @@ RoutingReason = Literal[
     "expert_error",
     "sticky",
     "fan_out",
+    "pinned",
 ]
 """Why a question went where it went."""
 

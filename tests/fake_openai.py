@@ -14,8 +14,10 @@ The requested model name picks the behaviour:
 - ``fake-401``: refuses with HTTP 401, quoting the caller's API key the way some
   providers and proxies do.
 
-Answers read ``[<model>] 답변: <question>``, with token usage. ``GET /stats`` returns the
-calls per model; ``GET /last`` the messages of the last chat request. Run it alone with
+Answers read ``[<model>] 답변: <question>``, with token usage; a request with ``tools``
+is answered by a call of the first tool with ``{"question": <question>}``. ``GET /stats``
+returns the calls per model; ``GET /last`` the messages of the last chat request and its
+other fields (``request``). Run it alone with
 ``python -m tests.fake_openai --port 0``: it prints its base URL, then serves until
 interrupted.
 """
@@ -59,6 +61,7 @@ class FakeOpenAIServer(ThreadingHTTPServer):
         self.calls: Counter[str] = Counter()
         self.cut_once: set[str] = set()
         self.last_messages: list[dict[str, Any]] = []
+        self.last_request: dict[str, Any] = {}
         self.lock = threading.Lock()
         self.stopping = threading.Event()
         self.thread: threading.Thread | None = None
@@ -134,7 +137,8 @@ class _Handler(BaseHTTPRequestHandler):
                 self._send_json(200, dict(self.server.calls))
         elif self.path.rstrip("/") == "/last":
             with self.server.lock:
-                self._send_json(200, {"messages": self.server.last_messages})
+                last = {"messages": self.server.last_messages, "request": self.server.last_request}
+                self._send_json(200, last)
         else:
             self._send_json(404, {"error": {"message": "not found"}})
 
@@ -156,6 +160,7 @@ class _Handler(BaseHTTPRequestHandler):
         call = self.server.count(model)
         with self.server.lock:
             self.server.last_messages = list(request.get("messages") or [])
+            self.server.last_request = {k: v for k, v in request.items() if k != "messages"}
         try:
             if model == "fake-401":
                 self._refuse_key()
@@ -177,10 +182,11 @@ class _Handler(BaseHTTPRequestHandler):
                 "completion_tokens": len(answer.split()),
             }
             usage["total_tokens"] = usage["prompt_tokens"] + usage["completion_tokens"]
+            call = _tool_call(request, question)
             if request.get("stream"):
-                self._stream(model, answer, usage, request, cut=cut)
+                self._stream(model, answer, usage, request, cut=cut, call=call)
             else:
-                self._send_json(200, _completion(model, answer, usage))
+                self._send_json(200, _completion(model, answer, usage, call))
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (timed out): nothing to answer
 
@@ -231,6 +237,7 @@ class _Handler(BaseHTTPRequestHandler):
         request: dict[str, Any],
         *,
         cut: bool = False,
+        call: dict[str, Any] | None = None,
     ) -> None:
         self.send_response(200)
         self.send_header("Content-Type", "text/event-stream")
@@ -240,6 +247,8 @@ class _Handler(BaseHTTPRequestHandler):
         words = answer.split(" ")
         deltas = [{"role": "assistant", "content": ""}]
         deltas += [{"content": word if i == 0 else " " + word} for i, word in enumerate(words)]
+        if call is not None:
+            deltas[1:] = [{"tool_calls": [{"index": 0, **call}]}]
         for index, delta in enumerate(deltas):
             if cut and index == len(deltas) // 2:
                 self._event(
@@ -248,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
                 self.close_connection = True
                 return
             self._event(_chunk(chunk_id, model, delta, None))
-        self._event(_chunk(chunk_id, model, {}, "stop"))
+        self._event(_chunk(chunk_id, model, {}, "stop" if call is None else "tool_calls"))
         if (request.get("stream_options") or {}).get("include_usage"):
             self._event({**_chunk(chunk_id, model, {}, None), "choices": [], "usage": usage})
         self.wfile.write(b"data: [DONE]\n\n")
@@ -270,7 +279,22 @@ def _chunk(chunk_id: str, model: str, delta: dict[str, Any], finish: str | None)
     }
 
 
-def _completion(model: str, answer: str, usage: dict[str, int]) -> dict[str, Any]:
+def _tool_call(request: dict[str, Any], question: str) -> dict[str, Any] | None:
+    """A call of the request's first tool, or ``None`` without tools."""
+    tools = request.get("tools") or []
+    if not tools or request.get("tool_choice") == "none":
+        return None
+    arguments = json.dumps({"question": question}, ensure_ascii=False)
+    name = tools[0]["function"]["name"]
+    return {"id": "call_1", "type": "function", "function": {"name": name, "arguments": arguments}}
+
+
+def _completion(
+    model: str, answer: str, usage: dict[str, int], call: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": answer}
+    if call is not None:
+        message = {"role": "assistant", "content": None, "tool_calls": [call]}
     return {
         "id": f"chatcmpl-{uuid.uuid4().hex[:12]}",
         "object": "chat.completion",
@@ -279,8 +303,8 @@ def _completion(model: str, answer: str, usage: dict[str, int]) -> dict[str, Any
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": answer},
-                "finish_reason": "stop",
+                "message": message,
+                "finish_reason": "stop" if call is None else "tool_calls",
                 "logprobs": None,
             }
         ],

@@ -23,9 +23,15 @@ ENDPOINTS = (
     "/router/stream_events",
     "/classify/invoke",
     "/classify/batch",
+    "/v1/chat/completions",
 )
+OPENAI_ENDPOINT = "/v1/chat/completions"
 ALLOWED = {200, 400, 413, 422}
 """Statuses a hostile request may get; a batch may also get 207 (some items answered)."""
+OPENAI_ALLOWED = {200, 400, 404, 413}
+"""Statuses a hostile chat-completions request may get (OpenAI has no 422)."""
+ROLES = ["system", "developer", "user", "assistant", "tool", "function", "x"]
+TOOL = {"type": "function", "function": {"name": "lookup", "parameters": {"type": "object"}}}
 MESSAGE_TYPES = ["human", "ai", "system", "tool", "function", "chat", "AIMessageChunk", "x"]
 ODD_CHARACTERS = ["\x00", "\u200b", "\ufeff", "\u202e", "\n", "\t", "\x1b", "\ud800", "\udfff"]
 
@@ -91,6 +97,46 @@ inputs = st.one_of(
     json_values,
     st.builds(nested, st.integers(1, 200)),
 )
+openai_parts = st.one_of(
+    texts,
+    st.fixed_dictionaries({"type": st.just("text"), "text": st.one_of(texts, json_values)}),
+    st.fixed_dictionaries(
+        {"type": st.just("image_url"), "image_url": st.one_of(texts, json_values)}
+    ),
+    json_values,
+)
+openai_messages = st.one_of(
+    st.fixed_dictionaries(
+        {
+            "role": st.sampled_from(ROLES),
+            "content": st.one_of(texts, st.lists(openai_parts, max_size=3), json_values),
+        },
+        optional={"name": json_values, "tool_calls": json_values, "tool_call_id": json_values},
+    ),
+    json_values,
+)
+openai_payloads = st.fixed_dictionaries(
+    {
+        "model": st.one_of(
+            st.sampled_from(["domain-router", "auto", "math", "general", "gpt-4o"]), json_values
+        ),
+        "messages": st.one_of(st.lists(openai_messages, max_size=4), json_values),
+    },
+    optional={
+        "stream": st.one_of(st.booleans(), json_values),
+        "stream_options": json_values,
+        "temperature": st.one_of(st.floats(-1, 3), json_values),
+        "max_tokens": st.one_of(st.integers(-5, 10**6), json_values),
+        "stop": st.one_of(texts, st.lists(texts, max_size=6), json_values),
+        "n": json_values,
+        "seed": json_values,
+        "user": json_values,
+        "tools": st.one_of(st.just([TOOL]), json_values),
+        "tool_choice": json_values,
+        "response_format": json_values,
+        "logprobs": json_values,
+    },
+)
 configs = st.one_of(
     st.none(),
     json_values,
@@ -109,9 +155,8 @@ configs = st.one_of(
 
 
 @st.composite
-def bodies(draw: st.DrawFn) -> tuple[str, bytes]:
-    """An endpoint and a request body: JSON, almost-JSON or bytes."""
-    endpoint = draw(st.sampled_from(ENDPOINTS))
+def runnable_payloads(draw: st.DrawFn, endpoint: str) -> dict[str, Any]:
+    """A LangServe request: ``input`` (``inputs`` for a batch), ``config``, ``kwargs``."""
     key = "inputs" if endpoint.endswith("batch") else "input"
     value = draw(st.lists(inputs, max_size=5)) if key == "inputs" else draw(inputs)
     payload: dict[str, Any] = {key: value}
@@ -120,6 +165,14 @@ def bodies(draw: st.DrawFn) -> tuple[str, bytes]:
         payload["config"] = config
     if draw(st.booleans()):
         payload["kwargs"] = draw(json_values)
+    return payload
+
+
+@st.composite
+def bodies(draw: st.DrawFn) -> tuple[str, bytes]:
+    """An endpoint and a request body: JSON, almost-JSON or bytes."""
+    endpoint = draw(st.sampled_from(ENDPOINTS))
+    payload = draw(openai_payloads if endpoint == OPENAI_ENDPOINT else runnable_payloads(endpoint))
     body = json.dumps(payload).encode()  # ASCII: surrogates travel as \\ud800 escapes
     mangle = draw(st.sampled_from(["none"] * 6 + ["bytes", "truncate", "raw", "deep", "utf8"]))
     if mangle == "bytes":
@@ -171,6 +224,9 @@ class Prober:
         self.sent += 1
         status = response.status_code
         self.statuses[status] += 1
+        if endpoint == OPENAI_ENDPOINT:
+            self._check_openai(response)
+            return status
         allowed = ALLOWED | ({207} if endpoint.endswith("batch") else set())
         assert status in allowed, f"{endpoint} -> {status}: {response.text[:500]!r}"
         if status == 200 and endpoint.endswith(("/stream", "/stream_events")):
@@ -185,6 +241,24 @@ class Prober:
         else:
             assert status != 200 and content["detail"], response.text
         return status
+
+    def _check_openai(self, response: httpx.Response) -> None:
+        """A chat completion, a stream ending in ``[DONE]``, or an OpenAI-shaped error."""
+        status = response.status_code
+        assert status in OPENAI_ALLOWED, f"{OPENAI_ENDPOINT} -> {status}: {response.text[:500]!r}"
+        if status != 200:
+            error = response.json()["error"]
+            assert error["message"] and set(error) == {"message", "type", "param", "code"}, error
+            return
+        if response.headers["content-type"].startswith("text/event-stream"):
+            events = [line for line in response.text.splitlines() if line]
+            assert events[-1] == "data: [DONE]", response.text[-500:]
+            routing = json.loads(events[-2].removeprefix("data: ")).get("routing")
+            if routing is None:  # the last event is the usage chunk
+                routing = json.loads(events[-3].removeprefix("data: "))["routing"]
+        else:
+            routing = response.json()["routing"]
+        self.request_ids.append(routing["request_id"])
 
     def _collect(self, endpoint: str, body: dict[str, Any]) -> None:
         outputs = body["output"] if endpoint.endswith("batch") else [body["output"]]

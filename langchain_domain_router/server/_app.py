@@ -31,8 +31,11 @@ from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
+from langchain_domain_router.server._keys import ApiKeyMiddleware, read_keys
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
+from langchain_domain_router.server._openai import COMPLETIONS_PATH, add_openai_routes
+from langchain_domain_router.server._openai_errors import OpenAIErrorsMiddleware
 from langchain_domain_router.server._redacting import RedactingMiddleware
 from langchain_domain_router.server._requests import (
     ServedInput,
@@ -123,7 +126,8 @@ def create_app(
 
     Routes: ``/router`` (the ``DomainRouter``) and ``/classify`` (the
     ``DomainClassifier``), each with ``invoke``, ``batch``, ``stream``,
-    ``stream_events`` and the ``playground``; ``/healthz`` (the process is up),
+    ``stream_events`` and the ``playground``; the OpenAI Chat Completions surface
+    (``/v1/chat/completions``, ``/v1/models``); ``/healthz`` (the process is up),
     ``/readyz`` (the model is loaded and has answered), ``/metrics`` (Prometheus).
     Every response body leaves through one redaction step (see ``_redacting.py``),
     so no route, mounted here or later, sends out a configured or environment key.
@@ -251,15 +255,24 @@ def create_app(
     async def prometheus_metrics() -> Response:
         return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    add_openai_routes(app, router, callbacks=handlers, tag=_tag_request)
     metrics.track_endpoints(_route_paths(app))
     app.state.metrics = metrics
     app.state.router = router
     app.state.classifier = classifier
     validators = {ROUTER_PATH: parse_router_input, CLASSIFY_PATH: parse_served_input}
     app.add_middleware(
-        LimitsMiddleware, settings=settings, metrics=metrics, validate_input=validators
+        LimitsMiddleware,
+        settings=settings,
+        metrics=metrics,
+        validate_input=validators,
+        guarded={COMPLETIONS_PATH: "messages"},
     )
-    # Outermost, so every body leaves through it: routes mounted later and limit errors too.
+    app.add_middleware(OpenAIErrorsMiddleware)
+    if settings.api_keys:  # a caller without a key gets nothing else
+        app.add_middleware(ApiKeyMiddleware, keys=read_keys(settings.api_keys), metrics=metrics)
+    # Outermost, so every body leaves through it: routes mounted later, refusals and limit
+    # errors too.
     app.state.secrets = secrets
     app.add_middleware(RedactingMiddleware, secrets=secrets)
     return app

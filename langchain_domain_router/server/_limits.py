@@ -170,7 +170,8 @@ class LimitsMiddleware:
     ``validate_input`` maps a route prefix (``"/router"``) to the check of that route's
     inputs (``"input"``, or each of a batch's ``"inputs"``), which raises ``ValueError``
     naming the field: 422 before the runnable runs, or an error entry of its own in a
-    batch.
+    batch. ``guarded`` names more POST paths under the same limits, each with the body
+    field that holds its input (``{"/v1/chat/completions": "messages"}``).
     """
 
     def __init__(
@@ -179,11 +180,13 @@ class LimitsMiddleware:
         settings: ServerSettings,
         metrics: RouterMetrics,
         validate_input: Mapping[str, InputValidator] | None = None,
+        guarded: Mapping[str, str] | None = None,
     ) -> None:
         self.app = app
         self.settings = settings
         self.metrics = metrics
         self.validate_input = dict(validate_input or {})
+        self.guarded = dict(guarded or {})
         self.slots = asyncio.Semaphore(settings.max_concurrency)
 
     async def __call__(self, scope: _asgi.Scope, receive: _asgi.Receive, send: _asgi.Send) -> None:
@@ -192,12 +195,13 @@ class LimitsMiddleware:
             return
         response = _Response(send)
         start = time.perf_counter()
-        endpoint = scope["path"].rstrip("/").rsplit("/", 1)[-1]
+        path = scope["path"].rstrip("/")
+        key = self.guarded.get(path) or _INPUT_ENDPOINTS.get(path.rsplit("/", 1)[-1])
         try:
-            if scope["method"] == "POST" and endpoint in _INPUT_ENDPOINTS:
+            if scope["method"] == "POST" and key:
                 # The runnable takes the input states the checks built: one build each.
                 with reusing_checked_inputs():
-                    await self._guarded(scope, receive, response, _INPUT_ENDPOINTS[endpoint])
+                    await self._guarded(scope, receive, response, key)
             else:
                 await self.app(scope, receive, response.send)
         except LimitError as exc:

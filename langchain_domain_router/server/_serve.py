@@ -10,6 +10,7 @@ from pathlib import Path
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import CONFIG_ENV, RouterConfig
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
+from langchain_domain_router.server._keys import check_exposure, read_keys
 from langchain_domain_router.server._settings import ServerSettings
 
 APP_FACTORY = "langchain_domain_router.server:create_app_from_env"
@@ -26,6 +27,7 @@ def serve(
     settings: ServerSettings | None = None,
     log_level: str = "info",
     timeout_keep_alive: int = 75,
+    allow_unauthenticated: bool = False,
 ) -> None:
     """Serve the router over HTTP until interrupted.
 
@@ -46,18 +48,23 @@ def serve(
         timeout_keep_alive: Seconds an idle keep-alive connection stays open. Longer
             than a load balancer's idle timeout (60 s on many), so the server never
             closes a connection just as a client sends on it (a lost request).
+        allow_unauthenticated: Serve a non-loopback ``host`` without
+            ``settings.api_keys`` (something in front of the server checks callers).
 
     Raises:
         ValueError: If the configuration file is missing or invalid, the model
-            directory it names does not exist, or ``settings.checkpointer`` is
-            ``memory`` with several workers (each would keep its own threads).
+            directory it names does not exist, ``settings.checkpointer`` is
+            ``memory`` with several workers (each would keep its own threads), the
+            key file is unreadable or empty, or ``host`` is not loopback and there
+            are neither keys nor ``allow_unauthenticated``.
         ImportError: If ``settings.checkpointer`` needs an extra that is not installed.
 
     Example:
         ```python
-        from langchain_domain_router.server import serve
+        from langchain_domain_router.server import ServerSettings, serve
 
-        serve("router.yaml", host="0.0.0.0", port=8000, workers=2)
+        settings = ServerSettings(api_keys="keys.txt")  # every interface: keys required
+        serve("router.yaml", host="0.0.0.0", port=8000, workers=2, settings=settings)
         ```
     """
     import uvicorn
@@ -65,6 +72,9 @@ def serve(
     router_config = RouterConfig.load(config)
     DomainClassifier.from_settings(router_config.classifier)  # checks the path; weights load later
     settings = settings or ServerSettings()
+    check_exposure(host, keys_file=settings.api_keys, allow_unauthenticated=allow_unauthenticated)
+    if settings.api_keys:
+        read_keys(settings.api_keys)  # a bad file fails here, not in every worker
     if settings.checkpointer:
         spec = CheckpointerSpec.parse(settings.checkpointer)
         spec.check_installed()

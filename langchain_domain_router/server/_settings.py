@@ -54,6 +54,11 @@ class ServerSettings(BaseModel):
     ``postgres:DSN`` (``[sqlite]``/``[postgres]`` extras). ``None``: no threads; a
     request with a ``thread_id`` is then refused with 422."""
 
+    api_keys: str | None = None
+    """A file of bearer keys, one per line: every route but ``/healthz``, ``/readyz``
+    and ``/metrics`` then needs ``Authorization: Bearer <key>`` (401 without). ``None``:
+    no keys, and ``serve`` binds only loopback unless told ``allow_unauthenticated``."""
+
     @field_validator("checkpointer")
     @classmethod
     def _known_checkpointer(cls, value: str | None) -> str | None:

@@ -142,3 +142,11 @@ def serve_command(config_path: Path, port: int, *options: str) -> list[str]:
         "warning",
         *options,
     ]
+
+
+def start_server(directory: Path, config: Mapping[str, Any], *options: str) -> ServerProcess:
+    """``domain-router serve`` of ``config`` (written to ``directory``) on a free port, ready."""
+    path = write_config(directory / "router.yaml", config)
+    port = free_port()
+    command = serve_command(path, port, *options)
+    return ServerProcess(command, port=port, log_path=directory / "server.log").wait_ready()

@@ -152,6 +152,16 @@ def test_a_bad_item_gets_its_own_error_entry_in_a_batch(server, audit_path):
     } <= logged
 
 
+def test_a_lone_ai_message_in_a_classify_batch_is_classified(server):
+    # Found by the fuzz run: one non-human message passed the check (it is the question,
+    # for the classifier) and then failed in the batch path (500).
+    lone = [{"type": "AIMessageChunk", "content": "미분"}]
+    body = json.dumps({"inputs": ["적분", lone]}).encode()
+    response = post(f"{server}/classify/batch", body)
+    assert response.status_code == 200, response.text
+    assert [p["label"] for p in response.json()["output"]] == ["Math", "Math"]
+
+
 def test_a_batch_of_only_bad_items_is_422_and_a_good_one_200(server):
     bad = post(f"{server}/classify/batch", json.dumps({"inputs": [5, ""]}).encode())
     assert bad.status_code == 422 and [o["error"]["status_code"] for o in bad.json()["output"]] == [
@@ -195,6 +205,51 @@ def test_a_config_the_graph_cannot_honour_is_never_a_500(server, config):
 def test_the_server_answers_after_hostile_requests(server):
     for body in (b"\xff", b"[" * 50_000, b'{"input": "\\ud800"}', b'{"input": [1]}'):
         assert post(f"{server}/router/invoke", body).status_code in {400, 422}
+    good_request(server, httpx.Client(timeout=60))
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [
+        (b"\xff\xfe", ["not valid UTF-8"]),
+        (b"[" * 50_000, ["levels deep"]),
+        (b"not json", ["not valid JSON"]),
+        (b"[]", ["body"]),
+        (b'{"model": 5, "messages": []}', ["model"]),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": "\\ud800"}]}',
+            ["messages[0].content", "unpaired surrogate"],
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": '
+            b'[{"type": "image_url", "image_url": {"url": "https://x/y.png"}}]}]}',
+            ["messages", "empty"],
+        ),
+        (
+            b'{"model": "auto", "messages": [{"role": "user", "content": '
+            b'[{"type": "image_url", "image_url": "x"}]}]}',
+            ["messages.0.content"],
+        ),
+        (b'{"model": "auto", "messages": [{"role": "tool", "content": "x"}]}', ["messages"]),
+    ],
+    ids=[
+        "utf8",
+        "deep",
+        "not-json",
+        "array",
+        "model-number",
+        "surrogate",
+        "image-only",
+        "image-string",
+        "tool-alone",
+    ],
+)
+def test_hostile_chat_completions_are_400_in_the_openai_shape(server, body, words):
+    response = post(f"{server}/v1/chat/completions", body)
+    assert response.status_code == 400, response.text
+    error = response.json()["error"]
+    assert error["type"] == "invalid_request_error"
+    assert all(word in error["message"] for word in words), error["message"]
     good_request(server, httpx.Client(timeout=60))
 
 

@@ -90,3 +90,27 @@ async def test_sdk_thread_round_trip(platform_url):
     )
     events = [part.data["event"] async for part in stream if part.event == "custom"]
     assert events == ["routing_decision", "routing_complete"]
+
+
+def test_remote_graph_routes_pins_and_keeps_a_two_turn_thread(platform_url):
+    from langgraph.pregel.remote import RemoteGraph
+    from langgraph_sdk import get_sync_client
+
+    graph = RemoteGraph("domain_router", url=platform_url)
+    state = graph.invoke({"question": "미분계수의 정의는?"})
+    assert state["answer"] == "[fake-scripted] 답변: 미분계수의 정의는?"
+    assert (state["routing"]["expert"], state["routing"]["reason"]) == ("math", "confident")
+    pinned = graph.invoke({"question": "미분계수의 정의는?", "pinned_expert": "general"})
+    assert (pinned["routing"]["expert"], pinned["routing"]["reason"]) == ("general", "pinned")
+
+    thread = get_sync_client(url=platform_url).threads.create()
+    config = {"configurable": {"thread_id": thread["thread_id"]}}
+    graph.invoke({"question": "극한의 정의는?"}, config)
+    second = graph.invoke({"messages": [{"role": "user", "content": "연속은?"}]}, config)
+    assert [m["content"] for m in second["messages"]] == [
+        "극한의 정의는?",
+        "[fake-scripted] 답변: 극한의 정의는?",
+        "연속은?",
+        "[fake-scripted] 답변: 연속은?",
+    ]
+    assert second["routing"]["reason"] == "confident"

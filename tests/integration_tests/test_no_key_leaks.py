@@ -4,10 +4,12 @@ The server runs as a real process; its experts call the fake OpenAI server's
 ``fake-401`` model, which echoes the caller's key (bare, as a bearer header and inside
 a proxy URL). ``math`` holds its key in the config, ``general`` reads it from
 ``OPENAI_API_KEY``; both fail, so the offline expert answers with the errors in its
-text. Every channel is then searched for both keys: HTTP responses (invoke, batch,
-stream, stream_log, stream_events, schemas, playground, docs, readyz, metrics: every
-route the app mounts, found by walking its route table), the server log, the audit file
-and the SQLite checkpointer's files.
+text (and ``/v1/chat/completions`` answers 502). The server itself requires a bearer
+key (``--api-keys``). Every channel is then searched for the three keys: HTTP responses
+(invoke, batch, stream, stream_log, stream_events, chat completions streamed or not,
+models, schemas, playground, docs, readyz, metrics, a 401: every route the app mounts,
+found by walking its route table), the server log, the audit file and the SQLite
+checkpointer's files.
 """
 
 from __future__ import annotations
@@ -36,7 +38,8 @@ from tests.integration_tests._servers import (
 
 CONFIG_KEY = "cfgkey-7Hq2LmZ9xR4t"  # neither sk- nor bearer shaped: only the config knows it
 ENV_KEY = "envkey-Pw3nV8sK1dQ6"
-KEYS = (CONFIG_KEY, ENV_KEY)
+SERVER_KEY = "ownkey-Vb7nQ2xT9kLs"  # the router's own bearer key (--api-keys)
+KEYS = (CONFIG_KEY, ENV_KEY, SERVER_KEY)
 QUESTION = "벡터란?"
 RUNNABLE_BODIES: dict[str, dict[str, Any]] = {
     "invoke": {"input": QUESTION},
@@ -91,8 +94,17 @@ def test_a_key_echoed_by_the_upstream_reaches_no_route_or_channel(
     path = write_config(tmp_path / "router.yaml", config)
     audit, database, log = tmp_path / "audit.jsonl", tmp_path / "threads.db", tmp_path / "log"
     port = free_port()
+    keys = tmp_path / "keys.txt"
+    keys.write_text(SERVER_KEY + "\n", encoding="utf-8")
     command = serve_command(
-        path, port, "--audit-log", str(audit), "--checkpointer", f"sqlite:{database}"
+        path,
+        port,
+        "--audit-log",
+        str(audit),
+        "--checkpointer",
+        f"sqlite:{database}",
+        "--api-keys",
+        str(keys),
     )
     command += ["--log-level", "info"]
     env = child_env(OPENAI_API_KEY=ENV_KEY)
@@ -104,21 +116,28 @@ def test_a_key_echoed_by_the_upstream_reaches_no_route_or_channel(
     outputs: list[str] = []
     try:
         thread = {"configurable": {"thread_id": "leak-1"}}
-        remote = RemoteRunnable(f"{url}/router", timeout=60)
+        bearer = {"authorization": f"Bearer {SERVER_KEY}"}
+        remote = RemoteRunnable(f"{url}/router", timeout=60, headers=bearer)
         answer = remote.invoke("미분이란?", thread)
         routing = answer.response_metadata["routing"]
         assert routing["reason"] == "expert_error" and routing["offline"]
         assert "401" in routing["error"] and REDACTED in routing["error"]
         assert REDACTED in str(answer.content)  # the offline answer quotes the error
-        with httpx.Client(base_url=url, timeout=60) as client:
+        with httpx.Client(base_url=url, timeout=60, headers=bearer) as client:
             response = client.post("/router/stream", json={"input": "행렬이란?", "config": thread})
             outputs.append(response.text)
             for method, endpoint, body in requests:
                 response = client.request(method, endpoint, json=body)
                 # Every route answers: a refusal (4xx) would hide a leak from this test.
-                expected = 400 if endpoint.endswith("/token_feedback") else 200
-                assert response.status_code == expected, (method, endpoint, response.text)
+                # Chat completions: every expert failed upstream, so 502 with the record.
+                expected = {"token_feedback": 400, "completions": 502}
+                status = expected.get(endpoint.rsplit("/", 1)[-1], 200)
+                assert response.status_code == status, (method, endpoint, response.text)
                 outputs.append(response.text)
+            wrong = {"authorization": f"Bearer {SERVER_KEY}x"}
+            refused = client.post("/v1/chat/completions", json={}, headers=wrong)
+            assert refused.status_code == 401
+            outputs.append(refused.text)
     finally:
         process.stop()
     outputs.append(json.dumps([answer.model_dump()], ensure_ascii=False))
