@@ -31,6 +31,16 @@ from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
+from langchain_domain_router.server._idempotency import (
+    Idempotency,
+    IdempotencyMiddleware,
+    open_answer_store,
+)
+from langchain_domain_router.server._lifecycle import (
+    ReplicaHeaderMiddleware,
+    default_replica_name,
+    drain_on_sigterm,
+)
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
 from langchain_domain_router.server._requests import (
@@ -74,6 +84,10 @@ class _Served(RunnableBinding[Any, Any]):
 class _Readiness:
     ready: bool = False
     error: str | None = None
+    draining: bool = False
+
+    def drain(self) -> None:
+        self.draining = True
 
 
 _THREAD_KEYS = ("thread_id", "checkpoint_id")
@@ -181,6 +195,7 @@ def create_app(
         )
         handlers.append(audit)
     readiness = _Readiness()
+    idempotency = Idempotency(router.graph)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -193,6 +208,9 @@ def create_app(
                 router.graph.checkpointer = await stack.enter_async_context(spec.open())
             if lifespan:
                 await stack.enter_async_context(lifespan(app))
+            # Answers kept for resent requests: in the checkpointer's PostgreSQL, if any.
+            idempotency.store = await open_answer_store(router.graph.checkpointer)
+            drain_on_sigterm(settings.drain_s, readiness.drain)
             try:
                 # Load (and warm up) the model off the loop, then one call the way requests
                 # come (the async path, coalescer included) so no request pays for either.
@@ -239,6 +257,9 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(response: Response) -> dict[str, Any]:
+        if readiness.draining:
+            response.status_code = 503
+            return {"status": "draining", "error": None}
         if readiness.ready:
             return {"status": "ready", "model_version": classifier.model_version}
         response.status_code = 503
@@ -253,8 +274,13 @@ def create_app(
     app.state.router = router
     app.state.classifier = classifier
     validators = {ROUTER_PATH: parse_router_input, CLASSIFY_PATH: parse_served_input}
+    # The last added is the outermost: limits apply before a stored answer is looked up.
+    app.add_middleware(IdempotencyMiddleware, path=f"{ROUTER_PATH}/invoke", idempotency=idempotency)
     app.add_middleware(
         LimitsMiddleware, settings=settings, metrics=metrics, validate_input=validators
+    )
+    app.add_middleware(
+        ReplicaHeaderMiddleware, name=settings.replica_name or default_replica_name()
     )
     return app
 
