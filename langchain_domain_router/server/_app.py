@@ -139,7 +139,10 @@ def create_app(
     ``stream_events`` and the ``playground``; ``/healthz`` (the process is up),
     ``/readyz`` (the model is loaded and has answered), ``/metrics`` (Prometheus).
     The app keeps no state of its own, so any number of workers and replicas can run
-    side by side; multi-turn threads need a shared ``checkpointer``.
+    side by side; multi-turn threads need a shared ``checkpointer``. A ``/router/invoke``
+    resent with the same ``X-Request-ID`` is answered once (its stored answer, kept in a
+    ``postgres`` checkpointer's database when there is one); every response names its
+    replica in ``x-domain-router-replica``; ``settings.drain_s`` drains on ``SIGTERM``.
 
     Args:
         config: The router configuration, a YAML/TOML/JSON file, or ``None`` for the
