@@ -20,7 +20,7 @@ import asyncio
 import hashlib
 import json
 import uuid
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
@@ -108,7 +108,8 @@ class MemoryAnswerStore:
 class PostgresAnswerStore:
     """Answers in a table of the checkpointer's database, shared by every replica.
 
-    Rows older than a day are deleted when a replica starts.
+    Rows older than a day are deleted when a replica starts, and every
+    ``expire_every`` answers it stores.
 
     Example:
         ```python
@@ -119,6 +120,9 @@ class PostgresAnswerStore:
 
     conn: AsyncConnectionPool[Any] | AsyncConnection[Any]
     """The checkpointer's pool (or connection)."""
+    expire_every: int = 1_000
+    """Stored answers between two deletions of the expired ones."""
+    _stored: int = 0
 
     @asynccontextmanager
     async def _connection(self) -> AsyncIterator[AsyncConnection[Any]]:
@@ -154,6 +158,9 @@ class PostgresAnswerStore:
     async def put(self, request_id: str, answer: StoredAnswer) -> None:
         """Store ``answer``; a row already there stays."""
         await self._execute(_INSERT, (request_id, answer.fingerprint, answer.body))
+        self._stored += 1
+        if self._stored % self.expire_every == 0:
+            await self._execute(_EXPIRE)
 
 
 async def open_answer_store(checkpointer: BaseCheckpointSaver | bool | None) -> AnswerStore:
@@ -250,6 +257,7 @@ class IdempotencyMiddleware:
         self.path = path
         self.idempotency = idempotency
         self._locks: dict[str, asyncio.Lock] = {}
+        self._users: Counter[str] = Counter()
 
     async def __call__(self, scope: _asgi.Scope, receive: _asgi.Receive, send: _asgi.Send) -> None:
         request_id = request_id_of(scope.get("headers", []))
@@ -261,12 +269,14 @@ class IdempotencyMiddleware:
             return
         # One run at a time per id in this process: a resend racing its original waits.
         lock = self._locks.setdefault(request_id, asyncio.Lock())
+        self._users[request_id] += 1
         try:
             async with lock:
                 await self._answer(scope, receive, send, request_id)
         finally:
-            if not lock.locked():
-                self._locks.pop(request_id, None)
+            self._users[request_id] -= 1
+            if not self._users[request_id]:
+                del self._users[request_id], self._locks[request_id]
 
     async def _answer(
         self, scope: _asgi.Scope, receive: _asgi.Receive, send: _asgi.Send, request_id: str

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -14,7 +15,7 @@ from langchain_domain_router import DomainClassifier
 from langchain_domain_router.schema import CLASSIFY_NODE
 from langchain_domain_router.server import create_app
 from langchain_domain_router.server._idempotency import REPLAYED_HEADER
-from tests.conftest import PromptRecorder, fake_expert, make_config
+from tests.conftest import HangingChatModel, PromptRecorder, fake_expert, make_config
 
 POSTGRES_DSN = os.environ.get("DOMAIN_ROUTER_TEST_POSTGRES_DSN")
 CHECKPOINTERS = ["memory", "postgres"]
@@ -131,3 +132,22 @@ def test_a_turn_that_broke_off_is_run_again_from_before_it(
         # Once answered, it is stored like any other.
         assert ask(client, "미분이란?", request_id, thread).headers[REPLAYED_HEADER] == "true"
         assert len(history(client, app, thread)) == 2 * earlier_turns + 2
+
+
+def test_a_resend_racing_its_original_in_one_process_waits_and_gets_its_answer(
+    math_checkpoint: Path,
+):
+    # The math expert hangs past its 0.5 s timeout: each run takes that long at least.
+    calls = PromptRecorder()
+    app = create_app(
+        make_config(math=HangingChatModel(messages=iter([]))),
+        classifier=DomainClassifier.from_pretrained(math_checkpoint),
+        callbacks=[calls],
+    )
+    request_id = uuid.uuid4().hex
+    with TestClient(app) as client, ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda _: ask(client, "미분이란?", request_id), range(2)))
+    assert [answer.status_code for answer in answers] == [200, 200]
+    assert answers[0].json() == answers[1].json()
+    assert sorted(answer.headers.get(REPLAYED_HEADER, "") for answer in answers) == ["", "true"]
+    assert len(calls.prompts) == 3  # one run: math twice (max_retries=1), then the fallback
