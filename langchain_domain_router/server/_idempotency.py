@@ -230,7 +230,8 @@ def fingerprint(payload: Any) -> str:
 
 def _thread_id(payload: Any) -> str | None:
     """The request's ``thread_id``, unless it also names a ``checkpoint_id`` of its own."""
-    configurable = (payload.get("config") or {}).get("configurable") or {}
+    config = payload.get("config")
+    configurable = config.get("configurable") if isinstance(config, dict) else None
     if not isinstance(configurable, dict) or configurable.get("checkpoint_id"):
         return None
     thread_id = configurable.get("thread_id")

@@ -78,6 +78,11 @@ def test_a_request_sent_again_is_answered_from_the_store(math_checkpoint: Path, 
         conflict = ask(client, "적분이란?", one_off)
         assert conflict.status_code == 409
         assert "already used for a different request" in conflict.json()["detail"]
+        # A malformed config is LangServe's 422, as without an id.
+        for config in ("oops", {"configurable": []}):
+            body = {"input": "미분이란?", "config": config}
+            headers = {"X-Request-ID": uuid.uuid4().hex}
+            assert client.post("/router/invoke", json=body, headers=headers).status_code == 422
         # Without an id nothing is stored: each request runs.
         for _ in range(2):
             plain = client.post("/router/invoke", json={"input": "극한이란?"})
