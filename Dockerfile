@@ -17,7 +17,9 @@ RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==2.13.0"
 WORKDIR /app
 COPY pyproject.toml README.md LICENSE ./
 COPY langchain_domain_router ./langchain_domain_router
-RUN pip install ".[serve]"
+# serve,postgres for replicas that share threads in PostgreSQL (deploy/).
+ARG EXTRAS=serve
+RUN pip install ".[${EXTRAS}]"
 
 # No root at run time; the audit log (if enabled) goes under /var/log/domain-router.
 RUN useradd --create-home --uid 10001 router \

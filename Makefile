@@ -12,7 +12,7 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 BASE := "httpx>=0.27"
 QUESTION ?= 민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?
 
-.PHONY: demo test serve install install-test install-torch check-cpu lint notebooks fuzz
+.PHONY: demo test serve install install-test install-torch check-cpu lint notebooks fuzz postgres
 
 install-torch:
 	$(PIP) install --index-url $(TORCH_INDEX_URL) --timeout 10 --retries 0 "$(TORCH)" \
@@ -42,6 +42,11 @@ lint:
 
 test: install-test lint
 	$(PYTHON) -m pytest
+
+# A local PostgreSQL on 127.0.0.1 for the thread and multi-replica tests (what CI starts):
+#   eval "$$(make -s postgres)"   then   make test
+postgres:
+	@.ci/postgres.sh
 
 # Hostile requests against a real server: 20,000 generated bodies, never a 500 or a reset.
 fuzz:

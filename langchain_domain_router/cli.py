@@ -133,6 +133,7 @@ _SERVE_LIMITS = (  # ServerSettings fields, each a --flag-with-dashes
     ("request_timeout_s", float, "seconds one request may take (504 above)"),
     ("max_concurrency", int, "requests served at once per worker"),
     ("queue_timeout_s", float, "seconds a request waits for a slot (503 above)"),
+    ("drain_s", float, "seconds /readyz answers 503 after SIGTERM before the server stops"),
 )
 
 

@@ -31,7 +31,17 @@ from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._checkpointer import CheckpointerSpec
+from langchain_domain_router.server._idempotency import (
+    Idempotency,
+    IdempotencyMiddleware,
+    open_answer_store,
+)
 from langchain_domain_router.server._keys import ApiKeyMiddleware, read_keys
+from langchain_domain_router.server._lifecycle import (
+    ReplicaHeaderMiddleware,
+    default_replica_name,
+    drain_on_sigterm,
+)
 from langchain_domain_router.server._limits import LimitsMiddleware
 from langchain_domain_router.server._metrics import RouterMetrics
 from langchain_domain_router.server._openai import COMPLETIONS_PATH, add_openai_routes
@@ -78,6 +88,10 @@ class _Served(RunnableBinding[Any, Any]):
 class _Readiness:
     ready: bool = False
     error: str | None = None
+    draining: bool = False
+
+    def drain(self) -> None:
+        self.draining = True
 
 
 _THREAD_KEYS = ("thread_id", "checkpoint_id")
@@ -132,7 +146,10 @@ def create_app(
     Every response body leaves through one redaction step (see ``_redacting.py``),
     so no route, mounted here or later, sends out a configured or environment key.
     The app keeps no state of its own, so any number of workers and replicas can run
-    side by side; multi-turn threads need a shared ``checkpointer``.
+    side by side; multi-turn threads need a shared ``checkpointer``. A ``/router/invoke``
+    resent with the same ``X-Request-ID`` is answered once (its stored answer, kept in a
+    ``postgres`` checkpointer's database when there is one); every response names its
+    replica in ``x-domain-router-replica``; ``settings.drain_s`` drains on ``SIGTERM``.
 
     Args:
         config: The router configuration, a YAML/TOML/JSON file, or ``None`` for the
@@ -188,6 +205,7 @@ def create_app(
         )
         handlers.append(audit)
     readiness = _Readiness()
+    idempotency = Idempotency(router.graph)
 
     @asynccontextmanager
     async def app_lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -200,6 +218,9 @@ def create_app(
                 router.graph.checkpointer = await stack.enter_async_context(spec.open())
             if lifespan:
                 await stack.enter_async_context(lifespan(app))
+            # Answers kept for resent requests: in the checkpointer's PostgreSQL, if any.
+            idempotency.store = await open_answer_store(router.graph.checkpointer)
+            drain_on_sigterm(settings.drain_s, readiness.drain)
             try:
                 # Load (and warm up) the model off the loop, then one call the way requests
                 # come (the async path, coalescer included) so no request pays for either.
@@ -246,6 +267,9 @@ def create_app(
 
     @app.get("/readyz", tags=["ops"])
     async def readyz(response: Response) -> dict[str, Any]:
+        if readiness.draining:
+            response.status_code = 503
+            return {"status": "draining", "error": None}
         if readiness.ready:
             return {"status": "ready", "model_version": classifier.model_version}
         response.status_code = 503
@@ -261,6 +285,8 @@ def create_app(
     app.state.router = router
     app.state.classifier = classifier
     validators = {ROUTER_PATH: parse_router_input, CLASSIFY_PATH: parse_served_input}
+    # The last added is the outermost: limits apply before a stored answer is looked up.
+    app.add_middleware(IdempotencyMiddleware, path=f"{ROUTER_PATH}/invoke", idempotency=idempotency)
     app.add_middleware(
         LimitsMiddleware,
         settings=settings,
@@ -269,6 +295,9 @@ def create_app(
         guarded={COMPLETIONS_PATH: "messages"},
     )
     app.add_middleware(OpenAIErrorsMiddleware)
+    app.add_middleware(
+        ReplicaHeaderMiddleware, name=settings.replica_name or default_replica_name()
+    )
     if settings.api_keys:  # a caller without a key gets nothing else
         app.add_middleware(ApiKeyMiddleware, keys=read_keys(settings.api_keys), metrics=metrics)
     # Outermost, so every body leaves through it: routes mounted later, refusals and limit

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import tempfile
@@ -103,6 +104,8 @@ def serve(
             workers=workers,
             log_level=log_level,
             timeout_keep_alive=timeout_keep_alive,
+            # Requests in flight at shutdown get as long as any request may take.
+            timeout_graceful_shutdown=math.ceil(settings.request_timeout_s),
         )
     finally:
         if metrics_dir is not None:

@@ -53,6 +53,14 @@ class ServerSettings(BaseModel):
     """Where multi-turn threads are kept: ``memory`` (this process), ``sqlite:PATH`` or
     ``postgres:DSN`` (``[sqlite]``/``[postgres]`` extras). ``None``: no threads; a
     request with a ``thread_id`` is then refused with 422."""
+    drain_s: float = Field(default=0.0, ge=0)
+    """Seconds between ``SIGTERM`` and closing the listening socket, during which
+    ``/readyz`` answers 503 (so a balancer stops sending) and requests are still served;
+    then the requests in flight finish (at most ``request_timeout_s``) and the process
+    exits."""
+    replica_name: str | None = None
+    """The ``x-domain-router-replica`` header on every response; ``None``: the host
+    name and process id (``<host>-<pid>``)."""
 
     api_keys: str | None = None
     """A file of bearer keys, one per line: every route but ``/healthz``, ``/readyz``
