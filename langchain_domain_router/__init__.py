@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from langchain_domain_router._model_taxonomy import Taxonomy
     from langchain_domain_router._streaming import STREAM_RESET
     from langchain_domain_router._taxonomy import (
         KMMLU_DOMAINS,
@@ -63,6 +64,7 @@ _MODULE_OF = {
     "SUPERCATEGORIES": "_taxonomy",
     "Domain": "_taxonomy",
     "Supercategory": "_taxonomy",
+    "Taxonomy": "_model_taxonomy",
     "DomainClassifier": "classifier",
     "CandidateModel": "profiles",
     "ClassifierSettings": "classifier",
@@ -107,6 +109,7 @@ __all__ = [
     "StickySettings",
     "StreamingSettings",
     "Supercategory",
+    "Taxonomy",
     "build_router_graph",
     "export_onnx",
     "measure_quality",

@@ -21,6 +21,7 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
+from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router._runtime import forward_passes
 from langchain_domain_router.classifier._backends import (
     Backend,
@@ -173,7 +174,10 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         # Read once: every prediction needs it, and each read built a pydantic model.
         config = loaded.config
         self._scoring = Scoring(
-            Calibration.of(config), model_labels(config), getattr(config, "problem_type", None)
+            Calibration.of(config),
+            model_labels(config),
+            getattr(config, "problem_type", None),
+            taxonomy=Taxonomy.of(config),
         )
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
@@ -217,6 +221,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return self.scoring.labels
 
     @property
+    def taxonomy(self) -> Taxonomy:
+        """The model's taxonomy: its labels, display names and groups (from its config)."""
+        return cast("Taxonomy", self.scoring.taxonomy)
+
+    @property
     def model_version(self) -> str:
         """The model's version string (its calibration's ``model_version``, else its path)."""
         return self.scoring.calibration.model_version or self.model_path
@@ -250,9 +259,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         scoring = self.scoring
         return to_predictions(
             scoring.probabilities(logits),
-            scoring.labels,
+            scoring,
             top_k=self.top_k,
-            multi_label=scoring.problem_type == "multi_label_classification",
             model_version=self.model_version,
         )
 
