@@ -25,6 +25,7 @@ from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router._runtime import forward_passes
 from langchain_domain_router.classifier._backends import (
     Backend,
+    backend_features,
     backend_logits,
     intra_op_threads,
     model_labels,
@@ -52,6 +53,8 @@ if TYPE_CHECKING:
 
     import numpy as np
     import torch
+
+    from langchain_domain_router.routes import RoutesSource
 
 # The package logger: "classifier ... ready" lines name the classifier, not a file.
 logger = logging.getLogger(__package__ or __name__)
@@ -130,6 +133,43 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             The classifier for the embedded model.
         """
         return cls.from_pretrained(default_model_path(), **kwargs)
+
+    @classmethod
+    def fit_domains(
+        cls,
+        routes: RoutesSource,
+        *,
+        output_dir: str | Path,
+        base: str | Path = "default",
+        feedback: str | Path | None = None,
+        **options: Any,
+    ) -> Self:
+        """Fit a classifier for your own domains from a few examples each, and load it.
+
+        The base model's encoder stays frozen; a head over its pooled features is fitted
+        on the examples, with an out-of-scope threshold fitted on the routes'
+        ``out_of_scope`` questions and the off-topic questions the package ships. The
+        model directory (with ``fit_report.json``) is what ``domain-router fit-domains``
+        writes; a router config names it as ``classifier: {model: DIR}``.
+
+        Args:
+            routes: A routes YAML/TOML/JSON file, its mapping, or a list of ``Route``.
+            output_dir: Where the model directory is written.
+            base: The model whose encoder is used (``"default"``: the embedded model).
+            feedback: A ``record_feedback`` JSONL file whose rows join the examples.
+            **options: ``ClassifierOptions`` fields for the returned classifier.
+
+        Returns:
+            The fitted classifier (``Taxonomy`` of its own domains, groups, threshold).
+
+        Raises:
+            ValueError: If the routes, the feedback or the base model are unusable.
+        """
+        from langchain_domain_router.classifier._fit_domains import fit_domains
+
+        report = fit_domains(routes, output_dir, base=base, feedback=feedback)
+        logger.info("%s", report.summary())
+        return cls.from_pretrained(output_dir, **options)
 
     @classmethod
     def from_settings(cls, settings: ClassifierSettings) -> Self:
@@ -274,6 +314,22 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
             An array of shape ``(len(texts), num_labels)``.
         """
         return backend_logits(
+            self.loaded_backend, texts, batch_size=self.batch_size, max_chars=self.max_chars
+        )
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Return the encoder's pooled features for ``texts``: what the heads read.
+
+        On the ONNX backend the export's ``pooled`` output (exports made before it had
+        one need ``domain-router export-onnx`` again); on torch the model's.
+
+        Args:
+            texts: Question texts.
+
+        Returns:
+            An array of shape ``(len(texts), hidden)``, one forward pass per chunk.
+        """
+        return backend_features(
             self.loaded_backend, texts, batch_size=self.batch_size, max_chars=self.max_chars
         )
 
