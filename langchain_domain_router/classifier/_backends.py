@@ -212,29 +212,12 @@ def backend_logits(
     Returns:
         An array of shape ``(len(texts), num_labels)``.
     """
-    return _rows(
+    return run_chunks(
         backend, texts, backend.logits, int(backend.config.num_labels), batch_size, max_chars
     )
 
 
-def backend_features(
-    backend: Backend, texts: Sequence[str], *, batch_size: int = 32, max_chars: int = 2048
-) -> np.ndarray:
-    """The encoder's pooled features of ``texts``, one forward pass per length-sorted chunk.
-
-    Args:
-        backend: The loaded model.
-        texts: Question texts.
-        batch_size: Questions per forward pass.
-        max_chars: Characters kept before tokenizing.
-
-    Returns:
-        An array of shape ``(len(texts), hidden)``.
-    """
-    return _rows(backend, texts, backend.features, 0, batch_size, max_chars)
-
-
-def _rows(
+def run_chunks(
     backend: Backend,
     texts: Sequence[str],
     forward: Callable[[dict[str, Any]], np.ndarray],
@@ -242,6 +225,10 @@ def _rows(
     batch_size: int,
     max_chars: int,
 ) -> np.ndarray:
+    """Stack ``forward``'s rows for ``texts``: one pass per length-sorted chunk, in order.
+
+    ``width`` is the row width of an empty result.
+    """
     import numpy as np
 
     def run(chunk: list[str]) -> list[np.ndarray]:

@@ -69,7 +69,6 @@ def build_encoder(directory: Path, texts: list[str]) -> Path:
     distinct pooled features, which is all a head fitted over them needs.
     """
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     from langchain_domain_router import KMMLU_DOMAINS
@@ -77,26 +76,19 @@ def build_encoder(directory: Path, texts: list[str]) -> Path:
         DomainEncoderConfig,
         DomainEncoderForSequenceClassification,
     )
+    from tests.conftest import wordpiece
 
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))  # noqa: S106 - a token, not a secret
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(
-        texts, trainers.WordPieceTrainer(vocab_size=2000, special_tokens=special)
-    )
-    labels = list(KMMLU_DOMAINS)
+    tok = wordpiece(texts, vocab_size=2000)
+    labels = dict(enumerate(KMMLU_DOMAINS))
+    sizes = {"hidden_size": 64, "intermediate_size": 128, "max_position_embeddings": 64}
     config = DomainEncoderConfig(
         vocab_size=tok.get_vocab_size(),
-        hidden_size=64,
         num_hidden_layers=1,
         num_attention_heads=2,
-        intermediate_size=128,
-        max_position_embeddings=64,
         ngram_buckets=0,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        label2id={label: i for i, label in enumerate(labels)},
+        id2label=labels,
+        label2id={label: i for i, label in labels.items()},
+        **sizes,
     )
     config.domain_router = {"model_version": "tiny-encoder", "max_length": 64}
     torch.manual_seed(0)
