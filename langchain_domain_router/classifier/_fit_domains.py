@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, cast
 from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_domain_router._model_taxonomy import Taxonomy
+from langchain_domain_router._quiet import quiet_model_loading
 from langchain_domain_router.classifier._export import export_onnx
 from langchain_domain_router.classifier._fit_head import cross_validate, fit_head, fit_threshold
 from langchain_domain_router.classifier._predictions import resolve_model_path
@@ -316,12 +317,14 @@ def write_model(
         if bias is not None:
             cast("torch.Tensor", model.base_label_bias).copy_(torch.tensor(bias))
     out.mkdir(parents=True, exist_ok=True)
-    model.eval().save_pretrained(out)
-    AutoTokenizer.from_pretrained(encoder.model_path).save_pretrained(out)
+    with quiet_model_loading():
+        model.eval().save_pretrained(out)
+        AutoTokenizer.from_pretrained(encoder.model_path).save_pretrained(out)
 
 
 def _export(out: Path, *, int8: bool) -> None:
     if int8 and importlib.util.find_spec("onnx") is None:
         msg = "int8 needs the onnx package: pip install onnx"
         raise ValueError(msg)
-    export_onnx(out, int8=int8)
+    with quiet_model_loading():
+        export_onnx(out, int8=int8)
