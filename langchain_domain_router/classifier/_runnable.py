@@ -62,10 +62,11 @@ _Part = TypeVar("_Part")
 
 
 class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], ClassifierOptions):
-    """Label a question with its KMMLU domain using a sequence-classification model.
+    """Label a question with a domain of its model's taxonomy (KMMLU for the default model).
 
     Any Hugging Face sequence-classification checkpoint works; labels and their order
-    come from its ``config.id2label``. The model loads lazily (once, thread-safely) on
+    come from its ``config.id2label``, groups and display names from its ``config.json``
+    (``taxonomy``). ``fit_domains`` fits one for your own domains from a few examples. The model loads lazily (once, thread-safely) on
     first use. ``batch`` sorts the questions by length and runs one padded forward pass
     per chunk of ``batch_size``, chunks side by side on the cores the process may use.
 
