@@ -66,9 +66,10 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
 
     Any Hugging Face sequence-classification checkpoint works; labels and their order
     come from its ``config.id2label``, groups and display names from its ``config.json``
-    (``taxonomy``). ``fit_domains`` fits one for your own domains from a few examples. The model loads lazily (once, thread-safely) on
-    first use. ``batch`` sorts the questions by length and runs one padded forward pass
-    per chunk of ``batch_size``, chunks side by side on the cores the process may use.
+    (``taxonomy``); ``fit_domains`` fits one for your own domains from a few examples.
+    The model loads lazily (once, thread-safely) on first use. ``batch`` sorts the
+    questions by length and runs one padded forward pass per chunk of ``batch_size``,
+    chunks side by side on the cores the process may use.
 
     The fields besides ``model_path`` are the ``ClassifierOptions`` (a router config's
     ``classifier`` block sets the same ones): the backend (ONNX Runtime when the model
