@@ -14,6 +14,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from langchain_domain_router._model_taxonomy import Taxonomy
     from langchain_domain_router._streaming import STREAM_RESET
     from langchain_domain_router._taxonomy import (
         KMMLU_DOMAINS,
@@ -22,7 +23,12 @@ if TYPE_CHECKING:
         Supercategory,
     )
     from langchain_domain_router._tool import router_tool
-    from langchain_domain_router.classifier import ClassifierSettings, DomainClassifier
+    from langchain_domain_router.classifier import (
+        ClassifierSettings,
+        DomainClassifier,
+        FitReport,
+        fit_domains,
+    )
     from langchain_domain_router.config import (
         FanOutSettings,
         RouterConfig,
@@ -35,6 +41,7 @@ if TYPE_CHECKING:
     from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
     from langchain_domain_router.quality import measure_quality
     from langchain_domain_router.router import DomainRouter
+    from langchain_domain_router.routes import Route, RoutesFile
     from langchain_domain_router.schema import (
         ROUTING_COMPLETE_EVENT,
         ROUTING_EVENT,
@@ -52,6 +59,10 @@ _MODULE_OF = {
     "FeedbackStore": "feedback",
     "measure_quality": "quality",
     "export_onnx": "classifier",
+    "fit_domains": "classifier",
+    "FitReport": "classifier",
+    "Route": "routes",
+    "RoutesFile": "routes",
     "ROUTING_COMPLETE_EVENT": "schema",
     "ROUTING_EVENT": "schema",
     "RouterState": "schema",
@@ -63,6 +74,7 @@ _MODULE_OF = {
     "SUPERCATEGORIES": "_taxonomy",
     "Domain": "_taxonomy",
     "Supercategory": "_taxonomy",
+    "Taxonomy": "_model_taxonomy",
     "DomainClassifier": "classifier",
     "CandidateModel": "profiles",
     "ClassifierSettings": "classifier",
@@ -96,19 +108,24 @@ __all__ = [
     "ExpertProfile",
     "FanOutSettings",
     "FeedbackStore",
+    "FitReport",
     "JsonlAuditSink",
     "LabelScore",
     "MessagePolicy",
     "OfflineExpert",
     "RouterConfig",
+    "Route",
     "RouterState",
+    "RoutesFile",
     "RoutingDecision",
     "RoutingReason",
     "StickySettings",
     "StreamingSettings",
     "Supercategory",
+    "Taxonomy",
     "build_router_graph",
     "export_onnx",
+    "fit_domains",
     "measure_quality",
     "router_tool",
 ]

@@ -21,6 +21,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from langchain_domain_router._cli_fit import add_fit_command
 from langchain_domain_router._cli_output import print_prediction, print_route, write
 from langchain_domain_router._cli_tools import add_tool_commands, register_plugins
 from langchain_domain_router._quiet import PACKAGE_LOGGER
@@ -31,10 +32,11 @@ examples:
   domain-router classify "부가가치세 신고 기한은 언제인가요?" --top-k 3
   domain-router route "민법상 소멸시효는 몇 년인가요?"
   domain-router route "함수의 미분계수를 구하는 방법을 설명해 주세요" --json
+  domain-router fit-domains routes.yaml --output-dir my-router
 
 With no OPENAI_API_KEY, the offline expert answers with the routing decision.
 """
-BUILTIN_COMMANDS = ("classify", "route", "serve", "init", "measure-quality")
+BUILTIN_COMMANDS = ("classify", "route", "serve", "init", "measure-quality", "fit-domains")
 Handler = Callable[[argparse.Namespace], int]
 
 
@@ -240,7 +242,8 @@ def build_parser(*, plugins: bool = True) -> argparse.ArgumentParser:
         help="uvicorn's log level (info: one access line per request)",
     )
     serve.set_defaults(handler=_run_serve)
-    for command in (classify, route, serve):
+    fit = add_fit_command(commands)
+    for command in (classify, route, serve, fit):
         command.add_argument(
             "-v", "--verbose", action="count", default=0, help="show the log (-vv: more)"
         )

@@ -7,10 +7,10 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal, Self, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 from langchain_domain_router._files import read_settings_file, write_settings_file
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router.classifier import ClassifierSettings
 from langchain_domain_router.profiles import ExpertProfile
 from langchain_domain_router.schema import BuiltinNode
@@ -93,12 +93,41 @@ def _winner(candidates: list[ExpertProfile]) -> ExpertProfile:
     return max(candidates, key=lambda expert: expert.priority)
 
 
+def _local_taxonomy(model: str) -> Taxonomy | None:
+    """The taxonomy of a local model directory, or ``None`` for a hub id (read at load)."""
+    from langchain_domain_router.classifier import resolve_model_path
+
+    folder = Path(resolve_model_path(model)).expanduser()
+    return Taxonomy.of_model(folder) if (folder / "config.json").is_file() else None
+
+
+def check_taxonomy(experts: Iterable[ExpertProfile], taxonomy: Taxonomy) -> None:
+    """Check the experts' domains, groups and ``quality`` keys against a model's taxonomy.
+
+    Raises:
+        ValueError: Naming the field (``experts.0.domains``) and the model's names.
+    """
+    for i, expert in enumerate(experts):
+        taxonomy.check_domains(expert.domains, f"experts.{i}.domains")
+        for group in expert.supercategories:
+            try:
+                taxonomy.check_group(group)
+            except ValueError as exc:
+                msg = f"experts.{i}.supercategories: {exc}"
+                raise ValueError(msg) from None
+        for j, candidate in enumerate(expert.candidates):
+            taxonomy.check_domains(candidate.quality, f"experts.{i}.candidates.{j}.quality")
+
+
 class RouterConfig(BaseModel):
     """The experts, the fallback and the thresholds of a router.
 
     A domain goes to the expert that names it in ``domains``; otherwise to the expert
-    that names its supercategory; otherwise to the fallback. ``None`` thresholds take
-    the values the classifier model was calibrated with.
+    that names its group (``supercategories``); otherwise to the fallback. Domains and
+    groups are the classifier model's own (its ``config.json``): the 45 KMMLU subjects
+    and their supercategories for the default model, a user's own domains for a model
+    ``domain-router fit-domains`` wrote. ``None`` thresholds take the values the
+    classifier model was calibrated with.
 
     Example:
         ```python
@@ -136,6 +165,8 @@ class RouterConfig(BaseModel):
     streaming: StreamingSettings = Field(default_factory=StreamingSettings)
     """How ``stream`` treats the tokens of an attempt that may fail."""
 
+    _taxonomy: Taxonomy | None = PrivateAttr(default=None)
+
     @model_validator(mode="after")
     def _check_experts(self) -> Self:
         names = [expert.name for expert in self.experts]
@@ -157,18 +188,49 @@ class RouterConfig(BaseModel):
                         "priority; remove it from all but one, or give one a higher `priority`"
                     )
                     raise ValueError(msg)
+        taxonomy = _local_taxonomy(self.classifier.model)
+        if taxonomy is not None:
+            check_taxonomy([*self.experts, self.fallback], taxonomy)
+            self._taxonomy = taxonomy
         return self
+
+    @property
+    def taxonomy(self) -> Taxonomy | None:
+        """The classifier model's taxonomy (``None`` until a hub model is loaded)."""
+        return self._taxonomy
+
+    def bind(self, taxonomy: Taxonomy) -> Self:
+        """Check the experts against a model's taxonomy; a copy routes with its groups.
+
+        The configuration reads its local model's taxonomy when validated;
+        ``build_router_graph`` binds the loaded classifier's.
+
+        Args:
+            taxonomy: The classifier model's taxonomy.
+
+        Returns:
+            The configuration itself when it already has that taxonomy, else a copy.
+
+        Raises:
+            ValueError: If an expert names a domain, group or quality key the model lacks.
+        """
+        if taxonomy == self._taxonomy:
+            return self
+        check_taxonomy([*self.experts, self.fallback], taxonomy)
+        bound = self.model_copy()
+        bound._taxonomy = taxonomy
+        return bound
 
     def expert_for_domain(self, domain: str) -> ExpertProfile | None:
         """Return the expert that answers ``domain``, or ``None`` when none does."""
         claimants = _claims(self.experts, "domains").get(domain)
         if claimants:
             return _winner(claimants)
-        info = KMMLU_DOMAINS.get(domain)
-        return self.expert_for_supercategory(info.supercategory) if info else None
+        group = self._taxonomy.group_of(domain) if self._taxonomy else None
+        return self.expert_for_supercategory(group) if group else None
 
     def expert_for_supercategory(self, supercategory: str) -> ExpertProfile | None:
-        """Return the expert that names ``supercategory``, or ``None``."""
+        """Return the expert that names the group ``supercategory``, or ``None``."""
         claimants = _claims(self.experts, "supercategories").get(supercategory)
         return _winner(claimants) if claimants else None
 

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router._model_taxonomy import Taxonomy
 
 __all__ = [
     "KMMLU_SPLITS",
@@ -65,23 +65,26 @@ class Example:
         return self.style == "kmmlu"
 
 
-def check_label(label: str, source: str | Path) -> str:
-    """Return ``label`` when it is a KMMLU subject, else raise naming ``source``.
+def check_label(label: str, source: str | Path, taxonomy: Taxonomy | None = None) -> str:
+    """Return ``label`` when the taxonomy has it, else raise naming ``source``.
 
     Args:
         label: The label to check.
         source: The file (or dataset) the label came from, for the error message.
+        taxonomy: The model's taxonomy; ``None``: the default model's (KMMLU), which
+            training trains.
 
     Returns:
         The label unchanged.
 
     Raises:
-        DataError: When the label is not one of the 45 KMMLU subjects.
+        DataError: When the taxonomy lacks the label (with a "did you mean").
     """
-    if label not in KMMLU_DOMAINS:
-        msg = f"{source}: label {label!r} is not a KMMLU subject (see KMMLU_DOMAINS)"
-        raise DataError(msg)
-    return label
+    try:
+        return (taxonomy or Taxonomy.kmmlu()).check_domain(label, "label")
+    except ValueError as exc:
+        msg = f"{source}: {exc}"
+        raise DataError(msg) from None
 
 
 def _subject_of(path: Path, split: str) -> str:

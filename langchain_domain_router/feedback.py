@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router.profiles import check_domain
+from langchain_domain_router._model_taxonomy import Taxonomy
 
 
 class FeedbackStore:
@@ -17,7 +17,8 @@ class FeedbackStore:
 
     Each stored line is ``{"text", "label", "predicted", "misroute", "request_id",
     "timestamp"}``: a ``text,label`` JSONL file that ``domain-router train --feedback``
-    folds into the next training run. Question texts are held in memory only for the
+    (KMMLU models) or ``domain-router fit-domains --feedback`` (own domains) folds into
+    the next fit. Question texts are held in memory only for the
     last ``capacity`` requests, and written to disk only when feedback is recorded.
 
     Example:
@@ -28,9 +29,20 @@ class FeedbackStore:
         ```
     """
 
-    def __init__(self, path: str | Path | None = None, *, capacity: int = 10_000) -> None:
-        """Create a store writing to ``path`` (in memory only when ``None``)."""
+    def __init__(
+        self,
+        path: str | Path | None = None,
+        *,
+        capacity: int = 10_000,
+        taxonomy: Taxonomy | None = None,
+    ) -> None:
+        """Create a store writing to ``path`` (in memory only when ``None``).
+
+        ``taxonomy`` is the classifier model's, which corrections must name (``None``:
+        the default model's, KMMLU).
+        """
         self.path = Path(path) if path is not None else None
+        self.taxonomy = taxonomy or Taxonomy.kmmlu()
         self.capacity = capacity
         self.records: list[dict[str, Any]] = []
         self._recent: OrderedDict[str, tuple[str, str]] = OrderedDict()
@@ -51,7 +63,7 @@ class FeedbackStore:
 
         Args:
             request_id: The ``request_id`` of the routing record.
-            correct_domain: The KMMLU domain the question belongs to.
+            correct_domain: The domain the question belongs to (one of the model's).
             question: The question text, needed only when the request is no longer
                 remembered (e.g. it was served by another process).
 
@@ -62,7 +74,7 @@ class FeedbackStore:
             ValueError: If the domain is unknown, or the request is not remembered and
                 no ``question`` is given.
         """
-        check_domain(correct_domain)
+        self.taxonomy.check_domain(correct_domain)
         with self._lock:
             remembered = self._recent.get(request_id)
         if remembered is None and question is None:

@@ -87,6 +87,7 @@ def build_router_graph(
     """
     config = RouterConfig.load(config)
     classifier = classifier or DomainClassifier.from_settings(config.classifier)
+    config = config.bind(classifier.taxonomy)
     thresholds = resolve_thresholds(config, classifier.calibration)
     classify = ClassifyNode(classifier, config, thresholds, goto=_route)
     experts = [ExpertNode(p, p.name, goto=_after_expert) for p in config.experts]

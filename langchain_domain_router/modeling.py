@@ -12,7 +12,13 @@ it sits a fastText-style branch: n-grams of tokens (``input_ids``), of lower-cas
 characters (``char_ids``, see ``langchain_domain_router._chars``), or of both, are hashed
 into ``ngram_buckets`` rows of an embedding table, summed with TF-IDF-style weights (each
 n-gram's ``ngram_idf``, each source's bag L2-normalised), and mapped to the labels. Both
-branches' logits are summed. The n-grams are hashed inside the graph (integer multiply-add and
+branches' logits are summed.
+
+Both encoder shapes expose their mean-pooled last hidden state (``pooled_features``), which
+every forward pass returns beside the logits. A model ``domain-router fit-domains`` writes
+adds an own-domain head over those features (``own_labels``): one encoder pass then feeds
+the own head and, when the base taxonomy is kept (``base_labels``), the base's heads too.
+The n-grams are hashed inside the graph (integer multiply-add and
 modulo), so the ONNX export carries the whole computation; the only per-question work
 outside it is reading the code points.
 """
@@ -20,6 +26,7 @@ outside it is reading the code points.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 import torch
@@ -66,6 +73,17 @@ class DomainEncoderConfig(BertConfig):
         base_classifier: The ``to_dict()`` of any registered sequence classifier's config;
             when given, that model is the encoder branch (its logits are used as they are)
             instead of the mean-pooled BERT stack.
+        own_labels: Own domains classified by ``own_head``, a linear layer over the pooled
+            features with one more output for "out of scope"; 0: no own head. The model's
+            logits are then each label's log-odds (``problem_type`` multi-label): a
+            sigmoid gives its share of a softmax over all outputs, and what the labels
+            leave is the out-of-scope share.
+        base_labels: With ``own_labels``, how many labels of the base taxonomy follow the
+            own ones (the base heads' outputs): they share the out-of-scope column's
+            probability in proportion to the base's calibrated softmax. 0: the base
+            heads are left out.
+        base_temperature: The base logits' calibrated temperature (with the
+            ``base_label_bias`` buffer), applied before they are combined.
         **kwargs: ``BertConfig`` fields (``vocab_size``, ``hidden_size``,
             ``num_hidden_layers``...) and ``PretrainedConfig`` ones (``id2label``...).
 
@@ -92,10 +110,16 @@ class DomainEncoderConfig(BertConfig):
         ngram_max_chars: int = 512,
         ngram_token_orders: Sequence[int] = (),
         base_classifier: dict[str, Any] | None = None,
+        own_labels: int = 0,
+        base_labels: int = 0,
+        base_temperature: float = 1.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
         self.base_classifier = base_classifier
+        self.own_labels = own_labels
+        self.base_labels = base_labels
+        self.base_temperature = base_temperature
         self.ngram_branch_dropout = ngram_branch_dropout
         self.ngram_input = ngram_input
         self.ngram_max_chars = ngram_max_chars
@@ -142,6 +166,20 @@ def hashed_ngrams(
     return torch.cat(parts, dim=1)
 
 
+@dataclass
+class DomainEncoderOutput(SequenceClassifierOutput):
+    """``SequenceClassifierOutput`` plus the pooled features the heads read."""
+
+    pooled: torch.Tensor | None = None
+    """``(batch, hidden)``: the mean-pooled last hidden state of the encoder."""
+
+
+def mean_pool(states: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Average token states over the real tokens (e5's sentence embedding)."""
+    weights = attention_mask.unsqueeze(-1).to(states.dtype)
+    return (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
+
+
 class DomainEncoderForSequenceClassification(PreTrainedModel):
     """An encoder and a hashed n-gram branch whose logits are summed.
 
@@ -179,19 +217,28 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
 
     def __init__(self, config: DomainEncoderConfig) -> None:
         super().__init__(config)
+        own = int(getattr(config, "own_labels", 0) or 0)
         self.num_labels = int(config.num_labels or 0)
+        # The base heads' width: all labels, or with an own head the base labels kept.
+        base_width = int(getattr(config, "base_labels", 0) or 0) if own else self.num_labels
         if config.base_classifier:
             base = AutoConfig.for_model(**config.base_classifier)
             self.base = AutoModelForSequenceClassification.from_config(base)
+            hidden = int(base.hidden_size)
         else:
             self.encoder = BertModel(config, add_pooling_layer=False)
             self.dropout = nn.Dropout(config.hidden_dropout_prob)
-            self.classifier = nn.Linear(config.hidden_size, self.num_labels)
+            hidden = int(config.hidden_size)
+            if base_width:
+                self.classifier = nn.Linear(hidden, base_width)
+        if own:
+            self.own_head = nn.Linear(hidden, own + 1)
+            self.register_buffer("base_label_bias", torch.zeros(base_width))
         if config.ngram_buckets:
             self.ngram_embeddings = nn.Embedding(
                 config.ngram_buckets, config.ngram_dim, padding_idx=0
             )
-            self.ngram_classifier = nn.Linear(config.ngram_dim, self.num_labels)
+            self.ngram_classifier = nn.Linear(config.ngram_dim, base_width)
             # Each bucket's weight in the bag (an IDF); all ones until a fit sets them.
             self.register_buffer("ngram_idf", torch.ones(config.ngram_buckets))
         self.post_init()
@@ -266,6 +313,38 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
             bags.append((rows * weights.unsqueeze(-1)).sum(1))
         return self.ngram_classifier(torch.stack(bags).sum(0))
 
+    def encode(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Run the encoder once: its pooled features and its base logits.
+
+        Args:
+            input_ids: ``(batch, sequence)`` token ids.
+            attention_mask: ``(batch, sequence)``, 1 for real tokens.
+            token_type_ids: Optional, passed to the encoder.
+
+        Returns:
+            ``(pooled, logits)``: the mean-pooled last hidden state ``(batch, hidden)``,
+            and the encoder branch's logits (``None`` when the model has no base head).
+        """
+        if self.config.base_classifier:
+            out = self.base(
+                input_ids=input_ids,
+                attention_mask=attention_mask,
+                token_type_ids=token_type_ids,
+                output_hidden_states=True,
+            )
+            return mean_pool(out.hidden_states[-1], attention_mask), out.logits
+        states = self.encoder(
+            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+        ).last_hidden_state
+        pooled = mean_pool(states, attention_mask)
+        head = getattr(self, "classifier", None)
+        return pooled, None if head is None else head(self.dropout(pooled))
+
     def encoder_logits(
         self,
         input_ids: torch.Tensor,
@@ -281,17 +360,26 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
 
         Returns:
             ``(batch, num_labels)`` logits.
+
+        Raises:
+            ValueError: If the model has no base head (an own-domain model without it).
         """
-        if self.config.base_classifier:
-            return self.base(
-                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-            ).logits
-        states = self.encoder(
-            input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
-        ).last_hidden_state
-        weights = attention_mask.unsqueeze(-1).to(states.dtype)
-        pooled = (states * weights).sum(1) / weights.sum(1).clamp(min=1.0)
-        return self.classifier(self.dropout(pooled))
+        logits = self.encode(input_ids, attention_mask, token_type_ids)[1]
+        if logits is None:
+            msg = "this model has no base head: its logits come from the own-domain head"
+            raise ValueError(msg)
+        return logits
+
+    def _own_logits(self, pooled: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
+        """Each label's log-odds under one softmax over own labels, out of scope and base."""
+        own = nn.functional.log_softmax(self.own_head(pooled), dim=-1)
+        log_probs = own[:, :-1]
+        if base is not None and self.config.base_labels:
+            scaled = base / self.config.base_temperature + self.base_label_bias
+            kept = own[:, -1:] + nn.functional.log_softmax(scaled, dim=-1)
+            log_probs = torch.cat([log_probs, kept], dim=-1)
+        # log(p / (1 - p)), kept finite for p near 1.
+        return log_probs - torch.log1p(-log_probs.exp().clamp(max=1 - 1e-6))
 
     def forward(
         self,
@@ -313,15 +401,15 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
             **kwargs: Ignored (``return_dict`` and other ``transformers`` conventions).
 
         Returns:
-            ``SequenceClassifierOutput`` with ``logits`` (and ``loss``).
+            ``DomainEncoderOutput`` with ``logits``, ``pooled`` (and ``loss``).
         """
         if input_ids is None:
             msg = "input_ids is required"
             raise ValueError(msg)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        logits = self.encoder_logits(input_ids, attention_mask, token_type_ids)
-        if self.config.ngram_buckets:
+        pooled, logits = self.encode(input_ids, attention_mask, token_type_ids)
+        if self.config.ngram_buckets and logits is not None:
             ngram = self.ngram_logits(input_ids, attention_mask, char_ids)
             drop = getattr(self.config, "ngram_branch_dropout", 0.0)
             if self.training and drop:
@@ -330,10 +418,12 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
                 keep = torch.rand(ngram.shape[0], 1, device=ngram.device) >= drop
                 ngram = ngram * keep.to(ngram.dtype)
             logits = logits + ngram
+        if getattr(self.config, "own_labels", 0):
+            logits = self._own_logits(pooled, logits)
         loss = None
-        if labels is not None:
+        if labels is not None and logits is not None:
             loss = nn.functional.cross_entropy(logits, labels)
-        return SequenceClassifierOutput(loss=loss, logits=logits)
+        return DomainEncoderOutput(loss=loss, logits=logits, pooled=pooled)
 
 
 AutoConfig.register(MODEL_TYPE, DomainEncoderConfig, exist_ok=True)
@@ -347,5 +437,7 @@ __all__ = [
     "TOKEN_SALT",
     "DomainEncoderConfig",
     "DomainEncoderForSequenceClassification",
+    "DomainEncoderOutput",
     "hashed_ngrams",
+    "mean_pool",
 ]

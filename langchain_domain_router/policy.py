@@ -6,7 +6,6 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.classifier import Calibration
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile
@@ -48,9 +47,8 @@ def resolve_thresholds(config: RouterConfig, calibration: Calibration) -> Thresh
     )
 
 
-def _display(domain: str) -> str:
-    info = KMMLU_DOMAINS.get(domain)
-    return f"{domain} ({info.korean_name})" if info else domain
+def _display(domain: str, config: RouterConfig) -> str:
+    return config.taxonomy.display(domain) if config.taxonomy else domain
 
 
 @dataclass(frozen=True)
@@ -65,7 +63,7 @@ class _Route:
 def _base_route(
     prediction: DomainPrediction, config: RouterConfig, thresholds: Thresholds
 ) -> _Route:
-    domain = _display(prediction.label)
+    domain = _display(prediction.label, config)
     score, margin = prediction.score, prediction.margin
     if score >= thresholds.min_confidence and margin >= thresholds.min_margin:
         expert = config.expert_for_domain(prediction.label)
@@ -84,8 +82,9 @@ def _base_route(
         reason = "low_margin"
         why = f"no domain: the best guess, {domain}, leads by {margin:.2f}"
         why += f" < min_margin {thresholds.min_margin:.2f}"
-    sup, mass = max(prediction.supercategory_scores.items(), key=lambda item: item[1])
-    expert = config.expert_for_supercategory(sup)
+    groups = prediction.supercategory_scores.items()
+    sup, mass = max(groups, key=lambda item: item[1]) if groups else ("", 0.0)
+    expert = config.expert_for_supercategory(sup) if sup else None
     if expert and mass >= config.min_supercategory_confidence:
         why += f"; supercategory {sup} holds {mass:.2f}, so its expert {expert.name!r} answers"
         return _Route(reason, why, expert)
@@ -104,9 +103,9 @@ def _sticky_route(
     if expert is None:
         return None
     why = (
-        f"follow-up: {_display(prediction.label)} scored {prediction.score:.2f} < "
+        f"follow-up: {_display(prediction.label, config)} scored {prediction.score:.2f} < "
         f"switch_confidence {settings.switch_confidence:.2f}, so the conversation stays with "
-        f"{_display(str(previous['domain']))} and expert {expert.name!r}"
+        f"{_display(str(previous['domain']), config)} and expert {expert.name!r}"
     )
     return _Route("sticky", why, expert, domain=str(previous["domain"]))
 
@@ -123,7 +122,7 @@ def _fan_out_route(prediction: DomainPrediction, config: RouterConfig) -> _Route
         return None
     names = (experts[0].name, experts[1].name)
     why = (
-        f"{_display(first.label)} {first.score:.2f} and {_display(second.label)} "
+        f"{_display(first.label, config)} {first.score:.2f} and {_display(second.label, config)} "
         f"{second.score:.2f} are within {settings.max_margin:.2f}; experts {list(names)} both "
         "answer and the answers are merged"
     )

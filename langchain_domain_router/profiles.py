@@ -2,26 +2,13 @@
 
 from __future__ import annotations
 
-import difflib
 from typing import Any, Literal, Self
 
 from langchain_core.language_models import BaseChatModel
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS, Supercategory
-
 MessagePolicy = Literal["last_human", "conversation", "all"]
 """Which messages of the conversation an expert sees (``ExpertProfile.message_policy``)."""
-
-
-def check_domain(domain: str) -> str:
-    """Return ``domain`` if it is a KMMLU subject, else raise with a "did you mean"."""
-    if domain not in KMMLU_DOMAINS:
-        close = difflib.get_close_matches(domain, list(KMMLU_DOMAINS), n=1)
-        hint = f"; did you mean {close[0]!r}?" if close else ""
-        msg = f"unknown KMMLU domain {domain!r}{hint}"
-        raise ValueError(msg)
-    return domain
 
 
 def _model_name(model: str | BaseChatModel) -> str:
@@ -55,13 +42,13 @@ class CandidateModel(BaseModel):
     output_cost_per_1m: float = Field(default=0.0, ge=0)
     """USD per million output tokens."""
     quality: dict[str, float] = Field(default_factory=dict)
-    """Accuracy per KMMLU domain (0-1), e.g. measured with ``measure_quality``."""
+    """Accuracy per domain of the classifier's taxonomy (0-1), e.g. measured with
+    ``measure_quality``; ``RouterConfig`` checks the names against the model's domains."""
 
     @field_validator("quality")
     @classmethod
-    def _known_quality_domains(cls, quality: dict[str, float]) -> dict[str, float]:
+    def _quality_between_0_and_1(cls, quality: dict[str, float]) -> dict[str, float]:
         for domain, value in quality.items():
-            check_domain(domain)
             if not 0.0 <= value <= 1.0:
                 msg = f"quality of {domain!r} must be between 0 and 1, got {value}"
                 raise ValueError(msg)
@@ -112,9 +99,12 @@ class ExpertProfile(BaseModel):
     model_kwargs: dict[str, Any] = Field(default_factory=dict)
     """Extra ``init_chat_model`` arguments, e.g. ``base_url`` or ``temperature``."""
     domains: list[str] = Field(default_factory=list)
-    """KMMLU subjects this expert answers, spelled as KMMLU spells them."""
-    supercategories: list[Supercategory] = Field(default_factory=list)
-    """KMMLU supercategories this expert answers (for domains no expert names)."""
+    """Domains this expert answers, spelled as the classifier model's ``id2label`` spells
+    them (KMMLU subjects for the default model); ``RouterConfig`` checks them."""
+    supercategories: list[str] = Field(default_factory=list)
+    """Groups of the model's taxonomy this expert answers, for domains no expert names
+    (KMMLU supercategories for the default model: ``STEM``, ``Applied Science``,
+    ``HUMSS``, ``Other``)."""
     system_prompt: str | None = None
     """The expert's instructions: the first part of the one system message it receives."""
     message_policy: MessagePolicy = "conversation"
@@ -145,11 +135,6 @@ class ExpertProfile(BaseModel):
     """Minimum quality on the question's domain for ``cheapest_above_floor``."""
     budget_per_1m: float | None = Field(default=None, ge=0)
     """Maximum input+output USD per million tokens for ``best_under_budget``."""
-
-    @field_validator("domains")
-    @classmethod
-    def _known_domains(cls, domains: list[str]) -> list[str]:
-        return [check_domain(domain) for domain in domains]
 
     @model_validator(mode="after")
     def _budget_when_needed(self) -> Self:

@@ -18,7 +18,7 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.experts import resolve_chat_model
 from langchain_domain_router.profiles import ExpertProfile
@@ -80,13 +80,20 @@ def parse_choice(reply: str) -> int | None:
     return "ABCD".index(match.group(1)) + 1 if match else None
 
 
-def covered_domains(expert: ExpertProfile) -> list[str]:
-    """The KMMLU domains an expert answers: its own, and those of its supercategories."""
+def covered_domains(expert: ExpertProfile, taxonomy: Taxonomy | None = None) -> list[str]:
+    """The domains an expert answers: its own, and those of its groups.
+
+    Args:
+        expert: The expert.
+        taxonomy: The classifier model's taxonomy; ``None``: the default model's (KMMLU),
+            whose questions ``measure_quality`` asks.
+    """
+    taxonomy = taxonomy or Taxonomy.kmmlu()
     sups = set(expert.supercategories)
     return [
         name
-        for name, info in KMMLU_DOMAINS.items()
-        if name in expert.domains or info.supercategory in sups
+        for name in taxonomy.labels
+        if name in expert.domains or taxonomy.group_of(name) in sups
     ]
 
 
@@ -150,7 +157,7 @@ def measure_quality(
         if not expert.candidates:
             experts.append(expert)
             continue
-        sample = sample_by_domain(pool, covered_domains(expert), per_domain, seed)
+        sample = sample_by_domain(pool, covered_domains(expert, config.taxonomy), per_domain, seed)
         if not sample:
             msg = f"experts.{expert.name}: no questions for the domains it covers"
             raise ValueError(msg)

@@ -110,8 +110,11 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
             The router.
         """
         config = RouterConfig.load(config_or_path)
+        classifier = classifier or DomainClassifier.from_settings(config.classifier)
         graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
-        return cls(config=config, graph=graph, feedback=FeedbackStore(feedback_path))
+        taxonomy = classifier.taxonomy
+        feedback = FeedbackStore(feedback_path, taxonomy=taxonomy)
+        return cls(config=config.bind(taxonomy), graph=graph, feedback=feedback)
 
     def _answer(self, state: Mapping[str, Any]) -> AIMessage:
         answer = _final_message(state)
@@ -129,7 +132,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
 
         Args:
             request_id: ``response_metadata["routing"]["request_id"]`` of the answer.
-            correct_domain: The KMMLU domain the question belongs to.
+            correct_domain: The domain the question belongs to (one of the model's).
             question: The question, when this router no longer remembers the request.
 
         Returns:

@@ -8,8 +8,6 @@ from typing import Annotated, Any, Final, Literal, TypedDict
 from langchain_core.messages import AnyMessage
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_domain_router._taxonomy import Supercategory
-
 ROUTER_NAME: Final = "domain_router"
 """The name the router goes by: the compiled graph's, the agent tool's, the LangGraph
 Platform graph id, and the key of the calibration block in a checkpoint's config."""
@@ -124,10 +122,11 @@ class DomainPrediction(BaseModel):
     """Its probability."""
     top_k: list[LabelScore]
     """The most probable domains, best first."""
-    supercategory: Supercategory | None
-    """The KMMLU supercategory of ``label`` (``None`` for a label outside KMMLU)."""
+    supercategory: str | None
+    """The group of ``label`` in the model's taxonomy (its KMMLU supercategory for the
+    default model; ``None`` for a label without a group)."""
     supercategory_scores: dict[str, float] = Field(default_factory=dict)
-    """Probability mass per KMMLU supercategory, summed over its domains."""
+    """Probability mass per group of the model's taxonomy, summed over its domains."""
     model_version: str
     """Which model made the prediction."""
 
@@ -162,8 +161,8 @@ class RoutingDecision(BaseModel):
     """Top-1 minus top-2 probability."""
     top_k: list[LabelScore]
     """The classifier's top domains."""
-    supercategory: Supercategory | None
-    """The top domain's supercategory."""
+    supercategory: str | None
+    """The top domain's group (KMMLU supercategory for the default model)."""
     expert: str
     """The node that answered (an expert's name, ``general``, or ``merge`` for a fan-out)."""
     fan_out: list[str] = Field(default_factory=list)

@@ -29,6 +29,20 @@ SAMPLE_LINES = [
 CheckpointFactory = Callable[..., Path]
 
 
+def wordpiece(lines: list[str], *, vocab_size: int) -> Any:
+    """A WordPiece ``tokenizers.Tokenizer`` trained on ``lines`` (NFKC, BERT pre-tokenizer)."""
+    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
+
+    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))  # noqa: S106 - a token, not a secret
+    tok.normalizer = normalizers.NFKC()
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    tok.train_from_iterator(
+        lines, trainers.WordPieceTrainer(vocab_size=vocab_size, special_tokens=special)
+    )
+    return tok
+
+
 def build_checkpoint(
     directory: Path,
     *,
@@ -42,17 +56,10 @@ def build_checkpoint(
     alone: a real checkpoint, loaded through ``from_pretrained``, with known outputs.
     """
     import torch
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, trainers
     from transformers import ElectraConfig, ElectraForSequenceClassification, ElectraTokenizerFast
 
     labels = labels or list(KMMLU_DOMAINS)
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))  # noqa: S106 - a token, not a secret
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    special = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok.train_from_iterator(
-        SAMPLE_LINES, trainers.WordPieceTrainer(vocab_size=300, special_tokens=special)
-    )
+    tok = wordpiece(SAMPLE_LINES, vocab_size=300)
     tokenizer = ElectraTokenizerFast(tokenizer_object=tok, model_max_length=64)
     config = ElectraConfig(
         vocab_size=tok.get_vocab_size(),

@@ -12,6 +12,7 @@ from langchain_domain_router.classifier._backends import (
     backend_logits,
 )
 from langchain_domain_router.classifier._export import export_model, export_onnx
+from langchain_domain_router.classifier._fit_domains import FitReport, fit_domains
 from langchain_domain_router.classifier._onnx import onnx_file, read_export
 from langchain_domain_router.classifier._predictions import (
     default_model_path,
@@ -33,6 +34,7 @@ __all__ = [
     "ClassifierOptions",
     "ClassifierSettings",
     "DomainClassifier",
+    "FitReport",
     "OnnxBackend",
     "Scoring",
     "TorchBackend",
@@ -40,6 +42,7 @@ __all__ = [
     "default_model_path",
     "export_model",
     "export_onnx",
+    "fit_domains",
     "onnx_file",
     "probabilities",
     "read_export",

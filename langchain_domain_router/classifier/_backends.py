@@ -38,6 +38,8 @@ from langchain_domain_router.classifier._settings import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     import numpy as np
     from transformers import PreTrainedModel
 
@@ -72,6 +74,9 @@ class Backend(Protocol):
     def logits(self, inputs: dict[str, Any]) -> np.ndarray:
         """Run one forward pass; return float logits as a numpy array."""
 
+    def features(self, inputs: dict[str, Any]) -> np.ndarray:
+        """Run the encoder; return its mean-pooled last hidden state as a numpy array."""
+
 
 @dataclass
 class OnnxBackend:
@@ -101,6 +106,10 @@ class OnnxBackend:
     def logits(self, inputs: dict[str, Any]) -> np.ndarray:
         """Run the graph."""
         return self.model(inputs)
+
+    def features(self, inputs: dict[str, Any]) -> np.ndarray:
+        """Run the graph up to its ``pooled`` output."""
+        return self.model.features(inputs)
 
 
 @dataclass
@@ -161,14 +170,29 @@ class TorchBackend:
 
     def logits(self, inputs: dict[str, Any]) -> np.ndarray:
         """Run the model in inference mode (restoring training mode if it was on)."""
+        return self._run(inputs, features=False)
+
+    def features(self, inputs: dict[str, Any]) -> np.ndarray:
+        """The model's ``pooled`` output, else its mean-pooled last hidden state."""
+        return self._run(inputs, features=True)
+
+    def _run(self, inputs: dict[str, Any], *, features: bool) -> np.ndarray:
         import torch
+
+        from langchain_domain_router.modeling import mean_pool
 
         training = self.model.training
         if training:
             self.model.eval()
         try:
             with torch.inference_mode():
-                return self.model(**inputs).logits.float().cpu().numpy()
+                if not features:
+                    return self.model(**inputs).logits.float().cpu().numpy()
+                out = self.model(**inputs, output_hidden_states=True)
+                pooled = getattr(out, "pooled", None)
+                if pooled is None:
+                    pooled = mean_pool(out.hidden_states[-1], inputs["attention_mask"])
+                return pooled.float().cpu().numpy()
         finally:
             if training:
                 self.model.train()
@@ -188,15 +212,32 @@ def backend_logits(
     Returns:
         An array of shape ``(len(texts), num_labels)``.
     """
+    return run_chunks(
+        backend, texts, backend.logits, int(backend.config.num_labels), batch_size, max_chars
+    )
+
+
+def run_chunks(
+    backend: Backend,
+    texts: Sequence[str],
+    forward: Callable[[dict[str, Any]], np.ndarray],
+    width: int,
+    batch_size: int,
+    max_chars: int,
+) -> np.ndarray:
+    """Stack ``forward``'s rows for ``texts``: one pass per length-sorted chunk, in order.
+
+    ``width`` is the row width of an empty result.
+    """
     import numpy as np
 
     def run(chunk: list[str]) -> list[np.ndarray]:
         encoded = backend.tokenizer.encode([text[:max_chars] for text in chunk])
         with backend.forward_slots:
-            return list(backend.logits(backend.prepare(encoded)))
+            return list(forward(backend.prepare(encoded)))
 
     rows = by_length_chunks(texts, batch_size, run, workers=backend.forward_slots.passes)
-    return np.stack(rows) if rows else np.zeros((0, int(backend.config.num_labels)))
+    return np.stack(rows) if rows else np.zeros((0, width))
 
 
 def model_labels(config: Any) -> list[str]:

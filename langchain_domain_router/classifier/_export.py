@@ -91,6 +91,11 @@ def export_onnx(
     parameters = list(inspect.signature(model.forward).parameters)
     names = [name for name in parameters if name in encoded and name in inputs]
     axes = {name: {0: "batch", 1: "chars" if name == CHAR_IDS else "sequence"} for name in names}
+    with torch.inference_mode():
+        probe = model(**encoded)
+    # The project's models also return their pooled features: the graph carries them
+    # beside the logits (``DomainClassifier.features``; fit-domains heads).
+    outputs = ["logits", "pooled"] if getattr(probe, "pooled", None) is not None else ["logits"]
     with warnings.catch_warnings():
         # The tracer warns about shape checks in transformers' attention masks; they are
         # constant for an encoder given a mask, and the check below compares the logits.
@@ -101,8 +106,8 @@ def export_onnx(
             str(out / "model.onnx"),
             kwargs={name: encoded[name] for name in names},
             input_names=names,
-            output_names=["logits"],
-            dynamic_axes={**axes, "logits": {0: "batch"}},
+            output_names=outputs,
+            dynamic_axes={**axes, **{name: {0: "batch"} for name in outputs}},
             opset_version=17,
             dynamo=False,
         )
@@ -111,8 +116,7 @@ def export_onnx(
     meta: dict[str, Any] = {"pad_id": pad_id, "inputs": names, "default": "float32"}
     (out / EXPORT_META).write_text(json.dumps(meta, indent=1))
     float_model, float_tokenizer = load_onnx(str(model_dir), "float32", 1, 64)
-    with torch.inference_mode():
-        expected = model(**encoded).logits.numpy()
+    expected = probe.logits.numpy()
     got = float_model(float_tokenizer.encode(list(_SAMPLE)))
     if not np.allclose(got, expected, atol=1e-3):
         diff = float(abs(got - expected).max())

@@ -30,6 +30,8 @@ ONNX_DIR = "onnx"
 """Where ``export_onnx`` writes, inside the model directory."""
 EXPORT_META = "export.json"
 """The export's record: pad id, input names, the default graph and the int8 check."""
+FEATURES_OUTPUT = "pooled"
+"""The graph output holding the encoder's pooled features (the project's models)."""
 INT8_TOLERANCE_POINTS = 0.5
 """int8 becomes a model's default graph only when it loses at most this much accuracy."""
 
@@ -172,6 +174,7 @@ class OnnxModel:
         self.session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
         self.input_names = [node.name for node in self.session.get_inputs()]
         outputs = [node.name for node in self.session.get_outputs()]
+        self.outputs = tuple(outputs)
         self.output_name = "logits" if "logits" in outputs else outputs[0]
         self.config = config
         self.path = path
@@ -180,6 +183,21 @@ class OnnxModel:
         """Return the logits of a tokenized batch."""
         feeds = {name: encoded[name] for name in self.input_names}
         return self.session.run([self.output_name], feeds)[0]
+
+    def features(self, encoded: dict[str, np.ndarray]) -> np.ndarray:
+        """Return the pooled features of a tokenized batch (the graph's ``pooled`` output).
+
+        Raises:
+            ValueError: If the export has no ``pooled`` output (exported before it had).
+        """
+        if FEATURES_OUTPUT not in self.outputs:
+            msg = (
+                f"{self.path} has no {FEATURES_OUTPUT!r} output: export the model again "
+                "with `domain-router export-onnx`, or use backend='torch'"
+            )
+            raise ValueError(msg)
+        feeds = {name: encoded[name] for name in self.input_names}
+        return self.session.run([FEATURES_OUTPUT], feeds)[0]
 
 
 def export_hint(model_dir: str | Path, precision: Precision = "float32") -> str:

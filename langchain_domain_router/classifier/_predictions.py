@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-import functools
 import re
 from importlib import resources
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from langchain_domain_router._taxonomy import SUPERCATEGORIES, supercategory_of
 from langchain_domain_router.schema import DomainPrediction, LabelScore
 
 if TYPE_CHECKING:
     import numpy as np
+
+    from langchain_domain_router.classifier._scoring import Scoring
 
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
@@ -45,32 +45,17 @@ def check_local_model(path_or_id: str) -> None:
         raise ValueError(msg)
 
 
-@functools.lru_cache(maxsize=8)
-def _membership(labels: tuple[str, ...]) -> np.ndarray:
-    """Which labels belong to which supercategory, as a 0/1 matrix (labels x supercategories).
-
-    One matrix product per batch then gives every row's supercategory mass, instead of a
-    Python loop over every label of every row.
-    """
-    import numpy as np
-
-    return np.array(
-        [[supercategory_of(label) == sup for sup in SUPERCATEGORIES] for label in labels],
-        dtype=np.float64,
-    )
-
-
 def to_predictions(
-    probs: np.ndarray, labels: list[str], *, top_k: int, multi_label: bool, model_version: str
+    probs: np.ndarray, scoring: Scoring, *, top_k: int, model_version: str
 ) -> list[DomainPrediction]:
     """Turn a ``(rows, labels)`` batch of probabilities into sorted predictions.
 
     Args:
         probs: Probabilities, one row per question.
-        labels: The labels in column order.
+        scoring: The model's labels (column order), taxonomy and ``problem_type``; with
+            independent (sigmoid) scores a group's mass is its best domain's score,
+            not the sum.
         top_k: How many labels each prediction lists.
-        multi_label: Independent (sigmoid) scores: a supercategory's mass is its best
-            domain's score, not the sum.
         model_version: Recorded in each prediction.
 
     Returns:
@@ -78,10 +63,11 @@ def to_predictions(
     """
     import numpy as np
 
+    labels, groups, member = scoring.labels, scoring.groups, scoring.membership
+    multi_label = scoring.problem_type == "multi_label_classification"
     k = min(top_k, len(labels))
     top_ids = np.argsort(-probs, axis=-1, kind="stable")[:, :k]
     top_scores = probs[np.arange(len(probs))[:, None], top_ids]
-    member = _membership(tuple(labels))
     masses = (probs[:, :, None] * member[None]).max(axis=1) if multi_label else probs @ member
     # The values are built here from the model's own labels and float arrays, so the
     # models are constructed without validation: it was half of a large batch's Python time.
@@ -98,8 +84,8 @@ def to_predictions(
                 label=top[0].label,
                 score=top[0].score,
                 top_k=top,
-                supercategory=supercategory_of(top[0].label),
-                supercategory_scores=dict(zip(SUPERCATEGORIES, mass, strict=True)),
+                supercategory=scoring.group_of(top[0].label),
+                supercategory_scores=dict(zip(groups, mass, strict=True)),
                 model_version=model_version,
             )
         )

@@ -21,6 +21,7 @@ from langchain_domain_router._inputs import (
     check_config,
     extract_question,
 )
+from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router._runtime import forward_passes
 from langchain_domain_router.classifier._backends import (
     Backend,
@@ -28,6 +29,7 @@ from langchain_domain_router.classifier._backends import (
     intra_op_threads,
     model_labels,
     resolve_backend,
+    run_chunks,
     shared_backend,
 )
 from langchain_domain_router.classifier._chunks import by_length_chunks
@@ -52,18 +54,22 @@ if TYPE_CHECKING:
     import numpy as np
     import torch
 
+    from langchain_domain_router.routes import RoutesSource
+
 # The package logger: "classifier ... ready" lines name the classifier, not a file.
 logger = logging.getLogger(__package__ or __name__)
 _Part = TypeVar("_Part")
 
 
 class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], ClassifierOptions):
-    """Label a question with its KMMLU domain using a sequence-classification model.
+    """Label a question with a domain of its model's taxonomy (KMMLU for the default model).
 
     Any Hugging Face sequence-classification checkpoint works; labels and their order
-    come from its ``config.id2label``. The model loads lazily (once, thread-safely) on
-    first use. ``batch`` sorts the questions by length and runs one padded forward pass
-    per chunk of ``batch_size``, chunks side by side on the cores the process may use.
+    come from its ``config.id2label``, groups and display names from its ``config.json``
+    (``taxonomy``); ``fit_domains`` fits one for your own domains from a few examples.
+    The model loads lazily (once, thread-safely) on first use. ``batch`` sorts the
+    questions by length and runs one padded forward pass per chunk of ``batch_size``,
+    chunks side by side on the cores the process may use.
 
     The fields besides ``model_path`` are the ``ClassifierOptions`` (a router config's
     ``classifier`` block sets the same ones): the backend (ONNX Runtime when the model
@@ -131,6 +137,43 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return cls.from_pretrained(default_model_path(), **kwargs)
 
     @classmethod
+    def fit_domains(
+        cls,
+        routes: RoutesSource,
+        *,
+        output_dir: str | Path,
+        base: str | Path = "default",
+        feedback: str | Path | None = None,
+        **options: Any,
+    ) -> Self:
+        """Fit a classifier for your own domains from a few examples each, and load it.
+
+        The base model's encoder stays frozen; a head over its pooled features is fitted
+        on the examples, with an out-of-scope threshold fitted on the routes'
+        ``out_of_scope`` questions and the off-topic questions the package ships. The
+        model directory (with ``fit_report.json``) is what ``domain-router fit-domains``
+        writes; a router config names it as ``classifier: {model: DIR}``.
+
+        Args:
+            routes: A routes YAML/TOML/JSON file, its mapping, or a list of ``Route``.
+            output_dir: Where the model directory is written.
+            base: The model whose encoder is used (``"default"``: the embedded model).
+            feedback: A ``record_feedback`` JSONL file whose rows join the examples.
+            **options: ``ClassifierOptions`` fields for the returned classifier.
+
+        Returns:
+            The fitted classifier (``Taxonomy`` of its own domains, groups, threshold).
+
+        Raises:
+            ValueError: If the routes, the feedback or the base model are unusable.
+        """
+        from langchain_domain_router.classifier._fit_domains import fit_domains
+
+        report = fit_domains(routes, output_dir, base=base, feedback=feedback)
+        logger.info("%s", report.summary())
+        return cls.from_pretrained(output_dir, **options)
+
+    @classmethod
     def from_settings(cls, settings: ClassifierSettings) -> Self:
         """Create the classifier a router configuration's ``classifier`` block names.
 
@@ -173,7 +216,10 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         # Read once: every prediction needs it, and each read built a pydantic model.
         config = loaded.config
         self._scoring = Scoring(
-            Calibration.of(config), model_labels(config), getattr(config, "problem_type", None)
+            Calibration.of(config),
+            model_labels(config),
+            getattr(config, "problem_type", None),
+            taxonomy=Taxonomy.of(config),
         )
         if self.cache_size:
             self._cache = LRUCache(self.cache_size)
@@ -217,6 +263,11 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return self.scoring.labels
 
     @property
+    def taxonomy(self) -> Taxonomy:
+        """The model's taxonomy: its labels, display names and groups (from its config)."""
+        return cast("Taxonomy", self.scoring.taxonomy)
+
+    @property
     def model_version(self) -> str:
         """The model's version string (its calibration's ``model_version``, else its path)."""
         return self.scoring.calibration.model_version or self.model_path
@@ -250,9 +301,8 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         scoring = self.scoring
         return to_predictions(
             scoring.probabilities(logits),
-            scoring.labels,
+            scoring,
             top_k=self.top_k,
-            multi_label=scoring.problem_type == "multi_label_classification",
             model_version=self.model_version,
         )
 
@@ -268,6 +318,21 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return backend_logits(
             self.loaded_backend, texts, batch_size=self.batch_size, max_chars=self.max_chars
         )
+
+    def features(self, texts: Sequence[str]) -> np.ndarray:
+        """Return the encoder's pooled features for ``texts``: what the heads read.
+
+        On the ONNX backend the export's ``pooled`` output (exports made before it had
+        one need ``domain-router export-onnx`` again); on torch the model's.
+
+        Args:
+            texts: Question texts.
+
+        Returns:
+            An array of shape ``(len(texts), hidden)``, one forward pass per chunk.
+        """
+        backend = self.loaded_backend
+        return run_chunks(backend, texts, backend.features, 0, self.batch_size, self.max_chars)
 
     def classify_texts(self, texts: Sequence[str]) -> list[DomainPrediction]:
         """Classify already-extracted texts, one forward pass per chunk of ``batch_size``.

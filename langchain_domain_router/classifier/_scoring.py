@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router.classifier._settings import Calibration
 
 if TYPE_CHECKING:
@@ -108,8 +109,13 @@ class Scoring:
     """The labels in ``id2label`` order."""
     problem_type: str | None = None
     """The model's ``problem_type``."""
+    taxonomy: Taxonomy | None = None
+    """The model's taxonomy (groups, display names); ``None``: read from ``labels``."""
     label_bias: np.ndarray | None = field(init=False)
     """``calibration.label_bias`` in label order (derived, once)."""
+    membership: np.ndarray = field(init=False)
+    """Which label belongs to which of ``taxonomy.group_names``, a 0/1 (labels x groups)
+    matrix: one product per batch then gives every row's group mass (derived, once)."""
 
     def __post_init__(self) -> None:
         import numpy as np
@@ -117,6 +123,21 @@ class Scoring:
         bias = self.calibration.bias_vector(self.labels)
         array = None if bias is None else np.asarray(bias, dtype=np.float64)
         object.__setattr__(self, "label_bias", array)
+        taxonomy = self.taxonomy or Taxonomy.of({"id2label": dict(enumerate(self.labels))})
+        object.__setattr__(self, "taxonomy", taxonomy)
+        groups = taxonomy.group_names
+        member = [[taxonomy.group_of(label) == g for g in groups] for label in self.labels]
+        matrix = np.array(member, dtype=np.float64).reshape(len(self.labels), len(groups))
+        object.__setattr__(self, "membership", matrix)
+
+    @property
+    def groups(self) -> tuple[str, ...]:
+        """The taxonomy's groups, in ``membership``'s column order."""
+        return self.taxonomy.group_names if self.taxonomy else ()
+
+    def group_of(self, label: str) -> str | None:
+        """The group of ``label`` in the model's taxonomy, or ``None``."""
+        return self.taxonomy.group_of(label) if self.taxonomy else None
 
     def probabilities(self, logits: Any) -> np.ndarray:
         """Apply the rule to a ``(rows, labels)`` batch of logits."""

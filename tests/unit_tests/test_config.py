@@ -64,8 +64,8 @@ def test_priority_breaks_ties_and_domains_beat_supercategories():
     [
         (
             {"experts": [{"name": "x", "domains": ["Mathematics"]}], "fallback": {"name": "g"}},
-            "experts.0.domains",
-            "unknown KMMLU domain 'Mathematics'",
+            "",
+            "experts.0.domains: unknown KMMLU domain 'Mathematics'",
         ),
         (
             {
@@ -89,8 +89,8 @@ def test_priority_breaks_ties_and_domains_beat_supercategories():
         ({"experts": []}, "fallback", "Field required"),
         (
             {"experts": [{"name": "x", "supercategories": ["Science"]}], "fallback": {"name": "g"}},
-            "experts.0.supercategories.0",
-            "Input should be",
+            "",
+            "experts.0.supercategories: unknown KMMLU group 'Science'",
         ),
         ({"fallback": {"name": "g", "timeout_s": 0}}, "fallback.timeout_s", "greater than 0"),
         (

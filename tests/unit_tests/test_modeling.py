@@ -154,7 +154,7 @@ def test_onnx_export_carries_the_ngram_branch(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     other = torch.tensor([[0, 5, 9, 7, 11, 12, 13, 2], [0, 4, 2, 1, 1, 1, 1, 1]])  # new length
     mask = (other != 1).long()
-    (got,) = session.run(None, {"input_ids": other.numpy(), "attention_mask": mask.numpy()})
+    (got,) = session.run(["logits"], {"input_ids": other.numpy(), "attention_mask": mask.numpy()})
     with torch.no_grad():
         expected = model(input_ids=other, attention_mask=mask).logits.numpy()
     np.testing.assert_allclose(got, expected, atol=1e-4)
@@ -215,7 +215,7 @@ def test_questions_shorter_than_the_longest_ngram(tmp_path: Path) -> None:
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     for text in ["a", "법", "abc"]:
         chars = char_ids([text], 64)
-        (got,) = session.run(None, {"input_ids": ids.numpy(), "char_ids": chars})
+        (got,) = session.run(["logits"], {"input_ids": ids.numpy(), "char_ids": chars})
         with torch.no_grad():
             expected = model(input_ids=ids, char_ids=torch.from_numpy(chars)).logits.numpy()
         np.testing.assert_allclose(got, expected, atol=1e-4)

@@ -66,8 +66,11 @@ def test_choose_candidate_by_cost_and_quality(settings, domain, chosen, rule):
 def test_budget_selection_needs_a_budget():
     with pytest.raises(ValueError, match="budget_per_1m is required"):
         ExpertProfile(name="x", candidates=candidates(), selection="best_under_budget")
-    with pytest.raises(ValueError, match="unknown KMMLU domain 'Lw'"):
-        CandidateModel(model="openai:gpt-4o", quality={"Lw": 0.5})
+    with pytest.raises(ValueError, match=r"candidates.0.quality: unknown KMMLU domain 'Lw'"):
+        RouterConfig(
+            experts=[ExpertProfile(name="x", candidates=[{"model": "x", "quality": {"Lw": 0.5}}])],
+            fallback=ExpertProfile(name="g"),
+        )
 
 
 def test_the_chosen_candidate_answers_in_the_graph(classifier_for):
