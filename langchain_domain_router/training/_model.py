@@ -6,6 +6,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from langchain_domain_router.training._data import DataError
+
 if TYPE_CHECKING:
     from transformers import ElectraForSequenceClassification, PreTrainedModel
 
@@ -72,6 +74,28 @@ def build_scratch_model(
     )
     torch.manual_seed(seed)
     return ElectraForSequenceClassification(config)
+
+
+def training_device(name: str) -> str:
+    """Return the torch device a run uses: ``auto`` picks CUDA where there is one.
+
+    Args:
+        name: ``auto``, ``cpu``, ``cuda`` or ``cuda:N``.
+
+    Returns:
+        The device name.
+
+    Raises:
+        DataError: When CUDA is asked for and torch sees no GPU.
+    """
+    import torch
+
+    if name == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        msg = f"--device {name}: torch sees no CUDA device (a CPU-only torch, or no GPU)"
+        raise DataError(msg)
+    return name
 
 
 def load_base_model(base: str, labels: Sequence[str]) -> PreTrainedModel:

@@ -47,6 +47,8 @@ class TrainOptions:
     """Stored in ``config.domain_router.model_version``."""
     threads: int = 2
     """CPU threads for torch."""
+    device: str = "auto"
+    """Where the network trains: ``auto`` (CUDA where there is one), ``cpu`` or ``cuda``."""
     ngram_branch_dropout: float | None = None
     """Set the model's ``ngram_branch_dropout`` for this run (models with the branch)."""
     warm_start: bool = True
@@ -163,6 +165,7 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
     from langchain_domain_router.training._model import (
         build_scratch_model,
         load_base_model,
+        training_device,
         warm_start,
     )
     from langchain_domain_router.training._ngram_prefit import prefit_ngrams
@@ -198,7 +201,7 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
     if options.max_length > positions:
         msg = f"--max-length {options.max_length} exceeds the model's {positions} positions"
         raise DataError(msg)
-    model.to("cuda" if torch.cuda.is_available() else "cpu")
+    model.to(training_device(options.device))
     pool: EncodedPool = encode_pool(
         tokenizer, bundle.train, bundle.ood_train, label2id, options.max_length
     )
@@ -224,7 +227,7 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
     from langchain_domain_router.training._export import calibrate_and_save
 
     return calibrate_and_save(
-        model,
+        model.to("cpu"),
         tokenizer,
         bundle,
         options.max_length,

