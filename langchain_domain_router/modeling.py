@@ -337,7 +337,10 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
                 token_type_ids=token_type_ids,
                 output_hidden_states=True,
             )
-            return mean_pool(out.hidden_states[-1], attention_mask), out.logits
+            pooled = getattr(out, "pooled", None)  # a domain-router-encoder base pools itself
+            if pooled is None:
+                pooled = mean_pool(out.hidden_states[-1], attention_mask)
+            return pooled, out.logits
         states = self.encoder(
             input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
         ).last_hidden_state

@@ -249,3 +249,21 @@ def test_a_base_classifier_is_the_encoder_branch(tmp_path: Path) -> None:
     with torch.no_grad():
         expected = base(input_ids=ids).logits
         torch.testing.assert_close(loaded(input_ids=ids).logits, expected)
+
+
+def test_a_domain_router_encoder_can_be_the_base_classifier() -> None:
+    # What fit-ngrams writes over a model that train fine-tuned from a convert-e5 base.
+    torch.manual_seed(0)
+    inner = DomainEncoderForSequenceClassification(_config(ngram_buckets=0)).eval()
+    outer = DomainEncoderForSequenceClassification(
+        _config(base_classifier=inner.config.to_dict(), ngram_buckets=128)
+    ).eval()
+    outer.base.load_state_dict(inner.state_dict())
+    ids = torch.tensor([[0, 5, 9, 2], [0, 7, 2, 1]])
+    mask = torch.tensor([[1, 1, 1, 1], [1, 1, 1, 0]])
+    with torch.no_grad():
+        expected = inner(input_ids=ids, attention_mask=mask)
+        out = outer(input_ids=ids, attention_mask=mask)
+        torch.testing.assert_close(out.pooled, expected.pooled)
+        branch = outer.ngram_logits(ids, mask)
+        torch.testing.assert_close(out.logits, expected.logits + branch)
