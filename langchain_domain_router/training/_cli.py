@@ -163,14 +163,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         help="plain random initialisation (from scratch only)",
     )
     _add_fields(tr, LoopOptions, "seed")
-    _add_fields(
-        tr,
-        TrainOptions,
-        "threads",
-        "device",
-        "model_version",
-        device="auto (CUDA where there is one), cpu or cuda",
-    )
+    _add_fields(tr, TrainOptions, "threads", "device", "model_version")
     tr.add_argument(
         "--no-onnx",
         dest="onnx",
@@ -222,9 +215,6 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "threads",
         "device",
         "model_version",
-        kmmlu_cap="most KMMLU rows per subject (0: all)",
-        device="auto (CUDA where there is one), cpu or cuda",
-        c="the logistic regression's C",
     )
     head.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX export")
     ngrams = parsers["fit-ngrams"]
