@@ -108,9 +108,8 @@ def pooled_features(
 ) -> np.ndarray:
     """Return the encoder's mean-pooled states for ``texts``, cached per chunk.
 
-    The encoder runs through the run time's ``TorchBackend`` (its tokenising and
-    length-sorted chunking) with the head and the n-gram branch set aside, so the features
-    are exactly what the saved head will read.
+    The encoder runs through the run time's ``TorchBackend`` (its tokenising, length-sorted
+    chunking and ``features`` pass), so the features are exactly what the saved head reads.
 
     Args:
         model: A mean-pooled ``domain-router-encoder``.
@@ -125,32 +124,28 @@ def pooled_features(
         A ``(len(texts), hidden_size)`` float32 array.
     """
     import numpy as np
-    from torch import nn
 
-    from langchain_domain_router.training._inference import batched_logits
+    from langchain_domain_router.classifier import ClassifierOptions, TorchBackend
+    from langchain_domain_router.classifier._backends import run_chunks
 
-    head, buckets = model.classifier, model.config.ngram_buckets
-    model.classifier, model.config.ngram_buckets = nn.Identity(), 0
-    try:
-        parts = []
-        for start in range(0, len(texts), _CHUNK):
-            chunk = list(texts[start : start + _CHUNK])
-            key = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:16]
-            path = cache / f"{key}.npy" if cache else None
-            if path and path.is_file():
-                parts.append(np.load(path))
-                continue
-            part = batched_logits(
-                model, tokenizer, chunk, max_length=max_length, batch_size=batch_size
-            )
-            if path:
-                path.parent.mkdir(parents=True, exist_ok=True)
-                np.save(path, part)
-            parts.append(part)
-            logger.info("embedded %d of %d rows", start + len(chunk), len(texts))
-    finally:
-        model.classifier, model.config.ngram_buckets = head, buckets
-    return np.concatenate(parts) if parts else np.zeros((0, model.config.hidden_size), "float32")
+    backend = TorchBackend.from_model(model, tokenizer, max_length=max_length)
+    width = int(model.config.hidden_size)
+    max_chars = ClassifierOptions().max_chars  # what the run time keeps of a question
+    parts = []
+    for start in range(0, len(texts), _CHUNK):
+        chunk = list(texts[start : start + _CHUNK])
+        key = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:16]
+        path = cache / f"{key}.npy" if cache else None
+        if path and path.is_file():
+            parts.append(np.load(path))
+            continue
+        part = run_chunks(backend, chunk, backend.features, width, batch_size, max_chars)
+        if path:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            np.save(path, part.astype("float32"))
+        parts.append(part.astype("float32"))
+        logger.info("embedded %d of %d rows", start + len(chunk), len(texts))
+    return np.concatenate(parts) if parts else np.zeros((0, width), "float32")
 
 
 def fit_linear_head(
