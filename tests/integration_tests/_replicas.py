@@ -137,10 +137,10 @@ class Cluster:
         )
         conf = self.directory / "nginx.conf"
         conf.write_text(NGINX_CONF.format(prefix=self.directory, servers=servers, port=port))
-        log = open(self.directory / "nginx.out", "wb")  # noqa: SIM115 - nginx keeps it
+        self._nginx_log = open(self.directory / "nginx.out", "wb")  # noqa: SIM115 - in stop()
         self.nginx = subprocess.Popen(  # noqa: S603 - a fixed command line
             ["nginx", "-c", str(conf), "-p", str(self.directory), "-g", "daemon off;"],  # noqa: S607
-            stdout=log,
+            stdout=self._nginx_log,
             stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{port}"
@@ -155,9 +155,11 @@ class Cluster:
         raise RuntimeError(msg)
 
     def stop(self) -> None:
-        if self.nginx is not None and self.nginx.poll() is None:
-            self.nginx.terminate()
-            self.nginx.wait(timeout=15)
+        if self.nginx is not None:
+            if self.nginx.poll() is None:
+                self.nginx.terminate()
+                self.nginx.wait(timeout=15)
+            self._nginx_log.close()
         for process in self.processes:
             if process is not None:
                 process.stop()
