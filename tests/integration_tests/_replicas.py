@@ -30,6 +30,8 @@ from langchain_domain_router.server._idempotency import REPLAYED_HEADER
 from tests.integration_tests._servers import ServerProcess, child_env, free_port, serve_command
 
 REPLICA_HEADER = "x-domain-router-replica"
+START_S = 300.0
+"""How long a replica may take to load: three at once on a busy 2-core machine are slow."""
 RESEND_STATUSES = (502, 503, 504)
 """Answers after which the client sends the request again: the balancer found no live
 replica, or a replica was busy or out of time."""
@@ -94,7 +96,7 @@ class Cluster:
                 self.start(index)
             for process in self.processes:
                 assert process is not None
-                process.wait_ready()
+                process.wait_ready(START_S)
             self._start_nginx()
         except BaseException:
             self.stop()
@@ -286,7 +288,7 @@ async def drive(
         run.killed_after = len(run.answers)
         cluster.kill(0)
         start = time.perf_counter()
-        await asyncio.to_thread(lambda: cluster.start(0).wait_ready())
+        await asyncio.to_thread(lambda: cluster.start(0).wait_ready(START_S))
         run.restart_s = time.perf_counter() - start
 
     async with httpx.AsyncClient(base_url=cluster.url, timeout=180, limits=limits) as client:
