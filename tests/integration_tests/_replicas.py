@@ -30,6 +30,8 @@ from langchain_domain_router.server._idempotency import REPLAYED_HEADER
 from tests.integration_tests._servers import ServerProcess, child_env, free_port, serve_command
 
 REPLICA_HEADER = "x-domain-router-replica"
+START_S = 300.0
+"""How long a replica may take to load: three at once on a busy 2-core machine are slow."""
 RESEND_STATUSES = (502, 503, 504)
 """Answers after which the client sends the request again: the balancer found no live
 replica, or a replica was busy or out of time."""
@@ -94,7 +96,7 @@ class Cluster:
                 self.start(index)
             for process in self.processes:
                 assert process is not None
-                process.wait_ready()
+                process.wait_ready(START_S)
             self._start_nginx()
         except BaseException:
             self.stop()
@@ -137,10 +139,10 @@ class Cluster:
         )
         conf = self.directory / "nginx.conf"
         conf.write_text(NGINX_CONF.format(prefix=self.directory, servers=servers, port=port))
-        log = open(self.directory / "nginx.out", "wb")  # noqa: SIM115 - nginx keeps it
+        self._nginx_log = open(self.directory / "nginx.out", "wb")  # noqa: SIM115 - in stop()
         self.nginx = subprocess.Popen(  # noqa: S603 - a fixed command line
             ["nginx", "-c", str(conf), "-p", str(self.directory), "-g", "daemon off;"],  # noqa: S607
-            stdout=log,
+            stdout=self._nginx_log,
             stderr=subprocess.STDOUT,
         )
         self.url = f"http://127.0.0.1:{port}"
@@ -155,9 +157,11 @@ class Cluster:
         raise RuntimeError(msg)
 
     def stop(self) -> None:
-        if self.nginx is not None and self.nginx.poll() is None:
-            self.nginx.terminate()
-            self.nginx.wait(timeout=15)
+        if self.nginx is not None:
+            if self.nginx.poll() is None:
+                self.nginx.terminate()
+                self.nginx.wait(timeout=15)
+            self._nginx_log.close()
         for process in self.processes:
             if process is not None:
                 process.stop()
@@ -284,7 +288,7 @@ async def drive(
         run.killed_after = len(run.answers)
         cluster.kill(0)
         start = time.perf_counter()
-        await asyncio.to_thread(lambda: cluster.start(0).wait_ready())
+        await asyncio.to_thread(lambda: cluster.start(0).wait_ready(START_S))
         run.restart_s = time.perf_counter() - start
 
     async with httpx.AsyncClient(base_url=cluster.url, timeout=180, limits=limits) as client:
