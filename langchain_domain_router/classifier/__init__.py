@@ -9,6 +9,7 @@ from langchain_domain_router.classifier._backends import (
     Backend,
     OnnxBackend,
     TorchBackend,
+    backend_features,
     backend_logits,
 )
 from langchain_domain_router.classifier._export import export_model, export_onnx
@@ -38,6 +39,7 @@ __all__ = [
     "OnnxBackend",
     "Scoring",
     "TorchBackend",
+    "backend_features",
     "backend_logits",
     "default_model_path",
     "export_model",

@@ -25,11 +25,11 @@ from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router._runtime import forward_passes
 from langchain_domain_router.classifier._backends import (
     Backend,
+    backend_features,
     backend_logits,
     intra_op_threads,
     model_labels,
     resolve_backend,
-    run_chunks,
     shared_backend,
 )
 from langchain_domain_router.classifier._chunks import by_length_chunks
@@ -331,8 +331,9 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         Returns:
             An array of shape ``(len(texts), hidden)``, one forward pass per chunk.
         """
-        backend = self.loaded_backend
-        return run_chunks(backend, texts, backend.features, 0, self.batch_size, self.max_chars)
+        return backend_features(
+            self.loaded_backend, texts, batch_size=self.batch_size, max_chars=self.max_chars
+        )
 
     def classify_texts(self, texts: Sequence[str]) -> list[DomainPrediction]:
         """Classify already-extracted texts, one forward pass per chunk of ``batch_size``.

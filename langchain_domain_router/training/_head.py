@@ -125,8 +125,11 @@ def pooled_features(
     """
     import numpy as np
 
-    from langchain_domain_router.classifier import ClassifierOptions, TorchBackend
-    from langchain_domain_router.classifier._backends import run_chunks
+    from langchain_domain_router.classifier import (
+        ClassifierOptions,
+        TorchBackend,
+        backend_features,
+    )
 
     backend = TorchBackend.from_model(model, tokenizer, max_length=max_length)
     width = int(model.config.hidden_size)
@@ -139,7 +142,7 @@ def pooled_features(
         if path and path.is_file():
             parts.append(np.load(path))
             continue
-        part = run_chunks(backend, chunk, backend.features, width, batch_size, max_chars)
+        part = backend_features(backend, chunk, batch_size=batch_size, max_chars=max_chars)
         if path:
             path.parent.mkdir(parents=True, exist_ok=True)
             np.save(path, part.astype("float32"))
