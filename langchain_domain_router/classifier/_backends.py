@@ -220,17 +220,8 @@ def backend_logits(
 def backend_features(
     backend: Backend, texts: Sequence[str], *, batch_size: int = 32, max_chars: int = 2048
 ) -> np.ndarray:
-    """The encoder's pooled features of ``texts``, one forward pass per length-sorted chunk.
-
-    Args:
-        backend: The loaded model.
-        texts: Question texts.
-        batch_size: Questions per forward pass.
-        max_chars: Characters kept before tokenizing.
-
-    Returns:
-        An array of shape ``(len(texts), hidden)``.
-    """
+    """The encoder's pooled features of ``texts``, ``(len(texts), hidden)``, chunked and
+    cut as :func:`backend_logits` does."""
     return run_chunks(backend, texts, backend.features, 0, batch_size, max_chars)
 
 
