@@ -220,8 +220,10 @@ def backend_logits(
 def backend_features(
     backend: Backend, texts: Sequence[str], *, batch_size: int = 32, max_chars: int = 2048
 ) -> np.ndarray:
-    """The encoder's pooled features of ``texts``, ``(len(texts), hidden)``, chunked and
-    cut as :func:`backend_logits` does."""
+    """The encoder's pooled features of ``texts``, ``(len(texts), hidden)``.
+
+    Chunked and cut as :func:`backend_logits` does, with the same arguments.
+    """
     return run_chunks(backend, texts, backend.features, 0, batch_size, max_chars)
 
 
