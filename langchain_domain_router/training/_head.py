@@ -117,8 +117,8 @@ def pooled_features(
         texts: The questions.
         max_length: The token cap.
         batch_size: Rows per forward pass.
-        cache: A folder for finished chunks (named by a hash of their texts); ``None``
-            caches nothing.
+        cache: A folder for finished chunks (named by a hash of the base, the cap and their
+            texts); ``None`` caches nothing.
 
     Returns:
         A ``(len(texts), hidden_size)`` float32 array.
@@ -137,7 +137,10 @@ def pooled_features(
     parts = []
     for start in range(0, len(texts), _CHUNK):
         chunk = list(texts[start : start + _CHUNK])
-        key = hashlib.sha256("\n".join(chunk).encode()).hexdigest()[:16]
+        # The encoder and the token cap are part of the key: a rerun with another base or
+        # cap in the same run folder embeds again instead of reading stale features.
+        source = [str(model.name_or_path), str(max_length), *chunk]
+        key = hashlib.sha256("\n".join(source).encode()).hexdigest()[:16]
         path = cache / f"{key}.npy" if cache else None
         if path and path.is_file():
             parts.append(np.load(path))
