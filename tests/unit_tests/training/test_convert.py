@@ -275,6 +275,13 @@ def test_fit_head_over_a_frozen_encoder_from_the_cli(
         assert main(args) == 0  # a rerun reads the cached features
     assert not any("embedded" in r.getMessage() for r in caplog.records)
     assert sorted((run / "features").iterdir()) == cached
+    shorter = [
+        *args[: args.index("--max-length") + 1],
+        "8",
+        *args[args.index("--max-length") + 2 :],
+    ]
+    assert main(shorter) == 0  # another token cap: embedded again, not read from the cache
+    assert len(list((run / "features").iterdir())) > len(cached)
 
 
 def test_cap_per_label_keeps_every_row_of_other_sources() -> None:
