@@ -14,6 +14,7 @@ from langchain_domain_router.classifier._backends import (
 )
 from langchain_domain_router.classifier._export import export_model, export_onnx
 from langchain_domain_router.classifier._fit_domains import FitReport, fit_domains
+from langchain_domain_router.classifier._fit_head import Head, fit_linear_head
 from langchain_domain_router.classifier._onnx import onnx_file, read_export
 from langchain_domain_router.classifier._predictions import (
     default_model_path,
@@ -36,6 +37,7 @@ __all__ = [
     "ClassifierSettings",
     "DomainClassifier",
     "FitReport",
+    "Head",
     "OnnxBackend",
     "Scoring",
     "TorchBackend",
@@ -45,6 +47,7 @@ __all__ = [
     "export_model",
     "export_onnx",
     "fit_domains",
+    "fit_linear_head",
     "onnx_file",
     "probabilities",
     "read_export",

@@ -25,7 +25,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router._quiet import quiet_model_loading
 from langchain_domain_router.classifier._export import export_onnx
-from langchain_domain_router.classifier._fit_head import cross_validate, fit_head, fit_threshold
+from langchain_domain_router.classifier._fit_head import (
+    cross_validate,
+    fit_linear_head,
+    fit_threshold,
+)
 from langchain_domain_router.classifier._predictions import resolve_model_path
 from langchain_domain_router.classifier._runnable import DomainClassifier
 from langchain_domain_router.classifier._settings import Calibration
@@ -175,7 +179,7 @@ def fit_domains(
     own = probs[:, : len(names)]
     inside = y < len(names)
     threshold, kept, rejected = fit_threshold(own[inside].max(1), own[~inside].max(1))
-    head = fit_head(features, y, len(names) + 1)
+    head = fit_linear_head(features, y, len(names) + 1)
     seconds["head"] = time.perf_counter() - started
 
     version = "own-" + hashlib.sha256(spec.model_dump_json().encode()).hexdigest()[:10]

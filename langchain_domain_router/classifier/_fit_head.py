@@ -21,7 +21,14 @@ L2 = 1e-2
 
 @dataclass(frozen=True)
 class Head:
-    """A fitted linear head: ``logits = features @ weight.T + bias``."""
+    """A fitted linear head: ``logits = features @ weight.T + bias``.
+
+    Example:
+        ```python
+        head = fit_linear_head(features, labels, classes=3)
+        probabilities = head.probabilities(features)
+        ```
+    """
 
     weight: np.ndarray
     """``(classes, features)``."""
@@ -37,7 +44,9 @@ class Head:
         return exp / exp.sum(axis=1, keepdims=True)
 
 
-def fit_head(features: np.ndarray, labels: np.ndarray, classes: int, *, l2: float = L2) -> Head:
+def fit_linear_head(
+    features: np.ndarray, labels: np.ndarray, classes: int, *, l2: float = L2
+) -> Head:
     """Fit the head on ``features`` (rows) and their class ids.
 
     Args:
@@ -105,7 +114,7 @@ def cross_validate(
     for k in range(folds):
         held = fold == k
         if held.any() and (~held).any():
-            probs[held] = fit_head(features[~held], labels[~held], classes).probabilities(
+            probs[held] = fit_linear_head(features[~held], labels[~held], classes).probabilities(
                 features[held]
             )
     return probs

@@ -208,7 +208,7 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         head,
         HeadFitOptions,
         "kmmlu_cap",
-        "c",
+        "l2",
         "max_length",
         "batch_size",
         "seed",

@@ -2,12 +2,13 @@
 
 The encoder (multilingual-e5-small's first layers, from ``convert-e5``) is left as it was
 pretrained; only a linear head over its mean-pooled states is fitted, by class-balanced
-logistic regression on the standardised features. The standardisation is folded into the
-head's weights, so the saved checkpoint is an ordinary ``domain-router-encoder`` whose
-``classifier`` layer reads the pooled states directly, and its ONNX graph is the encoder
-plus one matrix. Frozen features keep what the encoder learnt from web-scale text, which
-transfers to question styles the training rows lack better than a network that learnt
-exam phrasing; KMMLU's exam-heavy subjects are capped so that they do not set the head's
+logistic regression on the standardised features (``classifier.fit_linear_head``, the
+fitter ``fit-domains`` uses too). The standardisation is folded into the head's weights,
+so the saved checkpoint is an ordinary ``domain-router-encoder`` whose ``classifier``
+layer reads the pooled states directly, and its ONNX graph is the encoder plus one
+matrix. Frozen features keep what the encoder learnt from web-scale text, which transfers
+to question styles the training rows lack better than a network that learnt exam
+phrasing; KMMLU's exam-heavy subjects are capped so that they do not set the head's
 prior.
 
 Features are cached per chunk under ``output_dir/features``: an interrupted run resumes
@@ -54,8 +55,10 @@ class HeadFitOptions:
     """Run folder: ``features/`` (the cache) and ``model/``."""
     kmmlu_cap: int = 350
     """Most KMMLU rows of one subject used (a fixed-seed draw); 0: all of them."""
-    c: float = 4.0
-    """Inverse regularisation of the logistic regression."""
+    l2: float = 1e-5
+    """The L2 penalty on the standardised weights (``classifier.fit_linear_head``); per
+    row, so a head over thousands of rows wants far less than the few-example own-domain
+    heads' default."""
     max_length: int = 128
     """Token cap, in fitting and at inference."""
     batch_size: int = 64
@@ -154,40 +157,6 @@ def pooled_features(
     return np.concatenate(parts) if parts else np.zeros((0, width), "float32")
 
 
-def fit_linear_head(
-    features: np.ndarray, labels: np.ndarray, num_labels: int, *, c: float, seed: int = 0
-) -> tuple[np.ndarray, np.ndarray]:
-    """Fit a class-balanced logistic regression and fold the standardisation into it.
-
-    Args:
-        features: ``(rows, hidden)`` pooled states.
-        labels: ``(rows,)`` class ids.
-        num_labels: Classes of the head; a class without rows gets a very low bias.
-        c: Inverse regularisation.
-        seed: The solver's seed.
-
-    Returns:
-        ``(weight, bias)``, shaped ``(num_labels, hidden)`` and ``(num_labels,)``, to apply
-        to the raw features.
-    """
-    import numpy as np
-    from sklearn.linear_model import LogisticRegression
-
-    mean = features.mean(0)
-    scale = features.std(0) + 1e-6
-    counts = np.bincount(labels, minlength=num_labels)
-    weights = (1.0 / np.maximum(counts, 1))[labels]
-    weights *= len(labels) / weights.sum()
-    model = LogisticRegression(C=c, max_iter=500, random_state=seed)
-    model.fit((features - mean) / scale, labels, sample_weight=weights)
-    weight = np.zeros((num_labels, features.shape[1]), dtype=np.float32)
-    bias = np.full(num_labels, -10.0, dtype=np.float32)
-    coef = model.coef_ / scale
-    weight[model.classes_] = coef
-    bias[model.classes_] = model.intercept_ - coef @ mean
-    return weight, bias
-
-
 def fit_head(sources: DataSources, options: HeadFitOptions) -> Path:
     """Fit, calibrate and save a head over a frozen encoder.
 
@@ -215,6 +184,7 @@ def fit_head(sources: DataSources, options: HeadFitOptions) -> Path:
     import numpy as np
     import torch
 
+    from langchain_domain_router.classifier import fit_linear_head
     from langchain_domain_router.training._export import calibrate_and_save
     from langchain_domain_router.training._model import load_base_model, training_device
     from langchain_domain_router.training._train import subject_labels
@@ -245,10 +215,10 @@ def fit_head(sources: DataSources, options: HeadFitOptions) -> Path:
         batch_size=options.batch_size,
         cache=Path(options.output_dir) / "features",
     )
-    weight, bias = fit_linear_head(features, y, len(labels), c=options.c, seed=options.seed)
+    head = fit_linear_head(features, y, len(labels), l2=options.l2)
     with torch.no_grad():
-        model.classifier.weight.copy_(torch.from_numpy(weight))
-        model.classifier.bias.copy_(torch.from_numpy(bias))
+        model.classifier.weight.copy_(torch.from_numpy(head.weight))
+        model.classifier.bias.copy_(torch.from_numpy(head.bias))
     wall = time.time() - started
     logger.info("head fitted on %d rows in %.0fs", len(y), wall)
     return calibrate_and_save(

@@ -254,7 +254,7 @@ def test_fit_head_over_a_frozen_encoder_from_the_cli(
     assert main(convert) == 0
     run = tmp_path / "run"
     args = ["fit-head", "--shared", str(tiny_shared), "--base", str(base), "--output-dir", str(run)]
-    args += f"--max-length {POSITIONS} --kmmlu-cap 4 --c 10 --no-onnx --device cpu".split()
+    args += f"--max-length {POSITIONS} --kmmlu-cap 4 --l2 1e-4 --no-onnx --device cpu".split()
     assert main(args) == 0
     info = json.loads((run / "model" / "training_info.json").read_text())["head_fit"]
     assert info["rows_per_source"]["kmmlu"] == 3 * 4  # the cap, per subject
