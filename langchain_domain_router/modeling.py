@@ -348,31 +348,6 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
         head = getattr(self, "classifier", None)
         return pooled, None if head is None else head(self.dropout(pooled))
 
-    def encoder_logits(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,
-        token_type_ids: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """Return the encoder branch's logits alone.
-
-        Args:
-            input_ids: ``(batch, sequence)`` token ids.
-            attention_mask: ``(batch, sequence)``, 1 for real tokens.
-            token_type_ids: Optional, passed to the encoder.
-
-        Returns:
-            ``(batch, num_labels)`` logits.
-
-        Raises:
-            ValueError: If the model has no base head (an own-domain model without it).
-        """
-        logits = self.encode(input_ids, attention_mask, token_type_ids)[1]
-        if logits is None:
-            msg = "this model has no base head: its logits come from the own-domain head"
-            raise ValueError(msg)
-        return logits
-
     def _own_logits(self, pooled: torch.Tensor, base: torch.Tensor | None) -> torch.Tensor:
         """Each label's log-odds under one softmax over own labels, out of scope and base."""
         own = nn.functional.log_softmax(self.own_head(pooled), dim=-1)
