@@ -14,8 +14,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_domain_router._model_taxonomy import Taxonomy
-    from langchain_domain_router._streaming import STREAM_RESET
     from langchain_domain_router._taxonomy import (
         KMMLU_DOMAINS,
         SUPERCATEGORIES,
@@ -35,9 +33,9 @@ if TYPE_CHECKING:
         StickySettings,
         StreamingSettings,
     )
-    from langchain_domain_router.experts import OfflineExpert
     from langchain_domain_router.feedback import FeedbackStore
-    from langchain_domain_router.graph import build_router_graph
+    from langchain_domain_router.graph import STREAM_RESET, build_router_graph
+    from langchain_domain_router.graph.experts import OfflineExpert
     from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
     from langchain_domain_router.quality import measure_quality
     from langchain_domain_router.router import DomainRouter
@@ -51,6 +49,7 @@ if TYPE_CHECKING:
         RoutingDecision,
         RoutingReason,
     )
+    from langchain_domain_router.taxonomy import Taxonomy
 
 _MODULE_OF = {
     "AuditCallbackHandler": "audit",
@@ -66,7 +65,7 @@ _MODULE_OF = {
     "ROUTING_COMPLETE_EVENT": "schema",
     "ROUTING_EVENT": "schema",
     "RouterState": "schema",
-    "STREAM_RESET": "_streaming",
+    "STREAM_RESET": "graph",
     "router_tool": "_tool",
     "MessagePolicy": "profiles",
     "StreamingSettings": "config",
@@ -74,7 +73,7 @@ _MODULE_OF = {
     "SUPERCATEGORIES": "_taxonomy",
     "Domain": "_taxonomy",
     "Supercategory": "_taxonomy",
-    "Taxonomy": "_model_taxonomy",
+    "Taxonomy": "taxonomy",
     "DomainClassifier": "classifier",
     "CandidateModel": "profiles",
     "ClassifierSettings": "classifier",
@@ -82,7 +81,7 @@ _MODULE_OF = {
     "FanOutSettings": "config",
     "RouterConfig": "config",
     "StickySettings": "config",
-    "OfflineExpert": "experts",
+    "OfflineExpert": "graph.experts",
     "build_router_graph": "graph",
     "DomainRouter": "router",
     "DomainPrediction": "schema",

@@ -24,11 +24,10 @@ from langchain_domain_router._inputs import (
     check_config,
     to_state,
 )
-from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
-from langchain_domain_router.graph import build_router_graph
+from langchain_domain_router.graph import AnswerStream, build_router_graph
 from langchain_domain_router.schema import CLASSIFY_NODE, MERGE_NODE
 
 

@@ -22,18 +22,18 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_domain_router._model_taxonomy import Taxonomy
-from langchain_domain_router._quiet import quiet_model_loading
-from langchain_domain_router.classifier._export import export_onnx
 from langchain_domain_router.classifier._fit_head import (
     cross_validate,
     fit_linear_head,
     fit_threshold,
 )
+from langchain_domain_router.classifier._onnx_export import export_onnx
 from langchain_domain_router.classifier._predictions import resolve_model_path
+from langchain_domain_router.classifier._quiet import quiet_model_loading
 from langchain_domain_router.classifier._runnable import DomainClassifier
 from langchain_domain_router.classifier._settings import Calibration
 from langchain_domain_router.routes import RoutesFile, RoutesSource, read_feedback
+from langchain_domain_router.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -274,7 +274,7 @@ def write_model(
     import torch
     from transformers import AutoTokenizer
 
-    from langchain_domain_router.modeling import (
+    from langchain_domain_router.classifier.modeling import (
         DomainEncoderConfig,
         DomainEncoderForSequenceClassification,
     )

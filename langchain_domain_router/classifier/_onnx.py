@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_domain_router._chars import CHAR_IDS, char_cap, char_ids
+from langchain_domain_router.classifier._chars import CHAR_IDS, char_cap, char_ids
 from langchain_domain_router.classifier._settings import CALIBRATION_KEY, Calibration, Precision
 
 if TYPE_CHECKING:

@@ -13,16 +13,12 @@ from langchain_core.runnables.config import get_callback_manager_for_config, run
 from pydantic import ConfigDict, PrivateAttr
 from typing_extensions import override
 
-from langchain_domain_router._cache import LRUCache, text_normaliser
-from langchain_domain_router._coalesce import Coalescer
 from langchain_domain_router._inputs import (
     RouterInput,
     check_batch,
     check_config,
     extract_question,
 )
-from langchain_domain_router._model_taxonomy import Taxonomy
-from langchain_domain_router._runtime import forward_passes
 from langchain_domain_router.classifier._backends import (
     Backend,
     backend_features,
@@ -32,7 +28,9 @@ from langchain_domain_router.classifier._backends import (
     resolve_backend,
     shared_backend,
 )
+from langchain_domain_router.classifier._cache import LRUCache, text_normaliser
 from langchain_domain_router.classifier._chunks import by_length_chunks
+from langchain_domain_router.classifier._coalesce import Coalescer
 from langchain_domain_router.classifier._onnx import BatchTokenizer
 from langchain_domain_router.classifier._predictions import (
     check_local_model,
@@ -40,6 +38,7 @@ from langchain_domain_router.classifier._predictions import (
     resolve_model_path,
     to_predictions,
 )
+from langchain_domain_router.classifier._runtime import forward_passes
 from langchain_domain_router.classifier._scoring import Scoring
 from langchain_domain_router.classifier._settings import (
     Calibration,
@@ -47,6 +46,7 @@ from langchain_domain_router.classifier._settings import (
     ClassifierSettings,
 )
 from langchain_domain_router.schema import DomainPrediction
+from langchain_domain_router.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -357,7 +357,7 @@ def fit_head_command(args: argparse.Namespace) -> int:
 
 def calibrate_command(args: argparse.Namespace) -> int:
     """Run ``calibrate`` from parsed arguments."""
-    from langchain_domain_router.training._export import recalibrate
+    from langchain_domain_router.training._recalibrate import recalibrate
     from langchain_domain_router.training._splits import load_bundle
 
     bundle = load_bundle(_sources(args), seed=args.seed, with_test=False)

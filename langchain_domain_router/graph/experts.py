@@ -22,13 +22,13 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 from typing_extensions import override
 
-from langchain_domain_router._offline_text import (
+from langchain_domain_router._redact import model_secrets, profile_secrets, redact
+from langchain_domain_router.graph._offline_text import (
     ASKED_FOR_OFFLINE,
     NO_API_KEY,
     is_korean,
     offline_text,
 )
-from langchain_domain_router._redact import model_secrets, profile_secrets, redact
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import EXPERT_OPTIONS
 

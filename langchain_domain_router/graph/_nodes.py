@@ -23,7 +23,7 @@ from typing_extensions import override
 from langchain_domain_router._inputs import expert_messages, question_text, to_state
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
-from langchain_domain_router.experts import (
+from langchain_domain_router.graph.experts import (
     OfflineExpert,
     acall_expert,
     call_expert,
@@ -31,7 +31,7 @@ from langchain_domain_router.experts import (
     elapsed_ms,
     resolve_chat_model,
 )
-from langchain_domain_router.policy import Thresholds, choose_candidate, decide, pinned
+from langchain_domain_router.graph.policy import Thresholds, choose_candidate, decide, pinned
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import (
     CLASSIFY_NODE,

@@ -9,7 +9,7 @@ The encoder is either a BERT/ELECTRA-discriminator stack (multilingual-e5-small'
 see ``training.convert_e5``) whose token states are mean-pooled, as e5 was trained, or any
 registered sequence classifier given as ``base_classifier`` (a trained ELECTRA, say). Beside
 it sits a fastText-style branch: n-grams of tokens (``input_ids``), of lower-cased
-characters (``char_ids``, see ``langchain_domain_router._chars``), or of both, are hashed
+characters (``char_ids``, see ``langchain_domain_router.classifier._chars``), or of both, are hashed
 into ``ngram_buckets`` rows of an embedding table, summed with TF-IDF-style weights (each
 n-gram's ``ngram_idf``, each source's bag L2-normalised), and mapped to the labels. Both
 branches' logits are summed.
@@ -40,7 +40,7 @@ from transformers import (
 )
 from transformers.modeling_outputs import SequenceClassifierOutput
 
-from langchain_domain_router._chars import CHAR_IDS
+from langchain_domain_router.classifier._chars import CHAR_IDS
 
 MODEL_TYPE = "domain-router-encoder"
 
@@ -89,7 +89,7 @@ class DomainEncoderConfig(BertConfig):
 
     Example:
         ```python
-        from langchain_domain_router.modeling import DomainEncoderConfig
+        from langchain_domain_router.classifier.modeling import DomainEncoderConfig
 
         config = DomainEncoderConfig(
             vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=2,
@@ -194,7 +194,7 @@ class DomainEncoderForSequenceClassification(PreTrainedModel):
         ```python
         import torch
 
-        from langchain_domain_router.modeling import (
+        from langchain_domain_router.classifier.modeling import (
             DomainEncoderConfig,
             DomainEncoderForSequenceClassification,
         )
