@@ -14,12 +14,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_domain_router._taxonomy import (
-        KMMLU_DOMAINS,
-        SUPERCATEGORIES,
-        Domain,
-        Supercategory,
-    )
     from langchain_domain_router._tool import router_tool
     from langchain_domain_router.classifier import (
         ClassifierSettings,
@@ -49,7 +43,13 @@ if TYPE_CHECKING:
         RoutingDecision,
         RoutingReason,
     )
-    from langchain_domain_router.taxonomy import Taxonomy
+    from langchain_domain_router.taxonomy import (
+        KMMLU_DOMAINS,
+        SUPERCATEGORIES,
+        Domain,
+        Supercategory,
+        Taxonomy,
+    )
 
 _MODULE_OF = {
     "AuditCallbackHandler": "audit",
@@ -69,10 +69,10 @@ _MODULE_OF = {
     "router_tool": "_tool",
     "MessagePolicy": "profiles",
     "StreamingSettings": "config",
-    "KMMLU_DOMAINS": "_taxonomy",
-    "SUPERCATEGORIES": "_taxonomy",
-    "Domain": "_taxonomy",
-    "Supercategory": "_taxonomy",
+    "KMMLU_DOMAINS": "taxonomy",
+    "SUPERCATEGORIES": "taxonomy",
+    "Domain": "taxonomy",
+    "Supercategory": "taxonomy",
     "Taxonomy": "taxonomy",
     "DomainClassifier": "classifier",
     "CandidateModel": "profiles",

@@ -9,10 +9,10 @@ from typing import Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from langchain_domain_router._files import read_settings_file, write_settings_file
 from langchain_domain_router.classifier import ClassifierSettings
 from langchain_domain_router.profiles import ExpertProfile
 from langchain_domain_router.schema import BuiltinNode
+from langchain_domain_router.settings_files import read_settings_file, write_settings_file
 from langchain_domain_router.taxonomy import Taxonomy
 
 CONFIG_ENV = "DOMAIN_ROUTER_CONFIG"

@@ -13,7 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 
 NO_API_KEY = "no API key is set"
 """Why a model was not used, when its provider found no key: the usual case."""

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.classifier import char_cap
+from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import EncodedPool, LoopOptions, encode_pool
 from langchain_domain_router.training._model import ModelSize
