@@ -14,7 +14,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_domain_router._tool import router_tool
     from langchain_domain_router.classifier import (
         ClassifierSettings,
         DomainClassifier,
@@ -32,7 +31,7 @@ if TYPE_CHECKING:
     from langchain_domain_router.graph.experts import OfflineExpert
     from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
     from langchain_domain_router.quality import measure_quality
-    from langchain_domain_router.router import DomainRouter
+    from langchain_domain_router.router import DomainRouter, router_tool
     from langchain_domain_router.routes import Route, RoutesFile
     from langchain_domain_router.schema import (
         ROUTING_COMPLETE_EVENT,
@@ -66,7 +65,7 @@ _MODULE_OF = {
     "ROUTING_EVENT": "schema",
     "RouterState": "schema",
     "STREAM_RESET": "graph",
-    "router_tool": "_tool",
+    "router_tool": "router",
     "MessagePolicy": "profiles",
     "StreamingSettings": "config",
     "KMMLU_DOMAINS": "taxonomy",

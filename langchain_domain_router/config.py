@@ -9,6 +9,7 @@ from typing import Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
+from langchain_domain_router._redact import profile_secrets
 from langchain_domain_router.classifier import ClassifierSettings
 from langchain_domain_router.profiles import ExpertProfile
 from langchain_domain_router.schema import BuiltinNode
@@ -310,3 +311,8 @@ def example_config_path() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("langchain_domain_router") / "examples" / "router.yaml"))
+
+
+def config_secrets(config: RouterConfig) -> set[str]:
+    """Return the credentials of every expert model of a router configuration."""
+    return {secret for p in [*config.experts, config.fallback] for secret in profile_secrets(p)}

@@ -6,5 +6,13 @@ live here; ``build_router_graph`` is the one public builder.
 
 from langchain_domain_router.graph._build import build_router_graph
 from langchain_domain_router.graph._streaming import STREAM_RESET, AnswerStream
+from langchain_domain_router.graph._tool import TOOL_DESCRIPTION, TOOL_NAME, question_tool
 
-__all__ = ["STREAM_RESET", "AnswerStream", "build_router_graph"]
+__all__ = [
+    "STREAM_RESET",
+    "TOOL_DESCRIPTION",
+    "TOOL_NAME",
+    "AnswerStream",
+    "build_router_graph",
+    "question_tool",
+]

@@ -15,6 +15,8 @@ from typing import Any
 
 from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 
+OFFLINE_MODEL = "offline"
+"""The ``model`` value that asks for the offline expert explicitly."""
 NO_API_KEY = "no API key is set"
 """Why a model was not used, when its provider found no key: the usual case."""
 ASKED_FOR_OFFLINE = "the profile asks for the offline expert"
@@ -128,8 +130,6 @@ def offline_notice(unreachable: Sequence[tuple[str, str]]) -> str | None:
         #  routing decision; set OPENAI_API_KEY (...) for real answers'
         ```
     """
-    from langchain_domain_router.graph.experts import OFFLINE_MODEL
-
     missing = [(node, model) for node, model in unreachable if model != OFFLINE_MODEL]
     if not missing:
         return None
