@@ -27,10 +27,10 @@ from langchain_domain_router.classifier._fit_head import (
     fit_linear_head,
     fit_threshold,
 )
+from langchain_domain_router.classifier._model import ClassifierModel
 from langchain_domain_router.classifier._onnx_export import export_onnx
 from langchain_domain_router.classifier._predictions import resolve_model_path
 from langchain_domain_router.classifier._quiet import quiet_model_loading
-from langchain_domain_router.classifier._runnable import DomainClassifier
 from langchain_domain_router.classifier._settings import Calibration
 from langchain_domain_router.routes import RoutesFile, RoutesSource, read_feedback
 from langchain_domain_router.taxonomy import Taxonomy
@@ -156,7 +156,7 @@ def fit_domains(
     if feedback is not None:
         spec = spec.with_feedback(read_feedback(feedback), str(feedback))
     base_path = resolve_model_path(base)
-    encoder = DomainClassifier.from_pretrained(base_path, backend="torch", quantize="float32")
+    encoder = ClassifierModel.from_pretrained(base_path, backend="torch", quantize="float32")
     base_taxonomy = encoder.taxonomy if spec.keep_kmmlu else None
     if base_taxonomy is not None:
         clash = sorted(set(spec.names) & set(base_taxonomy.labels))
@@ -250,7 +250,7 @@ def _confusable(
 
 
 def write_model(
-    encoder: DomainClassifier,
+    encoder: ClassifierModel,
     head: Head,
     taxonomy: Taxonomy,
     calibration: Calibration,
