@@ -1,6 +1,6 @@
 """The ONNX Runtime session and the one tokenisation path both backends share.
 
-``export_onnx`` (``_export.py``; torch and ``onnx`` needed once) writes ``onnx/model.onnx``
+``export_onnx`` (``_onnx_export.py``; torch and ``onnx`` needed once) writes ``onnx/model.onnx``
 (and ``model.int8.onnx``), the exact tokenizer the torch path uses and ``export.json``
 into the model directory. At run time only ``onnxruntime``, ``tokenizers`` and
 ``numpy`` are imported: less memory, a faster start, and less per-call overhead than

@@ -215,7 +215,7 @@ def exported_checkpoint(tmp_path_factory, varied_checkpoint) -> Path:
     pytest.importorskip("onnx")
     import shutil
 
-    from langchain_domain_router.optimize import export_onnx
+    from langchain_domain_router.classifier import export_onnx
 
     path = tmp_path_factory.mktemp("exported") / "model"
     shutil.copytree(varied_checkpoint, path)
