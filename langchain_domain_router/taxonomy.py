@@ -24,7 +24,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_domain_router.schema import ROUTER_NAME
+from langchain_domain_router.schema import CALIBRATION_KEY
 
 Supercategory = Literal["STEM", "Applied Science", "HUMSS", "Other"]
 """The four KMMLU supercategories."""
@@ -158,11 +158,11 @@ class Taxonomy(BaseModel):
             labels are KMMLU subjects.
         """
         if isinstance(config, dict):
-            id2label, block = config.get("id2label") or {}, config.get(ROUTER_NAME)
+            id2label, block = config.get("id2label") or {}, config.get(CALIBRATION_KEY)
         else:
             id2label, block = (
                 getattr(config, "id2label", None) or {},
-                getattr(config, ROUTER_NAME, None),
+                getattr(config, CALIBRATION_KEY, None),
             )
         labels = tuple(str(id2label[key]) for key in sorted(id2label, key=int))
         block = block or {}
@@ -251,7 +251,7 @@ class Taxonomy(BaseModel):
         config["id2label"] = {str(i): label for i, label in enumerate(self.labels)}
         config["label2id"] = {label: i for i, label in enumerate(self.labels)}
         config["num_labels"] = len(self.labels)
-        block = config.setdefault(ROUTER_NAME, {})
+        block = config.setdefault(CALIBRATION_KEY, {})
         block["display_names"] = dict(self.display_names)
         block["groups"] = dict(self.groups)
 

@@ -33,6 +33,7 @@ from langchain_domain_router.classifier._predictions import resolve_model_path
 from langchain_domain_router.classifier._quiet import quiet_model_loading
 from langchain_domain_router.classifier._settings import Calibration
 from langchain_domain_router.routes import RoutesFile, RoutesSource, read_feedback
+from langchain_domain_router.schema import CALIBRATION_KEY
 from langchain_domain_router.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
@@ -305,7 +306,7 @@ def write_model(
     )
     if not keep_base:
         config.update(ngram_buckets=0, ngram_input="input_ids")
-    config["domain_router"] = {}
+    config[CALIBRATION_KEY] = {}
     calibration.write(config)
     taxonomy.write(config)
     model = DomainEncoderForSequenceClassification(DomainEncoderConfig.from_dict(config))
