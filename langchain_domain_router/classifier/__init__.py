@@ -1,8 +1,13 @@
-"""The domain classifier: the Runnable, its options, its backends and its calibration.
+"""The domain classifier: everything that turns a question's text into a prediction.
 
-``DomainClassifier`` (cache, coalescing, the Runnable interface) runs on a ``Backend``:
-``TorchBackend`` or ``OnnxBackend``. Training's calibration, evaluation and latency
-measurement score through the same backends (``backend_logits``, ``probabilities``).
+``DomainClassifier`` (the Runnable interface, input reading, coalescing) is a
+``ClassifierModel`` (loading, scoring, cache) that runs on a ``Backend``: ``TorchBackend``
+or ``OnnxBackend``. Beside them: the options and calibration (``_settings``), the
+tokenisation both backends share (``_onnx``, ``_chars``), the ONNX export
+(``_onnx_export``), the project's model class (``modeling``) and the fitting of heads and
+own domains (``_fit_head``, ``_fit_domains``). Training's calibration, evaluation and
+latency measurement score through the same backends (``backend_logits``,
+``probabilities``).
 """
 
 from langchain_domain_router.classifier._backends import (
