@@ -2,6 +2,7 @@
 #   make demo   install, then route a Korean question offline through the graph
 #   make test   install what the tests need, then lint, type-check and test
 #   make serve  install the server's extra, then serve on 127.0.0.1:8000 (CONFIG=router.yaml)
+#   make docs   build the documentation site into site/ (mkdocs --strict: a warning fails it)
 PYTHON ?= python3
 PIP ?= $(PYTHON) -m pip
 # torch comes from the PyTorch CPU index, for torch only (as in the Dockerfile): PyPI's
@@ -12,7 +13,7 @@ TORCH_INDEX_URL ?= https://download.pytorch.org/whl/cpu
 BASE := "httpx>=0.27"
 QUESTION ?= 민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?
 
-.PHONY: demo test serve install install-test install-torch check-cpu lint notebooks fuzz postgres
+.PHONY: demo test serve install install-test install-torch check-cpu lint docs notebooks fuzz postgres
 
 install-torch:
 	$(PIP) install --index-url $(TORCH_INDEX_URL) --timeout 10 --retries 0 "$(TORCH)" \
@@ -40,7 +41,11 @@ lint:
 	$(PYTHON) -m ruff format --check .
 	$(PYTHON) -m mypy langchain_domain_router
 
-test: install-test lint
+# The API reference is read from the docstrings of the source tree (not an installed copy).
+docs:
+	$(PYTHON) -m mkdocs build --strict
+
+test: install-test lint docs
 	$(PYTHON) -m pytest
 
 # A local PostgreSQL on 127.0.0.1 for the thread and multi-replica tests (what CI starts):
