@@ -85,9 +85,33 @@ def build_router_graph(
         state["routing"]["expert"], state["answer"]
         ```
     """
-    config = RouterConfig.load(config)
-    classifier = classifier or DomainClassifier.from_settings(config.classifier)
-    config = config.bind(classifier.taxonomy)
+    router_config = RouterConfig.load(config)
+    classifier = classifier or DomainClassifier.from_settings(router_config.classifier)
+    bound = router_config.bind(classifier.taxonomy)
+    return wire_router_graph(bound, classifier, checkpointer=checkpointer, name=name)
+
+
+def wire_router_graph(
+    config: RouterConfig,
+    classifier: DomainClassifier,
+    *,
+    checkpointer: BaseCheckpointSaver | None = None,
+    name: str = ROUTER_NAME,
+) -> CompiledStateGraph:
+    """Compile the routing graph of a loaded configuration bound to the classifier's taxonomy.
+
+    ``build_router_graph`` and ``DomainRouter.from_config`` load the configuration the
+    caller handed in once, then wire the graph here.
+
+    Args:
+        config: The router configuration, bound to ``classifier.taxonomy``.
+        classifier: The classifier.
+        checkpointer: Optional checkpointer for multi-turn conversations.
+        name: The compiled graph's name.
+
+    Returns:
+        The compiled graph.
+    """
     thresholds = resolve_thresholds(config, classifier.calibration)
     classify = ClassifyNode(classifier, config, thresholds, goto=_route)
     experts = [ExpertNode(p, p.name, goto=_after_expert) for p in config.experts]

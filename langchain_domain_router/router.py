@@ -28,7 +28,7 @@ from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
-from langchain_domain_router.graph import build_router_graph
+from langchain_domain_router.graph import wire_router_graph
 from langchain_domain_router.schema import CLASSIFY_NODE, MERGE_NODE
 
 
@@ -109,12 +109,28 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         Returns:
             The router.
         """
-        config = RouterConfig.load(config_or_path)
-        classifier = classifier or DomainClassifier.from_settings(config.classifier)
-        graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
-        taxonomy = classifier.taxonomy
-        feedback = FeedbackStore(feedback_path, taxonomy=taxonomy)
-        return cls(config=config.bind(taxonomy), graph=graph, feedback=feedback)
+        return cls._assemble(
+            RouterConfig.load(config_or_path),
+            classifier=classifier,
+            checkpointer=checkpointer,
+            feedback_path=feedback_path,
+        )
+
+    @classmethod
+    def _assemble(
+        cls,
+        router_config: RouterConfig,
+        *,
+        classifier: DomainClassifier | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
+        feedback_path: str | Path | None = None,
+    ) -> Self:
+        """``from_config`` of a configuration already loaded (the server loads its own)."""
+        classifier = classifier or DomainClassifier.from_settings(router_config.classifier)
+        bound = router_config.bind(classifier.taxonomy)
+        graph = wire_router_graph(bound, classifier, checkpointer=checkpointer)
+        feedback = FeedbackStore(feedback_path, taxonomy=classifier.taxonomy)
+        return cls(config=bound, graph=graph, feedback=feedback)
 
     def _answer(self, state: Mapping[str, Any]) -> AIMessage:
         answer = _final_message(state)

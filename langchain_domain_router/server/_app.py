@@ -188,7 +188,7 @@ def create_app(
     spec = CheckpointerSpec.parse(checkpointer) if isinstance(checkpointer, str) else None
     if spec is not None:
         spec.check_installed()
-    router = DomainRouter.from_config(
+    router = DomainRouter._assemble(
         router_config,
         classifier=classifier,
         checkpointer=None if spec else checkpointer,  # type: ignore[arg-type]

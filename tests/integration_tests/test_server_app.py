@@ -67,6 +67,23 @@ def _once_each(inputs: int = 1) -> Counter[str]:
     return Counter({"to_state": inputs, "question_text": inputs, "extract_question": inputs})
 
 
+def test_create_app_loads_the_config_once(math_checkpoint, monkeypatch):
+    from langchain_domain_router import RouterConfig
+
+    loads: list[object] = []
+    load = RouterConfig.load.__func__
+
+    def counted(cls, config=None):
+        loads.append(config)
+        return load(cls, config)
+
+    monkeypatch.setattr(RouterConfig, "load", classmethod(counted))
+    config = make_config(math=fake_expert("미분 답변"))
+    app = create_app(config, classifier=DomainClassifier.from_pretrained(math_checkpoint))
+    assert loads == [config]
+    assert app.state.router.invoke("미분이란?").content == "미분 답변"
+
+
 def test_a_question_is_read_once_per_http_request_and_per_invoke(math_checkpoint, reads):
     app = create_app(
         make_config(math=fake_expert("미분 답변")),

@@ -152,3 +152,22 @@ async def test_a_question_is_read_once_per_request_and_its_classified_text_kept(
     await router.ainvoke({"question": "적분"})
     list(router.stream("미분"))
     assert calls == ["to_state", "question_text"] * 2
+
+
+def test_the_config_is_loaded_once_where_it_is_handed_in(make_checkpoint, monkeypatch):
+    from langchain_domain_router import RouterConfig, build_router_graph
+
+    loads: list[object] = []
+    load = RouterConfig.load.__func__
+
+    def counted(cls, config=None):
+        loads.append(config)
+        return load(cls, config)
+
+    monkeypatch.setattr(RouterConfig, "load", classmethod(counted))
+    classifier = DomainClassifier.from_pretrained(make_checkpoint(bias={"Math": 10.0}))
+    config = make_config(math=fake_expert(ANSWER))
+    assert DomainRouter.from_config(config, classifier=classifier).invoke("미분").content == ANSWER
+    assert loads == [config]
+    build_router_graph(config, classifier=classifier)
+    assert loads == [config, config]
