@@ -308,3 +308,15 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         # Each question runs its own graph (experts are independent calls), in threads.
         inputs = check_batch(inputs, config)
         return super().batch(inputs, config, return_exceptions=return_exceptions)
+
+    @override
+    async def abatch(
+        self,
+        inputs: Sequence[RouterInput],  # type: ignore[override]
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        inputs = check_batch(inputs, config)
+        return await super().abatch(inputs, config, return_exceptions=return_exceptions)

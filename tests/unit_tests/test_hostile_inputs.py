@@ -89,6 +89,8 @@ def test_configs_the_graph_cannot_honour_raise_clear_errors(runnable, config, er
     with pytest.raises(error, match=match):
         runnable.batch(["미분"], config, return_exceptions=True)
     with pytest.raises(error, match=match):
+        asyncio.run(runnable.abatch(["미분"], config, return_exceptions=True))
+    with pytest.raises(error, match=match):
         asyncio.run(runnable.ainvoke("미분", config))
 
 
@@ -128,6 +130,8 @@ def test_a_conversation_not_ending_in_a_question_is_refused_before_the_graph(
 def test_batch_takes_a_list_not_a_string(runnable):
     with pytest.raises(TypeError, match="batch takes a list of inputs, not a str"):
         runnable.batch("미분")
+    with pytest.raises(TypeError, match="batch takes a list of inputs, not a str"):
+        asyncio.run(runnable.abatch("미분"))
     assert asyncio.run(runnable.abatch([])) == []
 
 
