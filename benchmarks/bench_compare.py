@@ -36,7 +36,7 @@ from benchmarks._common import (  # noqa: E402 - the path above makes the packag
     timings_ms,
 )
 from benchmarks.bench_speed import exported  # noqa: E402
-from langchain_domain_router._runtime import default_threads  # noqa: E402
+from langchain_domain_router.classifier._runtime import default_threads  # noqa: E402
 
 UTTERANCES_PER_ROUTE = 50
 TOP_K = 5

@@ -36,7 +36,7 @@ def main() -> None:
     """Route the user-style test split through each configuration and print the rates."""
     from langchain_domain_router import DomainClassifier, RouterConfig
     from langchain_domain_router.config import example_config_path
-    from langchain_domain_router.policy import decide, resolve_thresholds
+    from langchain_domain_router.graph.policy import decide, resolve_thresholds
     from langchain_domain_router.schema import GENERAL_NODE
     from langchain_domain_router.training import DataSources
     from langchain_domain_router.training._data import load_labelled_file, load_labelled_folder

@@ -210,7 +210,7 @@ def graph_overhead(model: str, onnx_model: str, repeats: int) -> dict[str, float
     from langchain_core.language_models import GenericFakeChatModel
     from langchain_core.messages import AIMessage
 
-    from langchain_domain_router.experts import OfflineExpert
+    from langchain_domain_router.graph.experts import OfflineExpert
 
     # The fast classifier: the pairing cancels its time, and a shorter one is less noise.
     classifier = classifier_for(model, onnx_model, **VARIANTS[FAST])

@@ -14,15 +14,6 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from langchain_domain_router._model_taxonomy import Taxonomy
-    from langchain_domain_router._streaming import STREAM_RESET
-    from langchain_domain_router._taxonomy import (
-        KMMLU_DOMAINS,
-        SUPERCATEGORIES,
-        Domain,
-        Supercategory,
-    )
-    from langchain_domain_router._tool import router_tool
     from langchain_domain_router.classifier import (
         ClassifierSettings,
         DomainClassifier,
@@ -35,12 +26,12 @@ if TYPE_CHECKING:
         StickySettings,
         StreamingSettings,
     )
-    from langchain_domain_router.experts import OfflineExpert
     from langchain_domain_router.feedback import FeedbackStore
-    from langchain_domain_router.graph import build_router_graph
+    from langchain_domain_router.graph import STREAM_RESET, build_router_graph
+    from langchain_domain_router.graph.experts import OfflineExpert
     from langchain_domain_router.profiles import CandidateModel, ExpertProfile, MessagePolicy
     from langchain_domain_router.quality import measure_quality
-    from langchain_domain_router.router import DomainRouter
+    from langchain_domain_router.router import DomainRouter, router_tool
     from langchain_domain_router.routes import Route, RoutesFile
     from langchain_domain_router.schema import (
         ROUTING_COMPLETE_EVENT,
@@ -50,6 +41,13 @@ if TYPE_CHECKING:
         RouterState,
         RoutingDecision,
         RoutingReason,
+    )
+    from langchain_domain_router.taxonomy import (
+        KMMLU_DOMAINS,
+        SUPERCATEGORIES,
+        Domain,
+        Supercategory,
+        Taxonomy,
     )
 
 _MODULE_OF = {
@@ -66,15 +64,15 @@ _MODULE_OF = {
     "ROUTING_COMPLETE_EVENT": "schema",
     "ROUTING_EVENT": "schema",
     "RouterState": "schema",
-    "STREAM_RESET": "_streaming",
-    "router_tool": "_tool",
+    "STREAM_RESET": "graph",
+    "router_tool": "router",
     "MessagePolicy": "profiles",
     "StreamingSettings": "config",
-    "KMMLU_DOMAINS": "_taxonomy",
-    "SUPERCATEGORIES": "_taxonomy",
-    "Domain": "_taxonomy",
-    "Supercategory": "_taxonomy",
-    "Taxonomy": "_model_taxonomy",
+    "KMMLU_DOMAINS": "taxonomy",
+    "SUPERCATEGORIES": "taxonomy",
+    "Domain": "taxonomy",
+    "Supercategory": "taxonomy",
+    "Taxonomy": "taxonomy",
     "DomainClassifier": "classifier",
     "CandidateModel": "profiles",
     "ClassifierSettings": "classifier",
@@ -82,7 +80,7 @@ _MODULE_OF = {
     "FanOutSettings": "config",
     "RouterConfig": "config",
     "StickySettings": "config",
-    "OfflineExpert": "experts",
+    "OfflineExpert": "graph.experts",
     "build_router_graph": "graph",
     "DomainRouter": "router",
     "DomainPrediction": "schema",

@@ -20,7 +20,6 @@ from typing import TYPE_CHECKING, Any
 from pydantic import BaseModel, SecretStr
 
 if TYPE_CHECKING:
-    from langchain_domain_router.config import RouterConfig
     from langchain_domain_router.profiles import ExpertProfile
 
 REDACTED = "[redacted]"
@@ -235,8 +234,3 @@ def profile_secrets(profile: ExpertProfile) -> set[str]:
         for option in profile.options()
         for secret in model_secrets(option.model, option.model_kwargs)
     }
-
-
-def config_secrets(config: RouterConfig) -> set[str]:
-    """Return the credentials of every expert model of a router configuration."""
-    return {secret for p in [*config.experts, config.fallback] for secret in profile_secrets(p)}

@@ -9,11 +9,12 @@ from typing import Literal, Self, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
-from langchain_domain_router._files import read_settings_file, write_settings_file
-from langchain_domain_router._model_taxonomy import Taxonomy
+from langchain_domain_router._redact import profile_secrets
 from langchain_domain_router.classifier import ClassifierSettings
 from langchain_domain_router.profiles import ExpertProfile
 from langchain_domain_router.schema import BuiltinNode
+from langchain_domain_router.settings_files import read_settings_file, write_settings_file
+from langchain_domain_router.taxonomy import Taxonomy
 
 CONFIG_ENV = "DOMAIN_ROUTER_CONFIG"
 """The environment variable naming the router configuration file (platform, server)."""
@@ -310,3 +311,8 @@ def example_config_path() -> Path:
     from importlib import resources
 
     return Path(str(resources.files("langchain_domain_router") / "examples" / "router.yaml"))
+
+
+def config_secrets(config: RouterConfig) -> set[str]:
+    """Return the credentials of every expert model of a router configuration."""
+    return {secret for p in [*config.experts, config.fallback] for secret in profile_secrets(p)}

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from langchain_domain_router._model_taxonomy import Taxonomy
+from langchain_domain_router.taxonomy import Taxonomy
 
 __all__ = [
     "KMMLU_SPLITS",

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router._model_taxonomy import Taxonomy
+from langchain_domain_router.taxonomy import Taxonomy
 
 
 class FeedbackStore:

@@ -18,10 +18,10 @@ from typing import Any
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import BaseMessage
 
-from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router.config import RouterConfig
-from langchain_domain_router.experts import resolve_chat_model
+from langchain_domain_router.graph.experts import resolve_chat_model
 from langchain_domain_router.profiles import ExpertProfile
+from langchain_domain_router.taxonomy import Taxonomy
 
 PROMPT = (
     "다음 문제의 정답을 A, B, C, D 중 하나의 알파벳 한 글자로만 답하세요.\n\n"

@@ -10,7 +10,7 @@ from langchain_core.callbacks import AsyncCallbackManagerForChainRun, CallbackMa
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.runnables import RunnableConfig, RunnableSerializable
 from langchain_core.runnables.config import patch_config
-from langchain_core.tools import BaseTool
+from langchain_core.tools import BaseTool, StructuredTool
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import StreamMode
@@ -24,11 +24,16 @@ from langchain_domain_router._inputs import (
     check_config,
     to_state,
 )
-from langchain_domain_router._streaming import AnswerStream
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.feedback import FeedbackStore
-from langchain_domain_router.graph import wire_router_graph
+from langchain_domain_router.graph import (
+    TOOL_DESCRIPTION,
+    TOOL_NAME,
+    AnswerStream,
+    question_tool,
+    wire_router_graph,
+)
 from langchain_domain_router.schema import CLASSIFY_NODE, MERGE_NODE
 
 
@@ -290,8 +295,6 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         if args_schema is not None or arg_types is not None:
             msg = "the router tool takes one argument, 'question': drop args_schema/arg_types"
             raise ValueError(msg)
-        from langchain_domain_router._tool import TOOL_DESCRIPTION, TOOL_NAME, router_tool
-
         return router_tool(
             self, name=name or TOOL_NAME, description=description or TOOL_DESCRIPTION
         )
@@ -320,3 +323,42 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
     ) -> list[AIMessage]:
         inputs = check_batch(inputs, config)
         return await super().abatch(inputs, config, return_exceptions=return_exceptions)
+
+
+def router_tool(
+    router: DomainRouter | RouterConfig | str | Path | None = None,
+    *,
+    name: str = TOOL_NAME,
+    description: str = TOOL_DESCRIPTION,
+    classifier: DomainClassifier | None = None,
+) -> StructuredTool:
+    """Wrap a router as a tool for ``create_react_agent``, ``create_agent`` or ``bind_tools``.
+
+    The tool takes ``{"question": str}``, returns the answer's text as the tool message
+    content and the routing record as its ``artifact`` (``ToolMessage.artifact``). The
+    agent's callbacks and config reach the router, so traces nest and audit/metrics
+    handlers see the routing.
+
+    Args:
+        router: A ``DomainRouter``, a configuration or a path to one (``None``: the
+            example configuration).
+        name: The tool's name, as the agent's model sees it.
+        description: What the tool is for, as the agent's model sees it.
+        classifier: The classifier, when ``router`` is a configuration.
+
+    Returns:
+        The tool.
+
+    Example:
+        ```python
+        from langgraph.prebuilt import create_react_agent
+        from langchain_domain_router import DomainRouter, router_tool
+
+        router = DomainRouter.from_config("router.yaml")
+        agent = create_react_agent(model, [router_tool(router)])  # or router.as_tool()
+        agent.invoke({"messages": [("human", "양도소득세는 어떻게 계산하나요?")]})
+        ```
+    """
+    if not isinstance(router, DomainRouter):
+        router = DomainRouter.from_config(router, classifier=classifier)
+    return question_tool(router, name=name, description=description)

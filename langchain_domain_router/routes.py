@@ -22,7 +22,7 @@ from typing import Any, Self
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from langchain_domain_router._files import read_settings_file
+from langchain_domain_router.settings_files import read_settings_file
 
 MIN_EXAMPLES = 5
 """Examples each domain needs."""

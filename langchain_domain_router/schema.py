@@ -9,8 +9,13 @@ from langchain_core.messages import AnyMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 ROUTER_NAME: Final = "domain_router"
-"""The name the router goes by: the compiled graph's, the agent tool's, the LangGraph
-Platform graph id, and the key of the calibration block in a checkpoint's config."""
+"""The name the router goes by: the compiled graph's, the agent tool's and the LangGraph
+Platform graph id."""
+CALIBRATION_KEY: Final = "domain_router"
+"""The key of the routing block (calibration, taxonomy) in a saved model's ``config.json``.
+
+Part of the file format, not a name: every saved model keeps its block under this key, so
+it stays as it is whatever the router or its graph is called."""
 
 BuiltinNode = Literal["classify", "general", "merge"]
 """The graph's nodes besides the configured experts."""

@@ -12,15 +12,17 @@ from langchain_domain_router.classifier._backends import (
     backend_features,
     backend_logits,
 )
-from langchain_domain_router.classifier._export import export_model, export_onnx
+from langchain_domain_router.classifier._chars import CHAR_IDS, char_cap
 from langchain_domain_router.classifier._fit_domains import FitReport, fit_domains
 from langchain_domain_router.classifier._fit_head import Head, fit_linear_head
 from langchain_domain_router.classifier._onnx import onnx_file, read_export
+from langchain_domain_router.classifier._onnx_export import export_model, export_onnx
 from langchain_domain_router.classifier._predictions import (
     default_model_path,
     resolve_model_path,
 )
 from langchain_domain_router.classifier._runnable import DomainClassifier
+from langchain_domain_router.classifier._runtime import available_cpus, default_threads
 from langchain_domain_router.classifier._scoring import Scoring, probabilities, top_log_odds
 from langchain_domain_router.classifier._settings import (
     CALIBRATION_KEY,
@@ -31,6 +33,7 @@ from langchain_domain_router.classifier._settings import (
 
 __all__ = [
     "CALIBRATION_KEY",
+    "CHAR_IDS",
     "Backend",
     "Calibration",
     "ClassifierOptions",
@@ -42,8 +45,11 @@ __all__ = [
     "Scoring",
     "TorchBackend",
     "backend_features",
+    "available_cpus",
     "backend_logits",
+    "char_cap",
     "default_model_path",
+    "default_threads",
     "export_model",
     "export_onnx",
     "fit_domains",

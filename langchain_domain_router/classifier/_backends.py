@@ -15,15 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
-from langchain_domain_router._chars import char_cap
-from langchain_domain_router._quiet import quiet_model_loading
-from langchain_domain_router._runtime import (
-    MODELS,
-    ForwardSlots,
-    default_threads,
-    directory_stamp,
-    forward_passes,
-)
+from langchain_domain_router.classifier._chars import char_cap
 from langchain_domain_router.classifier._chunks import by_length_chunks
 from langchain_domain_router.classifier._onnx import (
     BatchTokenizer,
@@ -31,6 +23,14 @@ from langchain_domain_router.classifier._onnx import (
     load_onnx,
     onnx_ready,
     token_cap,
+)
+from langchain_domain_router.classifier._quiet import quiet_model_loading
+from langchain_domain_router.classifier._runtime import (
+    MODELS,
+    ForwardSlots,
+    default_threads,
+    directory_stamp,
+    forward_passes,
 )
 from langchain_domain_router.classifier._settings import (
     ClassifierOptions,
@@ -179,7 +179,7 @@ class TorchBackend:
     def _run(self, inputs: dict[str, Any], *, features: bool) -> np.ndarray:
         import torch
 
-        from langchain_domain_router.modeling import mean_pool
+        from langchain_domain_router.classifier.modeling import mean_pool
 
         training = self.model.training
         if training:
@@ -284,7 +284,7 @@ def _load_torch(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
+    import langchain_domain_router.classifier.modeling  # noqa: F401  (registers the project's model type)
 
     try:
         with quiet_model_loading():

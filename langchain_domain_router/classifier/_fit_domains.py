@@ -22,18 +22,19 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_domain_router._model_taxonomy import Taxonomy
-from langchain_domain_router._quiet import quiet_model_loading
-from langchain_domain_router.classifier._export import export_onnx
 from langchain_domain_router.classifier._fit_head import (
     cross_validate,
     fit_linear_head,
     fit_threshold,
 )
+from langchain_domain_router.classifier._model import ClassifierModel
+from langchain_domain_router.classifier._onnx_export import export_onnx
 from langchain_domain_router.classifier._predictions import resolve_model_path
-from langchain_domain_router.classifier._runnable import DomainClassifier
+from langchain_domain_router.classifier._quiet import quiet_model_loading
 from langchain_domain_router.classifier._settings import Calibration
 from langchain_domain_router.routes import RoutesFile, RoutesSource, read_feedback
+from langchain_domain_router.schema import CALIBRATION_KEY
+from langchain_domain_router.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     import numpy as np
@@ -156,7 +157,7 @@ def fit_domains(
     if feedback is not None:
         spec = spec.with_feedback(read_feedback(feedback), str(feedback))
     base_path = resolve_model_path(base)
-    encoder = DomainClassifier.from_pretrained(base_path, backend="torch", quantize="float32")
+    encoder = ClassifierModel.from_pretrained(base_path, backend="torch", quantize="float32")
     base_taxonomy = encoder.taxonomy if spec.keep_kmmlu else None
     if base_taxonomy is not None:
         clash = sorted(set(spec.names) & set(base_taxonomy.labels))
@@ -250,7 +251,7 @@ def _confusable(
 
 
 def write_model(
-    encoder: DomainClassifier,
+    encoder: ClassifierModel,
     head: Head,
     taxonomy: Taxonomy,
     calibration: Calibration,
@@ -274,7 +275,7 @@ def write_model(
     import torch
     from transformers import AutoTokenizer
 
-    from langchain_domain_router.modeling import (
+    from langchain_domain_router.classifier.modeling import (
         DomainEncoderConfig,
         DomainEncoderForSequenceClassification,
     )
@@ -305,7 +306,7 @@ def write_model(
     )
     if not keep_base:
         config.update(ngram_buckets=0, ngram_input="input_ids")
-    config["domain_router"] = {}
+    config[CALIBRATION_KEY] = {}
     calibration.write(config)
     taxonomy.write(config)
     model = DomainEncoderForSequenceClassification(DomainEncoderConfig.from_dict(config))

@@ -1,6 +1,6 @@
 """The ONNX Runtime session and the one tokenisation path both backends share.
 
-``export_onnx`` (``_export.py``; torch and ``onnx`` needed once) writes ``onnx/model.onnx``
+``export_onnx`` (``_onnx_export.py``; torch and ``onnx`` needed once) writes ``onnx/model.onnx``
 (and ``model.int8.onnx``), the exact tokenizer the torch path uses and ``export.json``
 into the model directory. At run time only ``onnxruntime``, ``tokenizers`` and
 ``numpy`` are imported: less memory, a faster start, and less per-call overhead than
@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from langchain_domain_router._chars import CHAR_IDS, char_cap, char_ids
+from langchain_domain_router.classifier._chars import CHAR_IDS, char_cap, char_ids
 from langchain_domain_router.classifier._settings import CALIBRATION_KEY, Calibration, Precision
 
 if TYPE_CHECKING:

@@ -10,8 +10,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from langchain_domain_router._model_taxonomy import Taxonomy
 from langchain_domain_router.classifier._settings import Calibration
+from langchain_domain_router.taxonomy import Taxonomy
 
 if TYPE_CHECKING:
     import numpy as np

@@ -7,15 +7,12 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from langchain_domain_router.schema import ROUTER_NAME
+from langchain_domain_router.schema import CALIBRATION_KEY
 
 Precision = Literal["float32", "int8"]
 """Which exported graph runs: full precision or dynamically int8-quantised."""
 BackendName = Literal["auto", "torch", "onnx"]
 """Which runtime runs the model (``"auto"`` decides at load)."""
-
-CALIBRATION_KEY = ROUTER_NAME
-"""The key of the routing block in a checkpoint's ``config.json``."""
 
 
 class ClassifierOptions(BaseModel):

@@ -24,10 +24,10 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import Field
 from typing_extensions import override
 
-from langchain_domain_router._redact import config_secrets, install_log_redaction, redact
+from langchain_domain_router._redact import install_log_redaction, redact
 from langchain_domain_router.audit import AuditCallbackHandler
 from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import RouterConfig
+from langchain_domain_router.config import RouterConfig, config_secrets
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import DomainPrediction
 from langchain_domain_router.server._checkpointer import CheckpointerSpec

@@ -27,7 +27,7 @@ from pydantic import ValidationError
 
 from langchain_domain_router._inputs import InputState, to_state
 from langchain_domain_router.config import RouterConfig, StreamingSettings
-from langchain_domain_router.experts import resolve_chat_model
+from langchain_domain_router.graph.experts import resolve_chat_model
 from langchain_domain_router.profiles import ExpertProfile
 from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import EXPERT_OPTIONS, GENERAL_NODE

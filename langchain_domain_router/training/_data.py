@@ -13,7 +13,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.data import (
     OPTION_COLUMNS,
     DataError,
@@ -24,6 +23,7 @@ from langchain_domain_router.data import (
     load_labelled_folder,
     require_rows,
 )
+from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 
 __all__ = [
     "DataError",

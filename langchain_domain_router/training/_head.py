@@ -185,8 +185,8 @@ def fit_head(sources: DataSources, options: HeadFitOptions) -> Path:
     import torch
 
     from langchain_domain_router.classifier import fit_linear_head
-    from langchain_domain_router.training._export import calibrate_and_save
     from langchain_domain_router.training._model import load_base_model, training_device
+    from langchain_domain_router.training._recalibrate import calibrate_and_save
     from langchain_domain_router.training._train import subject_labels
 
     started = time.time()

@@ -62,8 +62,8 @@ def load_model_dir(path: str | Path) -> tuple[Any, Any, Calibration]:
     """
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
-    from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+    import langchain_domain_router.classifier.modeling  # noqa: F401  (registers the project's model type)
+    from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 
     folder = Path(path)
     if not (folder / "config.json").is_file():

@@ -110,7 +110,7 @@ def load_base_model(base: str, labels: Sequence[str]) -> PreTrainedModel:
     """
     from transformers import AutoModelForSequenceClassification
 
-    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
+    import langchain_domain_router.classifier.modeling  # noqa: F401  (registers the project's model type)
 
     id2label, label2id = label_maps(labels)
     return AutoModelForSequenceClassification.from_pretrained(

@@ -126,7 +126,7 @@ def source_counts(
     import torch
     from scipy import sparse
 
-    from langchain_domain_router._chars import CHAR_IDS
+    from langchain_domain_router.classifier import CHAR_IDS
 
     model: Any = backend.model  # a domain-router-encoder: it has ngram_grams
     tokenizer = backend.tokenizer
@@ -187,8 +187,8 @@ def _table(weights: np.ndarray, dim: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _composite(base: Any, options: NgramFitOptions) -> Any:
     """The ``domain-router-encoder`` around ``base``, its n-gram branch still empty."""
-    from langchain_domain_router._chars import CHAR_IDS
-    from langchain_domain_router.modeling import (
+    from langchain_domain_router.classifier import CHAR_IDS
+    from langchain_domain_router.classifier.modeling import (
         DomainEncoderConfig,
         DomainEncoderForSequenceClassification,
     )
@@ -254,8 +254,8 @@ def fit_ngram_branch(sources: DataSources, options: NgramFitOptions) -> Path:
     from sklearn.svm import LinearSVC
 
     from langchain_domain_router.classifier import TorchBackend
-    from langchain_domain_router.training._export import calibrate_and_save
     from langchain_domain_router.training._inference import batched_logits, load_model_dir
+    from langchain_domain_router.training._recalibrate import calibrate_and_save
 
     started = time.time()
     base, tokenizer, settings = load_model_dir(options.model)

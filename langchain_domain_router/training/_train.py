@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router._chars import char_cap
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router.classifier import char_cap
+from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._finetune import EncodedPool, LoopOptions, encode_pool
 from langchain_domain_router.training._model import ModelSize
@@ -224,7 +224,7 @@ def train(sources: DataSources, options: TrainOptions) -> Path:
     history = run_loop(model, pool, options.loop, run / "checkpoint", evaluate_epoch)
     wall = time.time() - started
     (run / "history.json").write_text(json.dumps(history, indent=1))
-    from langchain_domain_router.training._export import calibrate_and_save
+    from langchain_domain_router.training._recalibrate import calibrate_and_save
 
     return calibrate_and_save(
         model.to("cpu"),

@@ -72,7 +72,7 @@ def build_encoder(directory: Path, texts: list[str]) -> Path:
     from transformers import PreTrainedTokenizerFast
 
     from langchain_domain_router import KMMLU_DOMAINS
-    from langchain_domain_router.modeling import (
+    from langchain_domain_router.classifier.modeling import (
         DomainEncoderConfig,
         DomainEncoderForSequenceClassification,
     )

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from langchain_domain_router.modeling import (
+from langchain_domain_router.classifier.modeling import (
     DomainEncoderConfig,
     DomainEncoderForSequenceClassification,
     hashed_ngrams,
@@ -161,7 +161,7 @@ def test_onnx_export_carries_the_ngram_branch(tmp_path: Path) -> None:
 
 
 def test_character_branch_reads_char_ids_and_ignores_their_padding() -> None:
-    from langchain_domain_router._chars import char_ids
+    from langchain_domain_router.classifier._chars import char_ids
 
     torch.manual_seed(0)
     model = DomainEncoderForSequenceClassification(_config(ngram_input="char_ids")).eval()
@@ -188,7 +188,7 @@ def test_questions_shorter_than_the_longest_ngram(tmp_path: Path) -> None:
     pytest.importorskip("onnxruntime")
     import onnxruntime as ort
 
-    from langchain_domain_router._chars import char_ids
+    from langchain_domain_router.classifier._chars import char_ids
 
     grams = hashed_ngrams(torch.tensor([[7]]), torch.tensor([[1]]), (1, 2, 3, 4, 5), 128)
     assert grams.shape == (1, 5)
@@ -224,7 +224,7 @@ def test_questions_shorter_than_the_longest_ngram(tmp_path: Path) -> None:
 def test_a_base_classifier_is_the_encoder_branch(tmp_path: Path) -> None:
     from transformers import AutoModelForSequenceClassification, ElectraConfig
 
-    from langchain_domain_router.modeling import DomainEncoderConfig
+    from langchain_domain_router.classifier.modeling import DomainEncoderConfig
 
     electra = ElectraConfig(
         vocab_size=64,

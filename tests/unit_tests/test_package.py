@@ -10,7 +10,7 @@ CORE_MODULES = [
     "langchain_domain_router",
     "langchain_domain_router.router",
     "langchain_domain_router.graph",
-    "langchain_domain_router.experts",
+    "langchain_domain_router.graph.experts",
     "langchain_domain_router.classifier",
     "langchain_domain_router.audit",
     "langchain_domain_router.feedback",

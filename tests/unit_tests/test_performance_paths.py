@@ -215,7 +215,7 @@ def exported_checkpoint(tmp_path_factory, varied_checkpoint) -> Path:
     pytest.importorskip("onnx")
     import shutil
 
-    from langchain_domain_router.optimize import export_onnx
+    from langchain_domain_router.classifier import export_onnx
 
     path = tmp_path_factory.mktemp("exported") / "model"
     shutil.copytree(varied_checkpoint, path)
@@ -305,7 +305,7 @@ def test_the_onnx_backend_says_how_to_export(varied_checkpoint):
 
 
 def test_threads_follow_the_cores_this_process_may_use(tmp_path):
-    from langchain_domain_router._runtime import available_cpus, default_threads
+    from langchain_domain_router.classifier._runtime import available_cpus, default_threads
 
     affinity = len(os.sched_getaffinity(0))
     assert available_cpus(tmp_path / "absent") == affinity
@@ -328,7 +328,8 @@ class _EventRecorder(BaseCallbackHandler):
 async def test_routing_events_and_the_classifier_run_only_when_someone_listens(
     math_checkpoint, monkeypatch
 ):
-    from langchain_domain_router import _nodes, build_router_graph
+    from langchain_domain_router import build_router_graph
+    from langchain_domain_router.graph import _nodes
 
     dispatched: list[str] = []
     original = _nodes.dispatch_custom_event
@@ -360,7 +361,7 @@ async def test_routing_events_and_the_classifier_run_only_when_someone_listens(
 def test_an_expert_is_tried_max_retries_plus_one_times_in_one_loop():
     from langchain_core.messages import HumanMessage
 
-    from langchain_domain_router.experts import call_expert
+    from langchain_domain_router.graph.experts import call_expert
     from tests.conftest import FailingChatModel
 
     model = FailingChatModel(messages=iter([]))
@@ -373,8 +374,8 @@ def test_an_expert_is_tried_max_retries_plus_one_times_in_one_loop():
 def test_the_offline_stand_in_answers_in_the_calling_thread(monkeypatch):
     from langchain_core.messages import HumanMessage
 
-    from langchain_domain_router import experts
-    from langchain_domain_router.experts import OfflineExpert, call_expert
+    from langchain_domain_router.graph import experts
+    from langchain_domain_router.graph.experts import OfflineExpert, call_expert
 
     def no_pool() -> None:
         msg = "the offline stand-in went through the expert thread pool"
@@ -450,8 +451,8 @@ class _Overlap:
 
 
 def test_a_large_call_runs_its_chunks_side_by_side_in_order():
-    from langchain_domain_router._runtime import forward_passes
     from langchain_domain_router.classifier._chunks import by_length_chunks
+    from langchain_domain_router.classifier._runtime import forward_passes
 
     assert [forward_passes(t, cpus=2) for t in (1, 2, 4)] == [2, 1, 1]
     assert forward_passes(2, cpus=8) == 4
@@ -463,7 +464,7 @@ def test_a_large_call_runs_its_chunks_side_by_side_in_order():
 
 
 async def test_the_coalescer_runs_a_second_batch_beside_a_busy_one():
-    from langchain_domain_router._coalesce import Coalescer
+    from langchain_domain_router.classifier._coalesce import Coalescer
 
     texts = ["x" * n for n in range(1, 25)]
     overlap = _Overlap()

@@ -4,7 +4,7 @@ import pytest
 from langchain_core.language_models import FakeListChatModel
 
 from langchain_domain_router import CandidateModel, ExpertProfile, RouterConfig
-from langchain_domain_router.policy import choose_candidate
+from langchain_domain_router.graph.policy import choose_candidate
 from langchain_domain_router.quality import (
     MultipleChoice,
     covered_domains,

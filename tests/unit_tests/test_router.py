@@ -126,8 +126,9 @@ def test_record_feedback_stores_misroutes_as_training_jsonl(make_checkpoint, tmp
 async def test_a_question_is_read_once_per_request_and_its_classified_text_kept(
     make_checkpoint, monkeypatch
 ):
-    from langchain_domain_router import _inputs, _nodes
+    from langchain_domain_router import _inputs
     from langchain_domain_router import router as router_module
+    from langchain_domain_router.graph import _nodes
 
     calls: list[str] = []
     for module, name in [(router_module, "to_state"), (_nodes, "question_text")]:

@@ -15,7 +15,7 @@ from langchain_domain_router import (
     RoutingDecision,
     build_router_graph,
 )
-from langchain_domain_router.policy import choose_candidate
+from langchain_domain_router.graph.policy import choose_candidate
 from tests.conftest import FailingChatModel, fake_expert, make_config
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "router_graph_fan_out.mmd"

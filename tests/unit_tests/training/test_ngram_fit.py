@@ -11,8 +11,8 @@ pytest.importorskip("matplotlib")
 
 import torch
 
-from langchain_domain_router._chars import CHAR_IDS, char_ids
 from langchain_domain_router.classifier import TorchBackend
+from langchain_domain_router.classifier._chars import CHAR_IDS, char_ids
 from langchain_domain_router.training import main
 from langchain_domain_router.training._inference import load_model_dir
 from langchain_domain_router.training._ngram_fit import bag_features, source_counts
@@ -99,7 +99,7 @@ def test_graph_branch_equals_the_fitted_features(fitted: tuple[Path, Path]) -> N
 
 
 def test_token_ngrams_hash_apart_from_characters() -> None:
-    from langchain_domain_router.modeling import TOKEN_SALT, hashed_ngrams
+    from langchain_domain_router.classifier.modeling import TOKEN_SALT, hashed_ngrams
 
     ids = torch.tensor([[104, 105, 33]])
     mask = torch.ones_like(ids)

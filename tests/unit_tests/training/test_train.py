@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 
 # Training needs the [train] extra (scikit-learn, matplotlib); the core install does not.
 pytest.importorskip("sklearn")

@@ -21,7 +21,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router._runtime import available_cpus, default_threads
+from langchain_domain_router.classifier import available_cpus, default_threads
 
 BENCH_QUESTIONS = (
     "민법상 채권자대위권을 행사하기 위한 요건은 무엇인가요?",

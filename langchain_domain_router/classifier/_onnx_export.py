@@ -16,8 +16,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router._chars import CHAR_IDS, char_cap, char_ids
 from langchain_domain_router.classifier._backends import OnnxBackend, backend_logits
+from langchain_domain_router.classifier._chars import CHAR_IDS, char_cap, char_ids
 from langchain_domain_router.classifier._onnx import (
     EXPORT_META,
     INT8_TOLERANCE_POINTS,
@@ -70,7 +70,7 @@ def export_onnx(
     import torch
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-    import langchain_domain_router.modeling  # noqa: F401  (registers the project's model type)
+    import langchain_domain_router.classifier.modeling  # noqa: F401  (registers the project's model type)
 
     if len(check_texts) != len(check_labels):
         msg = "check_texts and check_labels must have the same length"

@@ -3,17 +3,20 @@
 A Korean question gets the whole text in Korean, any other question the whole text in
 English; each names one reason the model was not used. The routing reason is told from
 the routing record, so a low-confidence or out-of-domain question reads "no domain",
-with the best guess only as a detail.
+with the best guess only as a detail. Experts without a reachable model get one plain
+notice at build time that says how to set a key.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from langchain_domain_router._taxonomy import KMMLU_DOMAINS
+from langchain_domain_router.taxonomy import KMMLU_DOMAINS
 
+OFFLINE_MODEL = "offline"
+"""The ``model`` value that asks for the offline expert explicitly."""
 NO_API_KEY = "no API key is set"
 """Why a model was not used, when its provider found no key: the usual case."""
 ASKED_FOR_OFFLINE = "the profile asks for the offline expert"
@@ -101,3 +104,38 @@ def _korean_reason(expert: str, routing: Mapping[str, Any]) -> str:
     unsure = f"분야를 정할 수 없습니다(가장 가까운 추정: {domain} {score:.2f}). "
     unsure += f"'{expert}' 전문가가 답합니다"
     return why.get(str(routing.get("reason")), unsure)
+
+
+def _key_hint(model: str) -> str:
+    provider = model.split(":", 1)[0] if ":" in model else ""
+    if provider == "openai":
+        return "OPENAI_API_KEY (and OPENAI_BASE_URL for any OpenAI-compatible server)"
+    return f"{provider.upper()}_API_KEY" if provider else "the provider's API key"
+
+
+def offline_notice(unreachable: Sequence[tuple[str, str]]) -> str | None:
+    """Say in one line which experts the offline expert stands in for, and how to change it.
+
+    Args:
+        unreachable: ``(node, model)`` for each expert model that could not be built.
+            Models configured as ``"offline"`` on purpose need no notice.
+
+    Returns:
+        The notice, or ``None`` when every offline expert was asked for.
+
+    Example:
+        ```python
+        offline_notice([("law", "openai:gpt-4o"), ("general", "openai:gpt-4o-mini")])
+        # 'no chat model available for law, general: the offline expert answers with the
+        #  routing decision; set OPENAI_API_KEY (...) for real answers'
+        ```
+    """
+    missing = [(node, model) for node, model in unreachable if model != OFFLINE_MODEL]
+    if not missing:
+        return None
+    nodes = ", ".join(dict.fromkeys(node for node, _ in missing))
+    hints = " or ".join(dict.fromkeys(_key_hint(model) for _, model in missing))
+    return (
+        f"no chat model available for {nodes}: the offline expert answers with the routing "
+        f"decision; set {hints} for real answers"
+    )

@@ -13,7 +13,7 @@ import logging
 import sys
 from pathlib import Path
 
-from langchain_domain_router._cli_output import write
+from langchain_domain_router.cli._output import write
 
 logger = logging.getLogger("langchain_domain_router.cli")
 
@@ -69,7 +69,7 @@ def _run_export_onnx(args: argparse.Namespace) -> int:
 
 
 def _run_bench(args: argparse.Namespace) -> int:
-    from langchain_domain_router.bench import (
+    from langchain_domain_router.cli._bench import (
         BENCH_QUESTIONS,
         int_list,
         read_questions,

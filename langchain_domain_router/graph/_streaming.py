@@ -25,7 +25,7 @@ from typing import Any
 from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.tool import tool_call_chunk
 
-from langchain_domain_router.experts import ATTEMPT_KEY
+from langchain_domain_router.graph.experts import ATTEMPT_KEY
 from langchain_domain_router.schema import CLASSIFY_NODE
 
 STREAM_RESET = "stream_reset"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from langchain_domain_router._cli_output import write
+from langchain_domain_router.cli._output import write
 
 
 def _run_fit_domains(args: argparse.Namespace) -> int:

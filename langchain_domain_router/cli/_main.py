@@ -21,11 +21,13 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from langchain_domain_router._cli_fit import add_fit_command
-from langchain_domain_router._cli_output import print_prediction, print_route, write
-from langchain_domain_router._cli_tools import add_tool_commands, register_plugins
-from langchain_domain_router._quiet import PACKAGE_LOGGER
 from langchain_domain_router._text import require_text
+from langchain_domain_router.cli._fit import add_fit_command
+from langchain_domain_router.cli._output import print_prediction, print_route, write
+from langchain_domain_router.cli._tools import add_tool_commands, register_plugins
+
+PACKAGE_LOGGER = __name__.partition(".")[0]
+"""The package's top logger: ``-v`` sets it to ``DEBUG``, which also un-hushes model loading."""
 
 EXAMPLES = """\
 examples:

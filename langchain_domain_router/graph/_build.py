@@ -12,11 +12,12 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Send
 
-from langchain_domain_router._nodes import ClassifyNode, ExpertNode, merge_answers
-from langchain_domain_router._quiet import offline_notice
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
-from langchain_domain_router.policy import resolve_thresholds
+from langchain_domain_router.graph._expert_nodes import ExpertNode, merge_answers
+from langchain_domain_router.graph._nodes import ClassifyNode
+from langchain_domain_router.graph._offline_text import offline_notice
+from langchain_domain_router.graph.policy import resolve_thresholds
 from langchain_domain_router.schema import (
     CLASSIFY_NODE,
     GENERAL_NODE,

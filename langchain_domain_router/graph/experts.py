@@ -22,13 +22,14 @@ from langchain_core.runnables import RunnableConfig
 from pydantic import Field
 from typing_extensions import override
 
-from langchain_domain_router._offline_text import (
+from langchain_domain_router._redact import model_secrets, profile_secrets, redact
+from langchain_domain_router.graph._offline_text import (
     ASKED_FOR_OFFLINE,
     NO_API_KEY,
+    OFFLINE_MODEL,
     is_korean,
     offline_text,
 )
-from langchain_domain_router._redact import model_secrets, profile_secrets, redact
 from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import EXPERT_OPTIONS
 
@@ -51,8 +52,6 @@ ATTEMPT_KEY = "domain_router_attempt"
 of a retry from those of the attempt it replaces (message ids may change within one)."""
 _ATTEMPTS = itertools.count()
 
-OFFLINE_MODEL = "offline"
-"""The ``model`` value that asks for the offline expert explicitly."""
 _MISSING_KEY = re.compile(r"credentials|api[_ ]key", re.IGNORECASE)
 """How providers' errors say that no API key was given."""
 

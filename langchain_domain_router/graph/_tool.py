@@ -1,19 +1,16 @@
-"""``router_tool``: the router as a tool that takes one question string, for agents."""
+"""The router as a tool for agents: one ``question`` string in, the answer and its record out."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
-from langchain_core.runnables import RunnableConfig
+from langchain_core.messages import AIMessage
+from langchain_core.runnables import Runnable, RunnableConfig
 from langchain_core.tools import StructuredTool, ToolException
 from pydantic import BaseModel, Field
 
-from langchain_domain_router.classifier import DomainClassifier
-from langchain_domain_router.config import RouterConfig
-from langchain_domain_router.router import DomainRouter
 from langchain_domain_router.schema import ROUTER_NAME
 
 TOOL_NAME = ROUTER_NAME
@@ -34,43 +31,24 @@ class RouterToolInput(BaseModel):
     )
 
 
-def router_tool(
-    router: DomainRouter | RouterConfig | str | Path | None = None,
-    *,
-    name: str = TOOL_NAME,
-    description: str = TOOL_DESCRIPTION,
-    classifier: DomainClassifier | None = None,
+def question_tool(
+    answerer: Runnable[str, AIMessage], *, name: str, description: str
 ) -> StructuredTool:
-    """Wrap a router as a tool for ``create_react_agent``, ``create_agent`` or ``bind_tools``.
+    """Wrap a Runnable that answers a question string as a tool with one ``question`` argument.
 
-    The tool takes ``{"question": str}``, returns the answer's text as the tool message
-    content and the routing record as its ``artifact`` (``ToolMessage.artifact``). The
-    agent's callbacks and config reach the router, so traces nest and audit/metrics
-    handlers see the routing.
+    The tool's content is the answer's text, its ``artifact`` the routing record
+    (``response_metadata["routing"]``). The agent's config (callbacks, tags) reaches the
+    answerer; an input it refuses goes back to the agent's model as a tool error.
 
     Args:
-        router: A ``DomainRouter``, a configuration or a path to one (``None``: the
-            example configuration).
+        answerer: A Runnable that takes the question and returns an ``AIMessage`` with
+            the routing record (a ``DomainRouter``).
         name: The tool's name, as the agent's model sees it.
         description: What the tool is for, as the agent's model sees it.
-        classifier: The classifier, when ``router`` is a configuration.
 
     Returns:
         The tool.
-
-    Example:
-        ```python
-        from langgraph.prebuilt import create_react_agent
-        from langchain_domain_router import DomainRouter, router_tool
-
-        router = DomainRouter.from_config("router.yaml")
-        agent = create_react_agent(model, [router_tool(router)])  # or router.as_tool()
-        agent.invoke({"messages": [("human", "양도소득세는 어떻게 계산하나요?")]})
-        ```
     """
-    if not isinstance(router, DomainRouter):
-        router = DomainRouter.from_config(router, classifier=classifier)
-    answerer = router
 
     def ask(question: str, config: RunnableConfig) -> tuple[str, dict[str, Any]]:
         with _refusal_for_the_model():
