@@ -13,15 +13,17 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import FastAPI, HTTPException, Request, Response
+from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import Runnable, RunnableBinding
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langserve import add_routes
+from langserve.callbacks import AsyncEventAggregatorCallback
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import Field
+from starlette.routing import BaseRoute
 from typing_extensions import override
 
 from langchain_domain_router._redact import install_log_redaction, redact
@@ -48,6 +50,7 @@ from langchain_domain_router.server._openai import COMPLETIONS_PATH, add_openai_
 from langchain_domain_router.server._openai_errors import OpenAIErrorsMiddleware
 from langchain_domain_router.server._redacting import RedactingMiddleware
 from langchain_domain_router.server._requests import (
+    CheckedBodyRoute,
     ServedInput,
     parse_router_input,
     parse_served_input,
@@ -82,6 +85,21 @@ class _Served(RunnableBinding[Any, Any]):
     @override
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         return get_unique_config_specs([*super().config_specs, *self.extra_specs])
+
+    @override
+    def _merge_configs(self, *configs: RunnableConfig | None) -> RunnableConfig:
+        """The run config, without LangServe's recorder of callback events.
+
+        LangServe attaches one to every run for responses that carry the callback
+        events; this server's never do (``include_callback_events`` is off), and a
+        handler that records chain runs would make the classifier record its own run.
+        """
+        config = super()._merge_configs(*configs)
+        callbacks = config.get("callbacks")
+        if isinstance(callbacks, list):
+            kept = [h for h in callbacks if not isinstance(h, AsyncEventAggregatorCallback)]
+            config["callbacks"] = kept
+        return config
 
 
 @dataclass
@@ -250,6 +268,8 @@ def create_app(
         (CLASSIFY_PATH, classifier, DomainPrediction, []),
     ]
     threads = checkpointer is not None
+    # The limits middleware decodes each body and reads its inputs; these routes take that.
+    langserve_routes = APIRouter(route_class=CheckedBodyRoute)
     for path, runnable, output_type, specs in served:
         binding = _Served(
             bound=runnable,
@@ -259,7 +279,8 @@ def create_app(
             extra_specs=specs,
         )
         tag = partial(_tag_request, threads=threads if specs else None)
-        add_routes(app, binding, path=path, per_req_config_modifier=tag)
+        add_routes(langserve_routes, binding, path=path, per_req_config_modifier=tag)
+    app.include_router(langserve_routes)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -280,7 +301,7 @@ def create_app(
         return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     add_openai_routes(app, router, callbacks=handlers, tag=_tag_request)
-    metrics.track_endpoints(_route_paths(app))
+    metrics.track_endpoints(_route_paths([*app.routes, *langserve_routes.routes]))
     app.state.metrics = metrics
     app.state.router = router
     app.state.classifier = classifier
@@ -307,9 +328,9 @@ def create_app(
     return app
 
 
-def _route_paths(app: FastAPI) -> Iterable[str]:
+def _route_paths(routes: Iterable[BaseRoute]) -> Iterable[str]:
     """Paths without parameters: the bounded set that metrics label by name."""
-    for route in app.routes:
+    for route in routes:
         path = getattr(route, "path", "")
         if path and "{" not in path:
             yield path

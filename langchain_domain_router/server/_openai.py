@@ -25,7 +25,7 @@ from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
-from langchain_domain_router._inputs import InputState, to_state
+from langchain_domain_router._inputs import Question, read_question
 from langchain_domain_router.config import RouterConfig, StreamingSettings
 from langchain_domain_router.graph.experts import resolve_chat_model
 from langchain_domain_router.profiles import ExpertProfile
@@ -136,8 +136,8 @@ class OpenAIRoutes:
                 )
                 raise Refused(400, message, param=feature, code="unsupported_parameter")
 
-    def parse(self, raw: bytes) -> tuple[ChatCompletionRequest, InputState]:
-        """Validate a request body; return it and the graph's input state.
+    def parse(self, raw: bytes) -> tuple[ChatCompletionRequest, Question]:
+        """Validate a request body; return it and its question, read once.
 
         Raises:
             Refused: 400 for a malformed body, 404 for an unknown model.
@@ -159,13 +159,13 @@ class OpenAIRoutes:
         dumped = [m.model_dump(exclude_none=True, exclude={"refusal"}) for m in body.messages]
         try:
             messages = convert_to_messages(dumped)
-            state = to_state({"messages": messages, "pinned_expert": pinned})
+            question = read_question({"messages": messages, "pinned_expert": pinned})
         except (TypeError, ValueError, KeyError) as exc:
             raise Refused(400, f"messages: {exc}", param="messages") from None
-        return body, state
+        return body, question
 
     async def stream(
-        self, body: ChatCompletionRequest, state: InputState, config: RunnableConfig
+        self, body: ChatCompletionRequest, question: Question, config: RunnableConfig
     ) -> Response:
         """Run a streamed request: its held chunks as SSE events, or the upstream error.
 
@@ -175,7 +175,7 @@ class OpenAIRoutes:
         """
         chunks = [
             chunk
-            async for chunk in self.router.astream(state, config)
+            async for chunk in self.router.astream(question, config)
             if isinstance(chunk, AIMessageChunk)
         ]
         routing = chunks[-1].response_metadata["routing"]
@@ -312,13 +312,13 @@ def add_openai_routes(
     @app.post(COMPLETIONS_PATH, tags=["openai"])
     async def chat_completions(request: Request) -> Response:
         try:
-            body, state = routes.parse(await request.body())
+            body, question = routes.parse(await request.body())
         except Refused as refusal:
             return refusal.response()
         config = routes.config(body, request)
         if body.stream:
-            return await routes.stream(body, state, config)
-        answer = await routes.router.ainvoke(state, config)
+            return await routes.stream(body, question, config)
+        answer = await routes.router.ainvoke(question, config)
         routing = answer.response_metadata["routing"]
         headers = _headers(routing)
         if failure := _upstream_failure(routing):

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
 from contextlib import asynccontextmanager
 
 import pytest
@@ -42,31 +40,6 @@ def test_threads_keep_state_and_the_lifespan_hook_runs(math_checkpoint):
     assert events == ["open", "close"]
 
 
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts the calls of the functions that read a question, wherever imported."""
-    counts: Counter[str] = Counter()
-    for name in ("to_state", "question_text", "extract_question"):
-        original = getattr(_inputs, name)
-
-        def counted(*args, _name=name, _original=original, **kwargs):
-            counts[_name] += 1
-            return _original(*args, **kwargs)
-
-        for module in list(sys.modules.values()):
-            named = getattr(module, "__name__", "")
-            if named.startswith("langchain_domain_router") and vars(module).get(name) is original:
-                monkeypatch.setattr(module, name, counted)
-    return counts
-
-
-def _once_each(inputs: int = 1) -> Counter[str]:
-    # to_state checks the input once (in the server's validation), the classify node
-    # works out the text once, and the classifier, traced for the metrics, checks that
-    # string (not the conversation) once.
-    return Counter({"to_state": inputs, "question_text": inputs, "extract_question": inputs})
-
-
 def test_create_app_loads_the_config_once(math_checkpoint, monkeypatch):
     from langchain_domain_router import RouterConfig
 
@@ -84,13 +57,24 @@ def test_create_app_loads_the_config_once(math_checkpoint, monkeypatch):
     assert app.state.router.invoke("미분이란?").content == "미분 답변"
 
 
-def test_a_question_is_read_once_per_http_request_and_per_invoke(math_checkpoint, reads):
+def test_a_question_is_read_once_per_http_request_and_per_invoke(
+    math_checkpoint, reads, monkeypatch
+):
+    traced: list[object] = []
+    ainvoke = DomainClassifier.ainvoke
+
+    async def counted(self, value, config=None, **kwargs):
+        traced.append(value)
+        return await ainvoke(self, value, config, **kwargs)
+
+    monkeypatch.setattr(DomainClassifier, "ainvoke", counted)
     app = create_app(
         make_config(math=fake_expert("미분 답변")),
         classifier=DomainClassifier.from_pretrained(math_checkpoint),
     )
     conversation = [{"type": "human", "content": "미분"}, {"type": "ai", "content": "답"}]
     with TestClient(app) as client:
+        traced.clear()  # the start-up's warm-up call
         for endpoint, body in [
             ("/router/invoke", {"input": "미분이란?"}),
             ("/router/invoke", {"input": {"question": "적분은?", "messages": conversation}}),
@@ -99,23 +83,25 @@ def test_a_question_is_read_once_per_http_request_and_per_invoke(math_checkpoint
             reads.clear()
             response = client.post(endpoint, json=body)
             assert response.status_code == 200, response.text
-            assert reads == _once_each(), endpoint
+            assert len(reads) == 1, endpoint
+            if endpoint.endswith("invoke"):  # the metrics need no run of the classifier
+                assert traced == [], endpoint
         reads.clear()
         response = client.post("/router/batch", json={"inputs": ["미분", "적분", "미분"]})
         assert [answer["content"] for answer in response.json()["output"]] == ["미분 답변"] * 3
-        assert reads == _once_each(3)
+        assert reads == ["미분", "적분", "미분"]
         reads.clear()
         response = client.post("/classify/invoke", json={"input": {"messages": conversation}})
         assert response.json()["output"]["label"] == "Math"
-        assert reads == _once_each()  # the classifier reads the text from the checked state
+        assert len(reads) == 1
         reads.clear()
         response = client.post("/router/invoke", json={"input": conversation})
         assert response.status_code == 422 and "human turn" in response.text
-        assert reads == {"to_state": 1}
+        assert len(reads) == 1
     reads.clear()
     assert app.state.router.invoke("미분이란?").content == "미분 답변"
-    assert reads == {"to_state": 1, "question_text": 1}  # untraced: classify_texts(text)
-    # A state built under the classifier's looser rule is checked again by the router.
-    state = _inputs.to_state([HumanMessage("미분"), AIMessage("답")], question_last=False)
+    assert reads == ["미분이란?"]
+    # A question read under the classifier's looser rule is refused by the router.
+    question = _inputs.read_question([HumanMessage("미분"), AIMessage("답")], question_last=False)
     with pytest.raises(ValueError, match="human turn"):
-        app.state.router.invoke(state)
+        app.state.router.invoke(question)
