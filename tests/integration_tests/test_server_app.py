@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage, HumanMessage
@@ -105,3 +107,48 @@ def test_a_question_is_read_once_per_http_request_and_per_invoke(
     question = _inputs.read_question([HumanMessage("미분"), AIMessage("답")], question_last=False)
     with pytest.raises(ValueError, match="human turn"):
         app.state.router.invoke(question)
+
+
+@contextmanager
+def served_in_this_process(app) -> Iterator[str]:
+    """``app`` under uvicorn on 127.0.0.1, in a thread: real HTTP, this process's counters."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tests.integration_tests._servers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):  # at most 60 s to load the model and warm up
+            if server.started and httpx.get(f"http://127.0.0.1:{port}/readyz").is_success:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the server did not get ready in 60 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_a_question_over_real_http_is_read_once(math_checkpoint, reads):
+    app = create_app(
+        make_config(math=fake_expert("미분 답변")),
+        classifier=DomainClassifier.from_pretrained(math_checkpoint),
+    )
+    with served_in_this_process(app) as url:
+        reads.clear()  # the start-up's warm-up question
+        response = httpx.post(f"{url}/router/invoke", json={"input": {"question": " 미분이란? "}})
+        assert response.status_code == 200, response.text
+        assert response.json()["output"]["content"] == "미분 답변"
+        assert reads == [{"question": " 미분이란? ", "messages": []}]
+        reads.clear()
+        body = b'{"input": {"question": "\\ud800"}}'  # a JSON escape, as a client sends it
+        refused = httpx.post(f"{url}/router/invoke", content=body)
+        assert refused.status_code == 422 and "input.question holds" in refused.text
+        assert len(reads) == 1
