@@ -32,6 +32,8 @@ from langchain_domain_router.schema import (
     ROUTING_EVENT,
     DomainPrediction,
     RouterState,
+    RoutingRecord,
+    routing_record,
 )
 
 
@@ -43,13 +45,13 @@ def listened(run_config: RunnableConfig) -> bool:
     return bool(callbacks)
 
 
-def emit(name: str, routing: dict[str, Any], run_config: RunnableConfig) -> None:
+def emit(name: str, routing: RoutingRecord, run_config: RunnableConfig) -> None:
     get_stream_writer()({"event": name, "routing": routing})
     if listened(run_config):
         dispatch_custom_event(name, routing, config=run_config)
 
 
-async def aemit(name: str, routing: dict[str, Any], run_config: RunnableConfig) -> None:
+async def aemit(name: str, routing: RoutingRecord, run_config: RunnableConfig) -> None:
     get_stream_writer()({"event": name, "routing": routing})
     if listened(run_config):
         await adispatch_custom_event(name, routing, config=run_config)
@@ -182,7 +184,7 @@ class ClassifyNode(Node):
         )
         return {
             "prediction": prediction.model_dump(mode="json"),
-            "routing": decision.model_dump(mode="json"),
+            "routing": routing_record(decision),
             "answer": None,
             "fan_out_answers": None,
         }
@@ -207,7 +209,7 @@ class ClassifyNode(Node):
             "messages": new,
             "question": text,
             "prediction": None,
-            "routing": decision.model_dump(mode="json"),
+            "routing": routing_record(decision),
             "answer": None,
             "fan_out_answers": None,
             "pinned_expert": None,

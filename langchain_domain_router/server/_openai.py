@@ -30,7 +30,7 @@ from langchain_domain_router.config import RouterConfig, StreamingSettings
 from langchain_domain_router.graph.experts import resolve_chat_model
 from langchain_domain_router.profiles import ExpertProfile
 from langchain_domain_router.router import DomainRouter
-from langchain_domain_router.schema import EXPERT_OPTIONS, GENERAL_NODE
+from langchain_domain_router.schema import EXPERT_OPTIONS, GENERAL_NODE, REASON_EXPERT_ERROR
 from langchain_domain_router.server._openai_errors import error_type
 from langchain_domain_router.server._openai_schema import (
     AnswerMessage,
@@ -205,7 +205,7 @@ def _headers(routing: dict[str, Any]) -> dict[str, str]:
 
 def _upstream_failure(routing: dict[str, Any]) -> Refused | None:
     """502 (504 for a timeout) when the fallback failed too and only the stand-in spoke."""
-    failed = routing.get("reason") == "expert_error" and routing.get("offline")
+    failed = routing.get("reason") == REASON_EXPERT_ERROR and routing.get("offline")
     if not failed or routing.get("failed_expert") != GENERAL_NODE:
         return None
     error = str(routing.get("error") or "")
