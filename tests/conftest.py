@@ -235,3 +235,19 @@ def reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
         if named.startswith("langchain_domain_router") and vars(module).get("read_question"):
             monkeypatch.setattr(module, "read_question", counted)
     return calls
+
+
+@pytest.fixture
+def config_loads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The argument of every ``RouterConfig.load`` call."""
+    from langchain_domain_router import RouterConfig
+
+    calls: list[Any] = []
+    load = RouterConfig.load.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[RouterConfig], config: Any = None) -> RouterConfig:
+        calls.append(config)
+        return load(cls, config)
+
+    monkeypatch.setattr(RouterConfig, "load", classmethod(counted))
+    return calls

@@ -42,20 +42,10 @@ def test_threads_keep_state_and_the_lifespan_hook_runs(math_checkpoint):
     assert events == ["open", "close"]
 
 
-def test_create_app_loads_the_config_once(math_checkpoint, monkeypatch):
-    from langchain_domain_router import RouterConfig
-
-    loads: list[object] = []
-    load = RouterConfig.load.__func__
-
-    def counted(cls, config=None):
-        loads.append(config)
-        return load(cls, config)
-
-    monkeypatch.setattr(RouterConfig, "load", classmethod(counted))
+def test_create_app_loads_the_config_once(math_checkpoint, config_loads):
     config = make_config(math=fake_expert("미분 답변"))
     app = create_app(config, classifier=DomainClassifier.from_pretrained(math_checkpoint))
-    assert loads == [config]
+    assert config_loads == [config]
     assert app.state.router.invoke("미분이란?").content == "미분 답변"
 
 

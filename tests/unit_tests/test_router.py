@@ -165,20 +165,12 @@ def test_a_graph_invoked_on_its_own_reads_its_state_once(make_checkpoint, reads)
         graph.invoke({"messages": [HumanMessage("\ud800")]})
 
 
-def test_the_config_is_loaded_once_where_it_is_handed_in(make_checkpoint, monkeypatch):
-    from langchain_domain_router import RouterConfig, build_router_graph
+def test_the_config_is_loaded_once_where_it_is_handed_in(make_checkpoint, config_loads):
+    from langchain_domain_router import build_router_graph
 
-    loads: list[object] = []
-    load = RouterConfig.load.__func__
-
-    def counted(cls, config=None):
-        loads.append(config)
-        return load(cls, config)
-
-    monkeypatch.setattr(RouterConfig, "load", classmethod(counted))
     classifier = DomainClassifier.from_pretrained(make_checkpoint(bias={"Math": 10.0}))
     config = make_config(math=fake_expert(ANSWER))
     assert DomainRouter.from_config(config, classifier=classifier).invoke("미분").content == ANSWER
-    assert loads == [config]
+    assert config_loads == [config]
     build_router_graph(config, classifier=classifier)
-    assert loads == [config, config]
+    assert config_loads == [config, config]
