@@ -13,7 +13,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, HTTPException, Request, Response
+from fastapi import FastAPI, HTTPException, Request, Response
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
 from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
@@ -23,7 +23,6 @@ from langserve import add_routes
 from langserve.callbacks import AsyncEventAggregatorCallback
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import Field
-from starlette.routing import BaseRoute
 from typing_extensions import override
 
 from langchain_domain_router._redact import install_log_redaction, redact
@@ -268,8 +267,8 @@ def create_app(
         (CLASSIFY_PATH, classifier, DomainPrediction, []),
     ]
     threads = checkpointer is not None
-    # The limits middleware decodes each body and reads its inputs; these routes take that.
-    langserve_routes = APIRouter(route_class=CheckedBodyRoute)
+    # The limits middleware decodes each body and reads its inputs; the routes take that.
+    app.router.route_class = CheckedBodyRoute
     for path, runnable, output_type, specs in served:
         binding = _Served(
             bound=runnable,
@@ -279,8 +278,7 @@ def create_app(
             extra_specs=specs,
         )
         tag = partial(_tag_request, threads=threads if specs else None)
-        add_routes(langserve_routes, binding, path=path, per_req_config_modifier=tag)
-    app.include_router(langserve_routes)
+        add_routes(app, binding, path=path, per_req_config_modifier=tag)
 
     @app.get("/healthz", tags=["ops"])
     async def healthz() -> dict[str, str]:
@@ -301,7 +299,7 @@ def create_app(
         return Response(content=metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
     add_openai_routes(app, router, callbacks=handlers, tag=_tag_request)
-    metrics.track_endpoints(_route_paths([*app.routes, *langserve_routes.routes]))
+    metrics.track_endpoints(_route_paths(app))
     app.state.metrics = metrics
     app.state.router = router
     app.state.classifier = classifier
@@ -328,9 +326,9 @@ def create_app(
     return app
 
 
-def _route_paths(routes: Iterable[BaseRoute]) -> Iterable[str]:
+def _route_paths(app: FastAPI) -> Iterable[str]:
     """Paths without parameters: the bounded set that metrics label by name."""
-    for route in routes:
+    for route in app.routes:
         path = getattr(route, "path", "")
         if path and "{" not in path:
             yield path
