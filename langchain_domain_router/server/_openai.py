@@ -136,14 +136,14 @@ class OpenAIRoutes:
                 )
                 raise Refused(400, message, param=feature, code="unsupported_parameter")
 
-    def parse(self, raw: bytes) -> tuple[ChatCompletionRequest, Question]:
-        """Validate a request body; return it and its question, read once.
+    def parse(self, payload: Any) -> tuple[ChatCompletionRequest, Question]:
+        """Validate a decoded request body; return it and its question, read once.
 
         Raises:
             Refused: 400 for a malformed body, 404 for an unknown model.
         """
         try:
-            body = ChatCompletionRequest.model_validate_json(raw)
+            body = ChatCompletionRequest.model_validate(payload)
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             param = ".".join(str(part) for part in error["loc"]) or None
@@ -312,7 +312,8 @@ def add_openai_routes(
     @app.post(COMPLETIONS_PATH, tags=["openai"])
     async def chat_completions(request: Request) -> Response:
         try:
-            body, question = routes.parse(await request.body())
+            # The body as the limits middleware decoded it (CheckedBodyRoute).
+            body, question = routes.parse(await request.json())
         except Refused as refusal:
             return refusal.response()
         config = routes.config(body, request)

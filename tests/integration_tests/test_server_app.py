@@ -10,9 +10,10 @@ import pytest
 from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from starlette.requests import Request
 
 from langchain_domain_router import DomainClassifier, _inputs
-from langchain_domain_router.server import create_app
+from langchain_domain_router.server import _limits, create_app
 from tests.conftest import fake_expert, make_config
 
 
@@ -49,6 +50,9 @@ def test_create_app_loads_the_config_once(math_checkpoint, config_loads):
     assert app.state.router.invoke("미분이란?").content == "미분 답변"
 
 
+HUMAN_TURN = {"role": "user", "content": "미분이란?"}
+
+
 def test_a_question_is_read_once_per_http_request_and_per_invoke(
     math_checkpoint, reads, monkeypatch
 ):
@@ -60,23 +64,31 @@ def test_a_question_is_read_once_per_http_request_and_per_invoke(
         return await ainvoke(self, value, config, **kwargs)
 
     monkeypatch.setattr(DomainClassifier, "ainvoke", counted)
+    decoded: list[bytes] = []  # every JSON body decoded: once per request, by the limits
+    decode_json = _limits.decode_json
+    monkeypatch.setattr(
+        _limits, "decode_json", lambda body, depth: decoded.append(body) or decode_json(body, depth)
+    )
+    monkeypatch.setattr(Request, "json", lambda self: pytest.fail("a body decoded twice"))
     app = create_app(
         make_config(math=fake_expert("미분 답변")),
         classifier=DomainClassifier.from_pretrained(math_checkpoint),
     )
     conversation = [{"type": "human", "content": "미분"}, {"type": "ai", "content": "답"}]
     with TestClient(app) as client:
-        traced.clear()  # the start-up's warm-up call
         for endpoint, body in [
             ("/router/invoke", {"input": "미분이란?"}),
             ("/router/invoke", {"input": {"question": "적분은?", "messages": conversation}}),
             ("/router/stream", {"input": [{"type": "human", "content": "미분이란?"}]}),
+            ("/v1/chat/completions", {"model": "auto", "messages": [HUMAN_TURN]}),
         ]:
             reads.clear()
+            decoded.clear()
+            traced.clear()
             response = client.post(endpoint, json=body)
             assert response.status_code == 200, response.text
-            assert len(reads) == 1, endpoint
-            if endpoint.endswith("invoke"):  # the metrics need no run of the classifier
+            assert len(reads) == 1 and len(decoded) == 1, endpoint
+            if not endpoint.endswith("stream"):  # the metrics need no run of the classifier
                 assert traced == [], endpoint
         reads.clear()
         response = client.post("/router/batch", json={"inputs": ["미분", "적분", "미분"]})
