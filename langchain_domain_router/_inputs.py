@@ -181,7 +181,7 @@ def check_messages(messages: Any, where: str | None = None) -> Sequence[BaseMess
                 f"item {index} is a {type(message).__name__}"
             )
             raise TypeError(msg)
-        label = f"{where}[{index}].content" if where else f"message {index}'s content"
+        label = f"message {index}'s content" if where is None else f"{where}[{index}].content"
         for text in _strings(message.content):
             check_text(text, label)
     return messages
@@ -200,6 +200,11 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
+def _field(where: str, key: str) -> str:
+    """The path of ``key`` in the object at ``where`` (``""``: the request body)."""
+    return f"{where}.{key}" if where else key
+
+
 def _mapping_messages(value: Mapping[str, Any], where: str | None) -> list[BaseMessage]:
     question = value.get("question")
     if question is not None and not isinstance(question, str):
@@ -207,9 +212,9 @@ def _mapping_messages(value: Mapping[str, Any], where: str | None) -> list[BaseM
         raise TypeError(msg)
     messages = value.get("messages")
     if messages is not None:
-        check_messages(messages, f"{where}.messages" if where else None)
+        check_messages(messages, None if where is None else _field(where, "messages"))
     if isinstance(question, str):
-        check_text(question, f"{where}.question" if where else "the question")
+        check_text(question, "the question" if where is None else _field(where, "question"))
         return [*(messages or []), HumanMessage(content=question)]
     if messages is None:
         msg = "a dict input needs a 'question' string or a 'messages' list"
@@ -253,8 +258,9 @@ def read_question(value: Any, *, question_last: bool = True, where: str | None =
         question_last: Require the conversation to end in the human turn it asks (the
             router answers that turn); ``False`` takes any conversation holding a human
             message (the classifier reads the last one).
-        where: The input's path in a request (``"input"``), to name a string with bad
-            Unicode by its field (``"input.messages[0].content"``).
+        where: The input's path in a request (``"input"``; ``""``: the body itself),
+            to name a string with bad Unicode by its field
+            (``"input.messages[0].content"``).
 
     Returns:
         The checked question.

@@ -206,7 +206,8 @@ class LimitsMiddleware:
     inputs (``"input"``, or each of a batch's ``"inputs"``), which raises ``ValueError``
     naming the field: 422 before the runnable runs, or an error entry of its own in a
     batch. ``guarded`` names more POST paths under the same limits, each with the body
-    field that holds its input (``{"/v1/chat/completions": "messages"}``).
+    field that holds its input (``{"/v1/chat/completions": "messages"}``), whose route
+    reads the messages' content (``read_question``).
     """
 
     def __init__(
@@ -277,13 +278,18 @@ class LimitsMiddleware:
         route = path.rstrip("/").rsplit("/", 1)[0]
         return self.validate_input.get(route)
 
-    def _read(self, value: Any, where: str, validator: InputValidator | None) -> Any:
+    def _read(
+        self, value: Any, where: str, validator: InputValidator | None, *, routed: bool = False
+    ) -> Any:
         """Read one input: the validator's value, or the JSON when the route has none.
+
+        ``routed``: the route reads the input's messages (their content is its to check).
 
         Raises:
             LimitError: 422 for bad Unicode, an input too long, or an invalid input.
         """
-        strings = _strings(value, where) if validator is None else _unread_strings(value, where)
+        read = validator is not None or routed
+        strings = _unread_strings(value, where) if read else _strings(value, where)
         if problem := _first_problem(strings):
             raise problem
         chars, limit = text_chars(value), self.settings.max_input_chars
@@ -315,7 +321,8 @@ class LimitsMiddleware:
             raise problem
         inputs = payload[key]
         if key != "inputs":
-            return {**payload, key: self._read(inputs, key, validator)}, {}
+            value = self._read(inputs, key, validator, routed=key in self.guarded.values())
+            return {**payload, key: value}, {}
         if not isinstance(inputs, list):
             return None, {}
         limit = self.settings.max_batch_size

@@ -159,7 +159,8 @@ class OpenAIRoutes:
         dumped = [m.model_dump(exclude_none=True, exclude={"refusal"}) for m in body.messages]
         try:
             messages = convert_to_messages(dumped)
-            question = read_question({"messages": messages, "pinned_expert": pinned})
+            # The limits middleware checked the body's other strings; this, the content.
+            question = read_question({"messages": messages, "pinned_expert": pinned}, where="")
         except (TypeError, ValueError, KeyError) as exc:
             raise Refused(400, f"messages: {exc}", param="messages") from None
         return body, question

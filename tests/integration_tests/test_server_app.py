@@ -70,6 +70,15 @@ def test_a_question_is_read_once_per_http_request_and_per_invoke(
         _limits, "decode_json", lambda body, depth: decoded.append(body) or decode_json(body, depth)
     )
     monkeypatch.setattr(Request, "json", lambda self: pytest.fail("a body decoded twice"))
+    scanned: list[tuple[str, str]] = []  # each string checked for bad Unicode, and where
+    check_text = _inputs.check_text
+
+    def counted_check(text: str, where: str) -> str:
+        scanned.append((where, text))
+        return check_text(text, where)
+
+    for module in (_inputs, _limits):
+        monkeypatch.setattr(module, "check_text", counted_check)
     app = create_app(
         make_config(math=fake_expert("미분 답변")),
         classifier=DomainClassifier.from_pretrained(math_checkpoint),
@@ -85,9 +94,13 @@ def test_a_question_is_read_once_per_http_request_and_per_invoke(
             reads.clear()
             decoded.clear()
             traced.clear()
+            scanned.clear()
             response = client.post(endpoint, json=body)
             assert response.status_code == 200, response.text
             assert len(reads) == 1 and len(decoded) == 1, endpoint
+            assert scanned and len(scanned) == len(set(scanned)), (endpoint, scanned)
+            asked = "적분은?" if "question" in str(body) else "미분이란?"
+            assert [text for _, text in scanned].count(asked) == 1, (endpoint, scanned)
             if not endpoint.endswith("stream"):  # the metrics need no run of the classifier
                 assert traced == [], endpoint
         reads.clear()
