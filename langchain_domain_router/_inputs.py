@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from langchain_core.callbacks import BaseCallbackManager
@@ -15,12 +16,10 @@ from langchain_domain_router._text import require_text
 if TYPE_CHECKING:
     from langchain_domain_router.profiles import MessagePolicy
 
-RouterInput = str | BaseMessage | Sequence[BaseMessage] | PromptValue | Mapping[str, Any]
-"""What the classifier and the router accept: a string, a chat message, a list of
-messages, a ``PromptValue``, or a dict with ``question`` or ``messages``."""
-
 
 _Config = TypeVar("_Config")
+NO_QUESTION = "the router needs a question: pass 'question' or end 'messages' with a human turn"
+"""The refusal of a conversation that does not end in the question it asks."""
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
     "tags": (list,),
@@ -31,31 +30,49 @@ _CONFIG_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-class InputState(dict[str, Any]):
-    """The graph's input state as ``to_state`` built it: ``{"messages": [...]}``, checked.
-
-    Handed on (the server's request validation builds it), it is taken as it is: the
-    router when it was checked under the router's rule (``question_last``), the
-    classifier under either rule, so a question is read once per request.
+@dataclass(frozen=True, slots=True)
+class Question:
+    """A router input read and checked once: what everything after the edge takes.
 
     Example:
         ```python
-        state = to_state("미분이란?")  # InputState, question_last=True
-        router.invoke(state)  # not checked again
+        question = read_question({"question": "  미분이란? "})
+        question.text  # '미분이란?'
         ```
     """
 
-    __slots__ = ("question_last",)
-    question_last: bool
-    """Whether the conversation was checked to end in the human turn it asks."""
+    messages: list[BaseMessage]
+    """The conversation, holding the question turn (for the graph state and the experts)."""
+    index: int
+    """Where the question turn is in ``messages``."""
+    text: str
+    """The question turn's text, checked and stripped."""
+    pinned_expert: str | None = None
+    """The expert the caller pinned, if any."""
 
-    def __init__(
-        self, messages: list[BaseMessage], *, question_last: bool, pinned_expert: str | None = None
-    ) -> None:
-        super().__init__(messages=messages)
-        if pinned_expert:
-            self["pinned_expert"] = pinned_expert
-        self.question_last = question_last
+    def context_text(self, context_turns: int) -> str:
+        """The text to classify: ``context_turns`` earlier human turns, then the question.
+
+        A short follow-up keeps its topic when earlier turns are prepended
+        (newline-separated).
+        """
+        if context_turns < 1:
+            return self.text
+        earlier = [m for m in self.messages[: self.index] if isinstance(m, HumanMessage)]
+        turns = [message_text(m) for m in earlier[-context_turns:]]
+        return "\n".join([*turns, self.text]).lstrip()
+
+    def state(self) -> dict[str, Any]:
+        """The routing graph's input state: the conversation, and the pin if any."""
+        if self.pinned_expert:
+            return {"messages": self.messages, "pinned_expert": self.pinned_expert}
+        return {"messages": self.messages}
+
+
+RouterInput = str | BaseMessage | Sequence[BaseMessage] | PromptValue | Mapping[str, Any] | Question
+"""What the classifier and the router accept: a string, a chat message, a list of
+messages, a ``PromptValue``, or a dict with ``question`` or ``messages`` (or, inside
+the package, a ``Question`` already read)."""
 
 
 def check_text(text: str, where: str) -> str:
@@ -145,8 +162,10 @@ def last_human_index(messages: Sequence[BaseMessage]) -> int | None:
     return None
 
 
-def check_messages(messages: Any) -> Sequence[BaseMessage]:
+def check_messages(messages: Any, where: str | None = None) -> Sequence[BaseMessage]:
     """Return ``messages`` if it is a list of chat messages whose text is valid Unicode.
+
+    ``where`` is the list's path in a request (``"input.messages"``), for the message.
 
     Raises:
         TypeError: If ``messages`` is not a list of ``BaseMessage`` instances.
@@ -162,8 +181,9 @@ def check_messages(messages: Any) -> Sequence[BaseMessage]:
                 f"item {index} is a {type(message).__name__}"
             )
             raise TypeError(msg)
+        label = f"message {index}'s content" if where is None else f"{where}[{index}].content"
         for text in _strings(message.content):
-            check_text(text, f"message {index}'s content")
+            check_text(text, label)
     return messages
 
 
@@ -172,47 +192,29 @@ def _strings(value: Any) -> Iterator[str]:
     if isinstance(value, str):
         yield value
     elif isinstance(value, Mapping):
-        for item in value.values():
+        for key, item in value.items():
+            yield from _strings(key)
             yield from _strings(item)
     elif isinstance(value, list):
         for item in value:
             yield from _strings(item)
 
 
-def question_text(messages: Sequence[BaseMessage], *, context_turns: int = 0) -> str:
-    """Return the text to classify in a conversation.
-
-    The last human message is the question; ``context_turns`` earlier human turns are
-    prepended (newline-separated) so a short follow-up keeps its topic.
-
-    Args:
-        messages: A conversation holding at least one human message.
-        context_turns: How many earlier human turns to prepend.
-
-    Returns:
-        The text, stripped of surrounding whitespace.
-
-    Raises:
-        ValueError: If there is no human message, or no text to classify.
-    """
-    index = last_human_index(messages)
-    if index is None:
-        msg = "the messages contain no human message to classify"
-        raise ValueError(msg)
-    humans = [m for m in messages[: index + 1] if isinstance(m, HumanMessage)]
-    return require_text("\n".join(message_text(m) for m in humans[-(context_turns + 1) :]))
+def _field(where: str, key: str) -> str:
+    """The path of ``key`` in the object at ``where`` (``""``: the request body)."""
+    return f"{where}.{key}" if where else key
 
 
-def _mapping_messages(value: Mapping[str, Any]) -> list[BaseMessage]:
+def _mapping_messages(value: Mapping[str, Any], where: str | None) -> list[BaseMessage]:
     question = value.get("question")
     if question is not None and not isinstance(question, str):
         msg = f"'question' must be a string, not a {type(question).__name__}"
         raise TypeError(msg)
     messages = value.get("messages")
     if messages is not None:
-        check_messages(messages)
+        check_messages(messages, None if where is None else _field(where, "messages"))
     if isinstance(question, str):
-        check_text(question, "the question")
+        check_text(question, "the question" if where is None else _field(where, "question"))
         return [*(messages or []), HumanMessage(content=question)]
     if messages is None:
         msg = "a dict input needs a 'question' string or a 'messages' list"
@@ -220,46 +222,16 @@ def _mapping_messages(value: Mapping[str, Any]) -> list[BaseMessage]:
     return list(messages)
 
 
-def to_state(value: Any, *, question_last: bool = True) -> InputState:
-    """Turn a router input into the routing graph's input state, checking it once.
-
-    A string becomes a human message; a dict's ``question`` is appended as a human turn
-    after its ``messages``. The conversation must hold a human message with text (the
-    question); which text is classified (``context_turns``) the ``classify`` node decides.
-
-    Args:
-        value: A string, a chat message, a list of messages, a ``PromptValue``, or a
-            mapping with a ``question`` (string) or ``messages`` (list) key, and
-            optionally a ``pinned_expert`` (the expert that answers, unclassified).
-        question_last: Require the conversation to end in the human turn it asks (the
-            router answers that turn); ``False`` takes any conversation holding a human
-            message (the classifier reads the last one).
-
-    Returns:
-        ``{"messages": [...]}``, as an ``InputState`` that records ``question_last``.
-
-    Raises:
-        TypeError: If ``value`` is of a kind the router does not accept.
-        ValueError: If there is no question, or its text is not valid Unicode.
-
-    Example:
-        ```python
-        to_state({"question": "미분이란?"})  # {"messages": [HumanMessage("미분이란?")]}
-        ```
-    """
-    messages: list[BaseMessage]
-    pin = value.get("pinned_expert") if isinstance(value, Mapping) else None
-    if pin is not None and not isinstance(pin, str):
-        msg = f"'pinned_expert' must be an expert's name, not a {type(pin).__name__}"
-        raise TypeError(msg)
+def _conversation(value: Any, where: str | None) -> list[BaseMessage]:
+    """The messages of ``value``, each string in them checked once."""
     if isinstance(value, str):
-        messages = [HumanMessage(content=check_text(value, "the question"))]
-    elif isinstance(value, PromptValue):
+        return [HumanMessage(content=check_text(value, where or "the question"))]
+    if isinstance(value, Mapping):
+        return _mapping_messages(value, where)
+    if isinstance(value, PromptValue):
         messages = value.to_messages()
     elif isinstance(value, BaseMessage):
         messages = [value]
-    elif isinstance(value, Mapping):
-        messages = _mapping_messages(value)
     elif isinstance(value, Sequence) and not isinstance(value, bytes | bytearray):
         messages = list(value)
     else:
@@ -268,45 +240,70 @@ def to_state(value: Any, *, question_last: bool = True) -> InputState:
             "of messages, a PromptValue, or a dict with 'question' or 'messages'"
         )
         raise TypeError(msg)
-    check_messages(messages)
+    check_messages(messages, where)
+    return messages
+
+
+def read_question(value: Any, *, question_last: bool = True, where: str | None = None) -> Question:
+    """Read a router input once: the one check every entry point applies to a question.
+
+    A string becomes a human message; a dict's ``question`` is appended as a human turn
+    after its ``messages``. Every string is checked for bad Unicode once, and the
+    question turn's text is stripped once; what comes back is trusted from then on.
+
+    Args:
+        value: A string, a chat message, a list of messages, a ``PromptValue``, or a
+            mapping with a ``question`` (string) or ``messages`` (list) key, and
+            optionally a ``pinned_expert`` (the expert that answers, unclassified).
+        question_last: Require the conversation to end in the human turn it asks (the
+            router answers that turn); ``False`` takes any conversation holding a human
+            message (the classifier reads the last one).
+        where: The input's path in a request (``"input"``; ``""``: the body itself),
+            to name a string with bad Unicode by its field
+            (``"input.messages[0].content"``).
+
+    Returns:
+        The checked question.
+
+    Raises:
+        TypeError: If ``value`` is of a kind the router does not accept.
+        ValueError: If there is no question, or its text is empty or not valid Unicode.
+
+    Example:
+        ```python
+        read_question({"question": "미분이란?"}).messages  # [HumanMessage("미분이란?")]
+        ```
+    """
+    pin = value.get("pinned_expert") if isinstance(value, Mapping) else None
+    if pin is not None and not isinstance(pin, str):
+        msg = f"'pinned_expert' must be an expert's name, not a {type(pin).__name__}"
+        raise TypeError(msg)
+    messages = _conversation(value, where)
     index = last_human_index(messages)
     if index is None and len(messages) == 1 and not question_last:
         index = 0  # for the classifier, one message is the question whatever its type
     if question_last and index != len(messages) - 1:
-        msg = "the router needs a question: pass 'question' or end 'messages' with a human turn"
-        raise ValueError(msg)
+        raise ValueError(NO_QUESTION)
     if index is None:
         msg = "the messages contain no human message to classify"
         raise ValueError(msg)
-    require_text(message_text(messages[index]))
-    return InputState(messages, question_last=question_last, pinned_expert=pin)
+    text = require_text(message_text(messages[index]))
+    return Question(messages, index, text, pin)
 
 
-def extract_question(value: Any, *, context_turns: int = 0) -> str:
-    """Return the question text in ``value``: ``question_text`` of its ``to_state``.
-
-    Args:
-        value: What ``to_state`` accepts, or the ``InputState`` it built (not read again).
-        context_turns: How many earlier human turns to prepend.
-
-    Returns:
-        The text, stripped of surrounding whitespace.
+def take_question(value: Any, *, question_last: bool = True) -> Question:
+    """``value`` when it is a ``Question`` already read under the rule, else read it.
 
     Raises:
-        TypeError: If ``value`` is of a kind the router does not accept.
-        ValueError: If there is no text to classify.
+        TypeError: As ``read_question``.
+        ValueError: As ``read_question``; for a ``Question`` whose conversation goes on
+            after its question when ``question_last`` asks for the question last.
     """
-    if isinstance(value, str):
-        return require_text(check_text(value, "the question"))
-    if isinstance(value, InputState):
-        messages = value["messages"]
-        if len(messages) == 1 and last_human_index(messages) is None:
-            return require_text(message_text(messages[0]))  # to_state took it as the question
-        return question_text(messages, context_turns=context_turns)
-    messages = to_state(value, question_last=False)["messages"]
-    if isinstance(value, BaseMessage):
-        return require_text(message_text(messages[0]))
-    return question_text(messages, context_turns=context_turns)
+    if not isinstance(value, Question):
+        return read_question(value, question_last=question_last)
+    if question_last and value.index != len(value.messages) - 1:
+        raise ValueError(NO_QUESTION)
+    return value
 
 
 def expert_messages(

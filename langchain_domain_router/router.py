@@ -18,11 +18,11 @@ from pydantic import BaseModel, ConfigDict, Field
 from typing_extensions import override
 
 from langchain_domain_router._inputs import (
-    InputState,
+    Question,
     RouterInput,
     check_batch,
     check_config,
-    to_state,
+    take_question,
 )
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
@@ -31,8 +31,8 @@ from langchain_domain_router.graph import (
     TOOL_DESCRIPTION,
     TOOL_NAME,
     AnswerStream,
-    build_router_graph,
     question_tool,
+    wire_router_graph,
 )
 from langchain_domain_router.schema import CLASSIFY_NODE, MERGE_NODE
 
@@ -43,13 +43,6 @@ def _final_message(state: Mapping[str, Any]) -> AIMessage:
         msg = "the routing graph ended without an answer"
         raise RuntimeError(msg)
     return message
-
-
-def _input_state(value: RouterInput) -> InputState:
-    """The graph's input: ``to_state(value)``, unless the server's validation built it."""
-    if isinstance(value, InputState) and value.question_last:
-        return value
-    return to_state(value)
 
 
 _MODES: list[StreamMode] = ["messages", "updates"]
@@ -114,12 +107,28 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         Returns:
             The router.
         """
-        config = RouterConfig.load(config_or_path)
-        classifier = classifier or DomainClassifier.from_settings(config.classifier)
-        graph = build_router_graph(config, classifier=classifier, checkpointer=checkpointer)
-        taxonomy = classifier.taxonomy
-        feedback = FeedbackStore(feedback_path, taxonomy=taxonomy)
-        return cls(config=config.bind(taxonomy), graph=graph, feedback=feedback)
+        return cls._assemble(
+            RouterConfig.load(config_or_path),
+            classifier=classifier,
+            checkpointer=checkpointer,
+            feedback_path=feedback_path,
+        )
+
+    @classmethod
+    def _assemble(
+        cls,
+        router_config: RouterConfig,
+        *,
+        classifier: DomainClassifier | None = None,
+        checkpointer: BaseCheckpointSaver | None = None,
+        feedback_path: str | Path | None = None,
+    ) -> Self:
+        """``from_config`` of a configuration already loaded (the server loads its own)."""
+        classifier = classifier or DomainClassifier.from_settings(router_config.classifier)
+        bound = router_config.bind(classifier.taxonomy)
+        graph = wire_router_graph(bound, classifier, checkpointer=checkpointer)
+        feedback = FeedbackStore(feedback_path, taxonomy=classifier.taxonomy)
+        return cls(config=bound, graph=graph, feedback=feedback)
 
     def _answer(self, state: Mapping[str, Any]) -> AIMessage:
         answer = _final_message(state)
@@ -153,7 +162,7 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         """The nodes whose model tokens are the answer."""
         return frozenset(self.graph.nodes) - {CLASSIFY_NODE, MERGE_NODE, "__start__"}
 
-    def _graph_for(self, config: RunnableConfig) -> CompiledStateGraph:
+    def _graph_for(self, config: RunnableConfig) -> CompiledStateGraph[Any, Any, Any, Any]:
         """The graph, or for a call that names no thread a copy that stores nothing.
 
         With a checkpointer every run needs a ``thread_id``; a call without one is a
@@ -167,7 +176,9 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         self, value: RouterInput, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(self._graph_for(config).invoke(_input_state(value), child))
+        question = take_question(value)
+        graph = self._graph_for(config)
+        return self._answer(graph.invoke(question.state(), child, context=question))
 
     async def _ainvoke(
         self,
@@ -176,7 +187,9 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AIMessage:
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._answer(await self._graph_for(config).ainvoke(_input_state(value), child))
+        question = take_question(value)
+        graph = self._graph_for(config)
+        return self._answer(await graph.ainvoke(question.state(), child, context=question))
 
     @override
     def invoke(
@@ -208,10 +221,10 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         value: RouterInput,
         run_manager: CallbackManagerForChainRun | AsyncCallbackManagerForChainRun,
         config: RunnableConfig,
-    ) -> tuple[CompiledStateGraph, InputState, RunnableConfig, AnswerStream]:
+    ) -> tuple[CompiledStateGraph[Any, Any, Any, Any], Question, RunnableConfig, AnswerStream]:
         """One streamed run: its graph, input state, child config and answer stream."""
         child = patch_config(config, callbacks=run_manager.get_child())
-        return self._graph_for(config), _input_state(value), child, self._answer_stream()
+        return self._graph_for(config), take_question(value), child, self._answer_stream()
 
     def _stream_tokens(
         self,
@@ -220,8 +233,9 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> Iterator[AIMessageChunk]:
         for value in inputs:
-            graph, state, child, stream = self._start_stream(value, run_manager, config)
-            for mode, chunk in graph.stream(state, child, stream_mode=_MODES):
+            graph, question, child, stream = self._start_stream(value, run_manager, config)
+            run = graph.stream(question.state(), child, stream_mode=_MODES, context=question)
+            for mode, chunk in run:
                 yield from stream.feed(mode, chunk)
             yield self._closing_chunk(stream)
 
@@ -232,8 +246,9 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         config: RunnableConfig,
     ) -> AsyncIterator[AIMessageChunk]:
         async for value in inputs:
-            graph, state, child, stream = self._start_stream(value, run_manager, config)
-            async for mode, chunk in graph.astream(state, child, stream_mode=_MODES):
+            graph, question, child, stream = self._start_stream(value, run_manager, config)
+            run = graph.astream(question.state(), child, stream_mode=_MODES, context=question)
+            async for mode, chunk in run:
                 for token in stream.feed(mode, chunk):
                     yield token
             yield self._closing_chunk(stream)
@@ -295,6 +310,18 @@ class DomainRouter(RunnableSerializable[RouterInput, AIMessage]):
         # Each question runs its own graph (experts are independent calls), in threads.
         inputs = check_batch(inputs, config)
         return super().batch(inputs, config, return_exceptions=return_exceptions)
+
+    @override
+    async def abatch(
+        self,
+        inputs: Sequence[RouterInput],  # type: ignore[override]
+        config: RunnableConfig | list[RunnableConfig] | None = None,
+        *,
+        return_exceptions: bool = False,
+        **kwargs: Any,
+    ) -> list[AIMessage]:
+        inputs = check_batch(inputs, config)
+        return await super().abatch(inputs, config, return_exceptions=return_exceptions)
 
 
 def router_tool(

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import uuid
-from typing import Annotated, Any, Final, Literal, TypedDict
+from typing import Annotated, Any, Final, Literal, TypedDict, cast
 
-from langchain_core.messages import AnyMessage
+from langchain_core.messages import AIMessage, AnyMessage
 from pydantic import BaseModel, ConfigDict, Field
 
 ROUTER_NAME: Final = "domain_router"
@@ -38,7 +38,70 @@ RoutingEvent = Literal["routing_decision", "routing_complete"]
 """The custom stream events the graph sends."""
 
 
-def _collect(left: list[dict[str, Any]] | None, right: list[dict[str, Any]] | None) -> list:
+RoutingReason = Literal[
+    "confident",
+    "low_confidence",
+    "low_margin",
+    "unmapped_domain",
+    "expert_error",
+    "sticky",
+    "fan_out",
+    "pinned",
+]
+"""Why a question went where it went."""
+REASON_FAN_OUT: Final[RoutingReason] = "fan_out"
+"""Two close top domains: their experts both answer and ``merge`` joins the answers."""
+REASON_EXPERT_ERROR: Final[RoutingReason] = "expert_error"
+"""The answering expert failed: ``general`` answers instead."""
+
+
+class LabelScoreRecord(TypedDict):
+    """``LabelScore`` as a JSON-ready dict."""
+
+    label: str
+    score: float
+
+
+class RoutingRecord(TypedDict):
+    """``RoutingDecision`` as the JSON-ready dict the graph state and answers carry.
+
+    ``RoutingDecision.model_validate(record)`` rebuilds the model; the fields are the
+    model's (see ``RoutingDecision`` for what each means).
+    """
+
+    request_id: str
+    domain: str
+    score: float
+    margin: float
+    top_k: list[LabelScoreRecord]
+    supercategory: str | None
+    expert: str
+    fan_out: list[str]
+    reason: RoutingReason
+    explanation: str
+    model: str | None
+    offline: bool
+    failed_expert: str | None
+    error: str | None
+    classifier_latency_ms: float
+    expert_latency_ms: float | None
+    input_tokens: int | None
+    output_tokens: int | None
+    estimated_cost_usd: float | None
+    model_version: str
+    min_confidence: float
+    min_margin: float
+
+
+class FanOutAnswer(TypedDict, total=False):
+    """One fan-out expert's outcome: its ``message``, or the ``error`` it failed with."""
+
+    expert: str
+    message: AIMessage
+    error: str
+
+
+def _collect(left: list[FanOutAnswer] | None, right: list[FanOutAnswer] | None) -> list:
     """Reducer for fan-out answers: ``None`` clears them at the start of each turn."""
     return [] if right is None else [*(left or []), *right]
 
@@ -74,22 +137,9 @@ class RouterState(RouterInputState, total=False):
     """
 
     prediction: dict[str, Any] | None
-    routing: dict[str, Any] | None
+    routing: RoutingRecord | None
     answer: str | None
-    fan_out_answers: Annotated[list[dict[str, Any]], _collect]
-
-
-RoutingReason = Literal[
-    "confident",
-    "low_confidence",
-    "low_margin",
-    "unmapped_domain",
-    "expert_error",
-    "sticky",
-    "fan_out",
-    "pinned",
-]
-"""Why a question went where it went."""
+    fan_out_answers: Annotated[list[FanOutAnswer], _collect]
 
 
 class LabelScore(BaseModel):
@@ -200,3 +250,8 @@ class RoutingDecision(BaseModel):
     """The confidence threshold in force."""
     min_margin: float
     """The margin threshold in force."""
+
+
+def routing_record(decision: RoutingDecision) -> RoutingRecord:
+    """The decision as the record the graph state carries (dumped once, at ``classify``)."""
+    return cast("RoutingRecord", decision.model_dump(mode="json"))

@@ -214,3 +214,40 @@ def shown_text(chunks: list[Any]) -> str:
         else:
             shown.append(str(chunk.text))
     return "".join(shown)
+
+
+@pytest.fixture
+def reads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The inputs of every call of ``read_question``, the one check of a question."""
+    import sys
+
+    from langchain_domain_router import _inputs
+
+    calls: list[Any] = []
+    original = _inputs.read_question
+
+    def counted(value: Any, **kwargs: Any) -> Any:
+        calls.append(value)
+        return original(value, **kwargs)
+
+    for module in list(sys.modules.values()):
+        named = getattr(module, "__name__", "")
+        if named.startswith("langchain_domain_router") and vars(module).get("read_question"):
+            monkeypatch.setattr(module, "read_question", counted)
+    return calls
+
+
+@pytest.fixture
+def config_loads(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The argument of every ``RouterConfig.load`` call."""
+    from langchain_domain_router import RouterConfig
+
+    calls: list[Any] = []
+    load = RouterConfig.load.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: type[RouterConfig], config: Any = None) -> RouterConfig:
+        calls.append(config)
+        return load(cls, config)
+
+    monkeypatch.setattr(RouterConfig, "load", classmethod(counted))
+    return calls

@@ -16,7 +16,7 @@ from langchain_domain_router._inputs import (
     RouterInput,
     check_batch,
     check_config,
-    extract_question,
+    take_question,
 )
 from langchain_domain_router.classifier._backends import intra_op_threads
 from langchain_domain_router.classifier._coalesce import Coalescer
@@ -104,13 +104,18 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         logger.info("%s", report.summary())
         return cls.from_pretrained(output_dir, **options)
 
+    def _text(self, value: RouterInput) -> str:
+        """The text to classify in ``value``, read once at this entry (or already read)."""
+        question = take_question(value, question_last=False)
+        return question.context_text(self.context_turns)
+
     def _classify_inputs(self, inputs: list[RouterInput]) -> list[Exception | DomainPrediction]:
         results: list[Exception | DomainPrediction] = []
         texts: list[str] = []
         slots: list[int] = []
         for value in inputs:
             try:
-                texts.append(extract_question(value, context_turns=self.context_turns))
+                texts.append(self._text(value))
                 slots.append(len(results))
                 results.append(ValueError("unclassified"))
             except (TypeError, ValueError) as exc:
@@ -128,7 +133,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         Returns:
             The prediction.
         """
-        text = extract_question(value, context_turns=self.context_turns)
+        text = self._text(value)
         return self.classify_texts([text])[0]
 
     async def aclassify(self, value: RouterInput) -> DomainPrediction:
@@ -156,7 +161,7 @@ class DomainClassifier(RunnableSerializable[RouterInput, DomainPrediction], Clas
         return self._call_with_config(self.classify, input, config, run_type="chain")
 
     async def _aclassify_coalesced(self, value: RouterInput) -> DomainPrediction:
-        text = extract_question(value, context_turns=self.context_turns)
+        text = self._text(value)
         if self._coalescer is None:
             # Not self._lock: a model load holds that for seconds, and this runs on the loop.
             with self._coalescer_lock:

@@ -4,7 +4,7 @@ Its nodes, the routing policy, the experts, the streaming of answers and the age
 live here; ``build_router_graph`` is the one public builder.
 """
 
-from langchain_domain_router.graph._build import build_router_graph
+from langchain_domain_router.graph._build import build_router_graph, wire_router_graph
 from langchain_domain_router.graph._streaming import STREAM_RESET, AnswerStream
 from langchain_domain_router.graph._tool import TOOL_DESCRIPTION, TOOL_NAME, question_tool
 
@@ -15,4 +15,5 @@ __all__ = [
     "AnswerStream",
     "build_router_graph",
     "question_tool",
+    "wire_router_graph",
 ]

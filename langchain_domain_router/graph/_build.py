@@ -8,7 +8,7 @@ from typing import Any
 
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
-from langgraph.graph import END, START, StateGraph
+from langgraph.graph import START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command, Send
 
@@ -17,6 +17,7 @@ from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.graph._expert_nodes import ExpertNode, merge_answers
 from langchain_domain_router.graph._nodes import ClassifyNode
 from langchain_domain_router.graph._offline_text import offline_notice
+from langchain_domain_router.graph._wiring import CHOSEN, EXPERT, destinations, next_node
 from langchain_domain_router.graph.policy import resolve_thresholds
 from langchain_domain_router.schema import (
     CLASSIFY_NODE,
@@ -25,6 +26,7 @@ from langchain_domain_router.schema import (
     ROUTER_NAME,
     RouterInputState,
     RouterState,
+    RoutingRecord,
     add_messages,
 )
 
@@ -33,25 +35,22 @@ logger = logging.getLogger(__name__)
 
 def _route(state: RouterState, update: dict[str, Any]) -> str | list[Send]:
     """After ``classify``: the chosen expert, or each fan-out expert with the new state."""
-    routing = update["routing"]
-    if routing["reason"] != "fan_out":
-        return str(routing["expert"])
+    routing: RoutingRecord = update["routing"]
+    if next_node(CLASSIFY_NODE, routing["reason"]) == CHOSEN:
+        return routing["expert"]
     messages = add_messages(state.get("messages") or [], update["messages"])
     fresh = {**state, **update, "messages": messages, "fan_out_answers": []}
     return [Send(expert, fresh) for expert in routing["fan_out"]]
 
 
 def _after_expert(state: RouterState, update: dict[str, Any]) -> str:
-    reason = (update.get("routing") or state.get("routing") or {}).get("reason")
-    if reason == "expert_error":
-        return GENERAL_NODE
-    return MERGE_NODE if reason == "fan_out" else END
+    routing: RoutingRecord | None = update.get("routing") or state.get("routing")
+    return next_node(EXPERT, routing["reason"] if routing else None)
 
 
 def _merge(state: RouterState, config: RunnableConfig) -> Command:
     update = merge_answers(state, config)
-    reason = update["routing"]["reason"]
-    return Command(update=update, goto=GENERAL_NODE if reason == "expert_error" else END)
+    return Command(update=update, goto=next_node(MERGE_NODE, update["routing"]["reason"]))
 
 
 def build_router_graph(
@@ -86,13 +85,37 @@ def build_router_graph(
         state["routing"]["expert"], state["answer"]
         ```
     """
-    config = RouterConfig.load(config)
-    classifier = classifier or DomainClassifier.from_settings(config.classifier)
-    config = config.bind(classifier.taxonomy)
-    thresholds = resolve_thresholds(config, classifier.calibration)
-    classify = ClassifyNode(classifier, config, thresholds, goto=_route)
-    experts = [ExpertNode(p, p.name, goto=_after_expert) for p in config.experts]
-    general = ExpertNode(config.fallback, GENERAL_NODE)
+    router_config = RouterConfig.load(config)
+    classifier = classifier or DomainClassifier.from_settings(router_config.classifier)
+    bound = router_config.bind(classifier.taxonomy)
+    return wire_router_graph(bound, classifier, checkpointer=checkpointer, name=name)
+
+
+def wire_router_graph(
+    router_config: RouterConfig,
+    classifier: DomainClassifier,
+    *,
+    checkpointer: BaseCheckpointSaver | None = None,
+    name: str = ROUTER_NAME,
+) -> CompiledStateGraph:
+    """Compile the routing graph of a loaded configuration bound to the classifier's taxonomy.
+
+    ``build_router_graph`` and ``DomainRouter.from_config`` load the configuration the
+    caller handed in once, then wire the graph here.
+
+    Args:
+        router_config: The router configuration, bound to ``classifier.taxonomy``.
+        classifier: The classifier.
+        checkpointer: Optional checkpointer for multi-turn conversations.
+        name: The compiled graph's name.
+
+    Returns:
+        The compiled graph.
+    """
+    thresholds = resolve_thresholds(router_config, classifier.calibration)
+    classify = ClassifyNode(classifier, router_config, thresholds, goto=_route)
+    experts = [ExpertNode(p, p.name, goto=_after_expert) for p in router_config.experts]
+    general = ExpertNode(router_config.fallback, GENERAL_NODE)
     unreachable = []
     for node in [*experts, general]:
         for model, why in node.unavailable.items():
@@ -102,17 +125,21 @@ def build_router_graph(
     if notice:
         logger.info(notice)
 
-    # Nodes name their next node in a Command; ``destinations`` draws those edges.
+    # Nodes name their next node in a Command, from WIRING, which ``destinations`` draws.
     graph = StateGraph(RouterState, input_schema=RouterInputState)
-    names = tuple(node.name for node in [*experts, general])
-    graph.add_node(CLASSIFY_NODE, classify, destinations=names)
-    fan_out = config.fan_out.enabled
-    after_expert = (GENERAL_NODE, MERGE_NODE, END) if fan_out else (GENERAL_NODE, END)
+    names = [node.name for node in experts]
+    fan_out = router_config.fan_out.enabled
+
+    def edges(node: str) -> tuple[str, ...]:
+        return destinations(node, names, fan_out=fan_out)
+
+    graph.add_node(CLASSIFY_NODE, classify, destinations=edges(CLASSIFY_NODE))
     for node in experts:
-        graph.add_node(node.name, node, destinations=after_expert)
+        graph.add_node(node.name, node, destinations=edges(EXPERT))
     graph.add_node(GENERAL_NODE, general)
     if fan_out:
-        graph.add_node(MERGE_NODE, _merge, destinations=(GENERAL_NODE, END))
+        graph.add_node(MERGE_NODE, _merge, destinations=edges(MERGE_NODE))
     graph.add_edge(START, CLASSIFY_NODE)
-    graph.add_edge(GENERAL_NODE, END)
+    for after in edges(GENERAL_NODE):
+        graph.add_edge(GENERAL_NODE, after)
     return graph.compile(checkpointer=checkpointer, name=name)

@@ -26,17 +26,19 @@ from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import (
     GENERAL_NODE,
     MERGE_NODE,
+    REASON_EXPERT_ERROR,
+    REASON_FAN_OUT,
     ROUTING_COMPLETE_EVENT,
     RouterState,
-    RoutingDecision,
+    RoutingRecord,
 )
 
 
 @dataclass(frozen=True)
 class _Call:
-    routing: dict[str, Any]
-    """The routing record so far, JSON-ready (``RoutingDecision.model_dump(mode="json")``);
-    updated as a dict: validating and dumping the model again cost ~30 us a question."""
+    routing: RoutingRecord
+    """The routing record so far, updated as the dict it is: validating and dumping the
+    model again cost ~30 us a question."""
     prompt: list[BaseMessage]
     candidate: CandidateModel
     model: BaseChatModel
@@ -63,18 +65,22 @@ class ExpertNode(Node):
         }
 
     def _offline(
-        self, routing: dict[str, Any], candidate: CandidateModel, why: str | None
+        self, routing: RoutingRecord, candidate: CandidateModel, why: str | None
     ) -> OfflineExpert:
         return OfflineExpert(
             expert=self.name,
             target_model=candidate.model_name,
             reason=routing["explanation"],
             unavailable=why,
-            routing=routing,
+            routing=dict(routing),
         )
 
     def _prepare(self, state: RouterState) -> _Call:
-        routing: dict[str, Any] = dict(state["routing"] or {})
+        record = state.get("routing")
+        if record is None:
+            msg = "an expert node runs after classify, which sets the routing record"
+            raise ValueError(msg)
+        routing = record.copy()
         index, why = choose_candidate(self.profile, routing["domain"])
         candidate = self.options[index]
         if why:
@@ -90,7 +96,7 @@ class ExpertNode(Node):
             prompt=prompt,
             candidate=candidate,
             model=model or self._offline(routing, candidate, unavailable),
-            fan_out=routing["reason"] == "fan_out",
+            fan_out=routing["reason"] == REASON_FAN_OUT,
         )
 
     def _answered(self, call: _Call, reply: BaseMessage, start: float) -> dict[str, Any]:
@@ -98,7 +104,7 @@ class ExpertNode(Node):
         tokens_in, tokens_out = usage.get("input_tokens"), usage.get("output_tokens")
         offline = isinstance(call.model, OfflineExpert)
         cost = call.candidate.estimate_cost(tokens_in or 0, tokens_out or 0) if usage else None
-        routing = {
+        routing: RoutingRecord = {
             **call.routing,
             "expert": MERGE_NODE if call.fan_out else self.name,
             "model": call.candidate.model_name,
@@ -124,9 +130,9 @@ class ExpertNode(Node):
         """Record the failure; return the update that hands over, or ``None`` for general."""
         if call.fan_out:
             return call, {"fan_out_answers": [{"expert": self.name, "error": error}]}
-        failed = {
+        failed: RoutingRecord = {
             **call.routing,
-            "reason": "expert_error",
+            "reason": REASON_EXPERT_ERROR,
             "failed_expert": self.name,
             "error": error,
             "explanation": f"{call.routing['explanation']}; expert {self.name!r} failed "
@@ -176,40 +182,36 @@ def _total(values: list[Any]) -> Any:
 
 def merge_answers(state: RouterState, run_config: RunnableConfig) -> dict[str, Any]:
     """Merge the answers of a top-2 fan-out into one message (or hand over to general)."""
-    decision = RoutingDecision.model_validate(state["routing"])
+    routing = state.get("routing")
+    if routing is None:
+        msg = "merge runs after a fan-out, which sets the routing record"
+        raise ValueError(msg)
     answers = state.get("fan_out_answers") or []
     messages: list[AIMessage] = [a["message"] for a in answers if "message" in a]
     errors = [f"{a['expert']}: {a['error']}" for a in answers if "error" in a]
+    merged = routing.copy()
     if not messages:
-        failed = decision.model_copy(
-            update={
-                "reason": "expert_error",
-                "failed_expert": ",".join(decision.fan_out),
-                "error": "; ".join(errors),
-                "explanation": f"{decision.explanation}; every fan-out expert failed, so the "
-                "general expert answers",
-            }
+        merged["reason"] = REASON_EXPERT_ERROR
+        merged["failed_expert"] = ",".join(routing["fan_out"])
+        merged["error"] = "; ".join(errors)
+        merged["explanation"] = (
+            f"{routing['explanation']}; every fan-out expert failed, so the general expert answers"
         )
-        return {"routing": failed.model_dump(mode="json")}
-    records = [RoutingDecision.model_validate(m.response_metadata["routing"]) for m in messages]
-    merged = decision.model_copy(
-        update={
-            "expert": MERGE_NODE,
-            "model": " + ".join(str(r.model) for r in records),
-            "offline": all(r.offline for r in records),
-            "expert_latency_ms": max(r.expert_latency_ms or 0.0 for r in records),
-            "input_tokens": _total([r.input_tokens for r in records]),
-            "output_tokens": _total([r.output_tokens for r in records]),
-            "estimated_cost_usd": _total([r.estimated_cost_usd for r in records]),
-            "error": "; ".join(errors) or None,
-        }
-    )
-    routing = merged.model_dump(mode="json")
+        return {"routing": merged}
+    records: list[RoutingRecord] = [m.response_metadata["routing"] for m in messages]
+    merged["expert"] = MERGE_NODE
+    merged["model"] = " + ".join(str(r["model"]) for r in records)
+    merged["offline"] = all(r["offline"] for r in records)
+    merged["expert_latency_ms"] = max(r["expert_latency_ms"] or 0.0 for r in records)
+    merged["input_tokens"] = _total([r["input_tokens"] for r in records])
+    merged["output_tokens"] = _total([r["output_tokens"] for r in records])
+    merged["estimated_cost_usd"] = _total([r["estimated_cost_usd"] for r in records])
+    merged["error"] = "; ".join(errors) or None
     text = "\n\n".join(f"[{m.name}]\n{m.text}" for m in messages)
     message = AIMessage(
         content=text,
         name=MERGE_NODE,
-        response_metadata={"routing": routing, "fan_out": [r.model_dump() for r in records]},
+        response_metadata={"routing": merged, "fan_out": [dict(r) for r in records]},
     )
-    emit(ROUTING_COMPLETE_EVENT, routing, run_config)
-    return {"messages": [message], "answer": text, "routing": routing}
+    emit(ROUTING_COMPLETE_EVENT, merged, run_config)
+    return {"messages": [message], "answer": text, "routing": merged}

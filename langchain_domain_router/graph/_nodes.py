@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from abc import abstractmethod
 from collections.abc import Callable
+from dataclasses import replace
 from typing import Any
 
 from langchain_core.callbacks import (
@@ -15,10 +16,11 @@ from langchain_core.callbacks import (
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 from langchain_core.runnables import Runnable, RunnableConfig, ensure_config
 from langgraph.config import get_stream_writer
+from langgraph.runtime import get_runtime
 from langgraph.types import Command, Send
 from typing_extensions import override
 
-from langchain_domain_router._inputs import question_text, to_state
+from langchain_domain_router._inputs import NO_QUESTION, Question, read_question
 from langchain_domain_router.classifier import DomainClassifier
 from langchain_domain_router.config import RouterConfig
 from langchain_domain_router.graph.experts import (
@@ -30,6 +32,8 @@ from langchain_domain_router.schema import (
     ROUTING_EVENT,
     DomainPrediction,
     RouterState,
+    RoutingRecord,
+    routing_record,
 )
 
 
@@ -41,34 +45,61 @@ def listened(run_config: RunnableConfig) -> bool:
     return bool(callbacks)
 
 
-def emit(name: str, routing: dict[str, Any], run_config: RunnableConfig) -> None:
+def emit(name: str, routing: RoutingRecord, run_config: RunnableConfig) -> None:
     get_stream_writer()({"event": name, "routing": routing})
     if listened(run_config):
         dispatch_custom_event(name, routing, config=run_config)
 
 
-async def aemit(name: str, routing: dict[str, Any], run_config: RunnableConfig) -> None:
+async def aemit(name: str, routing: RoutingRecord, run_config: RunnableConfig) -> None:
     get_stream_writer()({"event": name, "routing": routing})
     if listened(run_config):
         await adispatch_custom_event(name, routing, config=run_config)
 
 
-def _conversation(state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage]]:
-    """Return the conversation ending in the question, and the messages to add to state.
+def records_runs(run_config: RunnableConfig) -> bool:
+    """Whether a callback handler records chain runs, such as the classifier's own.
+
+    Routing-event handlers (the server's metrics, the audit log) ignore chain runs: for
+    them the classifier runs without a run of its own.
+    """
+    callbacks = run_config.get("callbacks")
+    if isinstance(callbacks, BaseCallbackManager):
+        handlers = callbacks.handlers
+    else:
+        handlers = callbacks or []
+    return any(not handler.ignore_chain for handler in handlers)
+
+
+def _state_question(state: RouterState) -> tuple[Question, list[BaseMessage]]:
+    """Read the question of a state that no entry point read: the graph is the edge.
 
     The question is the last message when that is a human turn (a ``question`` left in
     a thread's state by an earlier turn is then stale); otherwise ``question`` is
-    appended as a new human turn.
+    appended as a new human turn, which is returned as the message to add to state.
     """
     messages: list[BaseMessage] = list(state.get("messages") or [])
     if messages and isinstance(messages[-1], HumanMessage):
-        return messages, []
+        return read_question(messages), []
     question = state.get("question")
     if not isinstance(question, str) or not question.strip():
-        msg = "the router needs a question: pass 'question' or end 'messages' with a human turn"
-        raise ValueError(msg)
-    conversation = to_state({"messages": messages, "question": question})["messages"]
-    return conversation, conversation[len(messages) :]
+        raise ValueError(NO_QUESTION)
+    read = read_question({"messages": messages, "question": question})
+    return read, read.messages[len(messages) :]
+
+
+def _question(state: RouterState) -> tuple[Question, list[BaseMessage]]:
+    """The question of this turn over the whole conversation, and the messages to add.
+
+    ``DomainRouter`` reads its input once and hands the ``Question`` in as the run's
+    context (its conversation is already the state's last messages); a graph invoked
+    on its own, or as a subgraph, reads the state here.
+    """
+    context = get_runtime().context
+    if not isinstance(context, Question):
+        return _state_question(state)
+    conversation: list[BaseMessage] = list(state.get("messages") or [])
+    return replace(context, messages=conversation, index=len(conversation) - 1), []
 
 
 def _previous_routing(history: list[BaseMessage]) -> dict[str, Any] | None:
@@ -153,16 +184,15 @@ class ClassifyNode(Node):
         )
         return {
             "prediction": prediction.model_dump(mode="json"),
-            "routing": decision.model_dump(mode="json"),
+            "routing": routing_record(decision),
             "answer": None,
             "fan_out_answers": None,
         }
 
-    def _question(self, state: RouterState) -> tuple[list[BaseMessage], list[BaseMessage], str]:
-        """The conversation, the messages to add, and the text the classifier reads."""
-        conversation, new = _conversation(state)
-        text = question_text(conversation, context_turns=self.classifier.context_turns)
-        return conversation, new, text
+    def _question(self, state: RouterState) -> tuple[Question, list[BaseMessage], str]:
+        """The question, the messages to add, and the text the classifier reads."""
+        question, new = _question(state)
+        return question, new, question.context_text(self.classifier.context_turns)
 
     def _pinned(self, state: RouterState) -> dict[str, Any] | None:
         """The update of a turn whose caller pinned the expert (``None`` if not pinned).
@@ -179,7 +209,7 @@ class ClassifyNode(Node):
             "messages": new,
             "question": text,
             "prediction": None,
-            "routing": decision.model_dump(mode="json"),
+            "routing": routing_record(decision),
             "answer": None,
             "fan_out_answers": None,
             "pinned_expert": None,
@@ -190,13 +220,13 @@ class ClassifyNode(Node):
         if (update := self._pinned(state)) is not None:
             emit(ROUTING_EVENT, update["routing"], run_config)
             return update
-        conversation, new, text = self._question(state)
+        question, new, text = self._question(state)
         start = time.perf_counter()
-        if listened(run_config):
-            prediction = self.classifier.invoke(text, run_config)
+        if records_runs(run_config):
+            prediction = self.classifier.invoke(question, run_config)
         else:
             prediction = self.classifier.classify_texts([text])[0]
-        update = self._update(prediction, start, conversation)
+        update = self._update(prediction, start, question.messages)
         emit(ROUTING_EVENT, update["routing"], run_config)
         return {"messages": new, "question": text, **update}
 
@@ -205,12 +235,12 @@ class ClassifyNode(Node):
         if (update := self._pinned(state)) is not None:
             await aemit(ROUTING_EVENT, update["routing"], run_config)
             return update
-        conversation, new, text = self._question(state)
+        question, new, text = self._question(state)
         start = time.perf_counter()
-        if listened(run_config):
-            prediction = await self.classifier.ainvoke(text, run_config)
+        if records_runs(run_config):
+            prediction = await self.classifier.ainvoke(question, run_config)
         else:
-            prediction = await self.classifier.aclassify(text)
-        update = self._update(prediction, start, conversation)
+            prediction = await self.classifier.aclassify(question)
+        update = self._update(prediction, start, question.messages)
         await aemit(ROUTING_EVENT, update["routing"], run_config)
         return {"messages": new, "question": text, **update}

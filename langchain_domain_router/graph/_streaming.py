@@ -26,7 +26,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk
 from langchain_core.messages.tool import tool_call_chunk
 
 from langchain_domain_router.graph.experts import ATTEMPT_KEY
-from langchain_domain_router.schema import CLASSIFY_NODE
+from langchain_domain_router.schema import CLASSIFY_NODE, REASON_FAN_OUT
 
 STREAM_RESET = "stream_reset"
 """``response_metadata`` key of the chunk that says: discard the text streamed so far."""
@@ -118,7 +118,7 @@ class AnswerStream:
             if not isinstance(update, Mapping):
                 continue
             if node == CLASSIFY_NODE:
-                self.fan_out = (update.get("routing") or {}).get("reason") == "fan_out"
+                self.fan_out = (update.get("routing") or {}).get("reason") == REASON_FAN_OUT
                 self.question = update.get("question")
             elif update.get("answer") is not None and update.get("messages"):
                 out += self._deliver(update["messages"][-1])

@@ -12,12 +12,13 @@ from langchain_domain_router.profiles import CandidateModel, ExpertProfile
 from langchain_domain_router.schema import (
     GENERAL_NODE,
     MERGE_NODE,
+    REASON_FAN_OUT,
     DomainPrediction,
     RoutingDecision,
     RoutingReason,
 )
 
-_STICKY_FROM = {"confident", "sticky", "fan_out"}
+_STICKY_FROM: frozenset[RoutingReason] = frozenset({"confident", "sticky", REASON_FAN_OUT})
 """Previous reasons a conversation may stick to: a real domain expert answered."""
 
 
@@ -126,7 +127,7 @@ def _fan_out_route(prediction: DomainPrediction, config: RouterConfig) -> _Route
         f"{second.score:.2f} are within {settings.max_margin:.2f}; experts {list(names)} both "
         "answer and the answers are merged"
     )
-    return _Route("fan_out", why, fan_out=names)
+    return _Route(REASON_FAN_OUT, why, fan_out=names)
 
 
 def decide(

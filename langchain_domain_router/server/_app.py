@@ -16,10 +16,11 @@ from typing import Any
 from fastapi import FastAPI, HTTPException, Request, Response
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.messages import AIMessage
-from langchain_core.runnables import Runnable, RunnableBinding
+from langchain_core.runnables import Runnable, RunnableBinding, RunnableConfig
 from langchain_core.runnables.utils import ConfigurableFieldSpec, get_unique_config_specs
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langserve import add_routes
+from langserve.callbacks import AsyncEventAggregatorCallback
 from prometheus_client import CONTENT_TYPE_LATEST
 from pydantic import Field
 from typing_extensions import override
@@ -48,6 +49,7 @@ from langchain_domain_router.server._openai import COMPLETIONS_PATH, add_openai_
 from langchain_domain_router.server._openai_errors import OpenAIErrorsMiddleware
 from langchain_domain_router.server._redacting import RedactingMiddleware
 from langchain_domain_router.server._requests import (
+    CheckedBodyRoute,
     ServedInput,
     parse_router_input,
     parse_served_input,
@@ -82,6 +84,21 @@ class _Served(RunnableBinding[Any, Any]):
     @override
     def config_specs(self) -> list[ConfigurableFieldSpec]:
         return get_unique_config_specs([*super().config_specs, *self.extra_specs])
+
+    @override
+    def _merge_configs(self, *configs: RunnableConfig | None) -> RunnableConfig:
+        """The run config, without LangServe's recorder of callback events.
+
+        LangServe attaches one to every run for responses that carry the callback
+        events; this server's never do (``include_callback_events`` is off), and a
+        handler that records chain runs would make the classifier record its own run.
+        """
+        config = super()._merge_configs(*configs)
+        callbacks = config.get("callbacks")
+        if isinstance(callbacks, list):
+            kept = [h for h in callbacks if not isinstance(h, AsyncEventAggregatorCallback)]
+            config["callbacks"] = kept
+        return config
 
 
 @dataclass
@@ -188,7 +205,7 @@ def create_app(
     spec = CheckpointerSpec.parse(checkpointer) if isinstance(checkpointer, str) else None
     if spec is not None:
         spec.check_installed()
-    router = DomainRouter.from_config(
+    router = DomainRouter._assemble(
         router_config,
         classifier=classifier,
         checkpointer=None if spec else checkpointer,  # type: ignore[arg-type]
@@ -250,6 +267,8 @@ def create_app(
         (CLASSIFY_PATH, classifier, DomainPrediction, []),
     ]
     threads = checkpointer is not None
+    # The limits middleware decodes each body and reads its inputs; the routes take that.
+    app.router.route_class = CheckedBodyRoute
     for path, runnable, output_type, specs in served:
         binding = _Served(
             bound=runnable,

@@ -25,6 +25,7 @@ from langchain_domain_router.server._asgi import (
     replay,
     send_json,
 )
+from langchain_domain_router.server._requests import CHECKED_BODY
 
 
 def error_entry(status: int, message: str) -> dict[str, Any]:
@@ -55,6 +56,7 @@ async def answer_batch(
     send: Send,
     payload: dict[str, Any],
     problems: dict[int, str],
+    read: list[Any],
 ) -> None:
     """Answer a batch whose inputs at ``problems``' indices are invalid.
 
@@ -65,6 +67,7 @@ async def answer_batch(
         send: Where the answer goes.
         payload: The decoded request body (``inputs``, ``config``, ``kwargs``).
         problems: The error message of each invalid input, by index.
+        read: The inputs as read (``Question``), which the app takes as they are.
     """
     inputs: list[Any] = payload["inputs"]
     valid = [index for index in range(len(inputs)) if index not in problems]
@@ -73,7 +76,10 @@ async def answer_batch(
         request = dict(payload, inputs=[inputs[index] for index in valid])
         if isinstance(payload.get("config"), list):
             request["config"] = [payload["config"][index] for index in valid]
-        status, body = await _call(app, scope, receive, json.dumps(request).encode())
+        # The JSON of the valid inputs, for an app that reads the body; the routes take
+        # the inputs already read.
+        taken = {**scope, CHECKED_BODY: dict(request, inputs=[read[index] for index in valid])}
+        status, body = await _call(app, taken, receive, json.dumps(request).encode())
         if status != 200:  # a problem of the whole request (its config), or of the server
             await send_json(send, status, json.loads(body or b"null"), {})
             return

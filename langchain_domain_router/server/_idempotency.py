@@ -30,6 +30,7 @@ from langchain_core.messages import AIMessage
 from langchain_core.runnables import RunnableConfig
 
 from langchain_domain_router.server import _asgi
+from langchain_domain_router.server._requests import DECODED_BODY
 
 if TYPE_CHECKING:
     from langgraph.checkpoint.base import BaseCheckpointSaver
@@ -283,10 +284,12 @@ class IdempotencyMiddleware:
         self, scope: _asgi.Scope, receive: _asgi.Receive, send: _asgi.Send, request_id: str
     ) -> None:
         body = await _read_body(receive)
-        try:
-            payload = json.loads(body)
-        except ValueError:
-            payload = None
+        payload = scope.get(DECODED_BODY)  # the limits middleware decoded it
+        if payload is None:
+            try:
+                payload = json.loads(body)
+            except ValueError:
+                payload = None
         if not isinstance(payload, dict):  # LangServe answers it
             await self.app(scope, _asgi.replay(body, receive), send)
             return
@@ -307,7 +310,11 @@ class IdempotencyMiddleware:
         await self.app(scope, _asgi.replay(body, receive), storing)
 
     async def _restart(self, payload: dict[str, Any], thread_id: str, parent: str | None) -> bytes:
-        """The request's body, set to run from checkpoint ``parent`` of its thread."""
+        """The request's body, set to run from checkpoint ``parent`` of its thread.
+
+        The decoded body shares its ``config`` with the body the routes take (inputs
+        read), so both run from ``parent``.
+        """
         if parent is None:
             saver = self.idempotency.graph.checkpointer
             await saver.adelete_thread(thread_id)  # type: ignore[union-attr]

@@ -22,7 +22,7 @@ from langchain_domain_router._inputs import check_text
 from langchain_domain_router.server import _asgi
 from langchain_domain_router.server._batch import answer_batch
 from langchain_domain_router.server._metrics import RouterMetrics
-from langchain_domain_router.server._requests import reusing_checked_inputs
+from langchain_domain_router.server._requests import CHECKED_BODY, DECODED_BODY
 from langchain_domain_router.server._settings import ServerSettings
 
 logger = logging.getLogger(__name__)
@@ -32,7 +32,8 @@ _INPUT_ENDPOINTS |= {"stream_events": "input", "batch": "inputs"}
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
 _BRACKETS = re.compile(r"[\[\]{}]")
 InputValidator = Callable[[Any, str], Any]
-"""Checks one input (``value``, ``path``); raises ``ValueError`` naming the field."""
+"""Reads one input (``value``, ``path``) into what the runnable takes; raises
+``ValueError`` naming the field."""
 
 
 class LimitError(Exception):
@@ -85,7 +86,11 @@ def unicode_problem(value: Any, where: str) -> LimitError | None:
 
     Strict UTF-8 decoding lets none through; JSON escapes such as ``"\ud800"`` can.
     """
-    for path, text in _strings(value, where):
+    return _first_problem(_strings(value, where))
+
+
+def _first_problem(strings: Iterator[tuple[str, str]]) -> LimitError | None:
+    for path, text in strings:
         try:
             # backslashreplace: the path itself may hold the surrogate (a key)
             check_text(text, path[:200].encode("utf-8", "backslashreplace").decode() or "body")
@@ -105,6 +110,36 @@ def _strings(value: Any, path: str) -> Iterator[tuple[str, str]]:
     elif isinstance(value, list):
         for index, item in enumerate(value):
             yield from _strings(item, f"{path}[{index}]")
+
+
+def _unread_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """The strings of a JSON input that reading its question does not check.
+
+    ``read_question`` checks the question and every message's content; the keys and
+    the messages' other fields are checked here, so each string is checked once.
+    """
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _message_strings(item, f"{where}[{index}]")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            path = f"{where}.{key}"
+            yield path, key
+            if key == "messages" and isinstance(item, list):
+                yield from _unread_strings(item, path)
+            elif key != "question" or not isinstance(item, str):
+                yield from _strings(item, path)
+
+
+def _message_strings(value: Any, where: str) -> Iterator[tuple[str, str]]:
+    """A JSON chat message's strings besides its content (``read_question`` reads that)."""
+    if not isinstance(value, dict):
+        yield from _strings(value, where)
+        return
+    for key, item in value.items():
+        yield f"{where}.{key}", key
+        if key != "content":
+            yield from _strings(item, f"{where}.{key}")
 
 
 def text_chars(value: Any) -> int:
@@ -171,7 +206,8 @@ class LimitsMiddleware:
     inputs (``"input"``, or each of a batch's ``"inputs"``), which raises ``ValueError``
     naming the field: 422 before the runnable runs, or an error entry of its own in a
     batch. ``guarded`` names more POST paths under the same limits, each with the body
-    field that holds its input (``{"/v1/chat/completions": "messages"}``).
+    field that holds its input (``{"/v1/chat/completions": "messages"}``), whose route
+    reads the messages' content (``read_question``).
     """
 
     def __init__(
@@ -199,9 +235,7 @@ class LimitsMiddleware:
         key = self.guarded.get(path) or _INPUT_ENDPOINTS.get(path.rsplit("/", 1)[-1])
         try:
             if scope["method"] == "POST" and key:
-                # The runnable takes the input states the checks built: one build each.
-                with reusing_checked_inputs():
-                    await self._guarded(scope, receive, response, key)
+                await self._guarded(scope, receive, response, key)
             else:
                 await self.app(scope, receive, response.send)
         except LimitError as exc:
@@ -244,41 +278,53 @@ class LimitsMiddleware:
         route = path.rstrip("/").rsplit("/", 1)[0]
         return self.validate_input.get(route)
 
-    def _problem(
-        self, value: Any, where: str, validator: InputValidator | None
-    ) -> LimitError | None:
-        """What is wrong with one input, if anything: bad Unicode, too long, or invalid."""
-        if problem := unicode_problem(value, where):
-            return problem
+    def _read(
+        self, value: Any, where: str, validator: InputValidator | None, *, routed: bool = False
+    ) -> Any:
+        """Read one input: the validator's value, or the JSON when the route has none.
+
+        ``routed``: the route reads the input's messages (their content is its to check).
+
+        Raises:
+            LimitError: 422 for bad Unicode, an input too long, or an invalid input.
+        """
+        read = validator is not None or routed
+        strings = _unread_strings(value, where) if read else _strings(value, where)
+        if problem := _first_problem(strings):
+            raise problem
         chars, limit = text_chars(value), self.settings.max_input_chars
         if chars > limit:
             msg = f"{where} holds {chars} characters; the limit is {limit}"
-            return LimitError(422, "input_too_long", msg)
-        if validator is not None:
-            try:
-                validator(value, where)
-            except ValueError as exc:
-                return LimitError(422, "invalid_input", str(exc))
-        return None
+            raise LimitError(422, "input_too_long", msg)
+        if validator is None:
+            return value
+        try:
+            return validator(value, where)
+        except ValueError as exc:
+            raise LimitError(422, "invalid_input", str(exc)) from None
 
-    def _check_inputs(
+    def _read_inputs(
         self, payload: Any, key: str, validator: InputValidator | None
-    ) -> dict[int, LimitError]:
-        """Check one input (raising), or a batch's: its problems by index."""
+    ) -> tuple[Any, dict[int, LimitError]]:
+        """Read one input (raising), or a batch's (its problems by index).
+
+        Returns:
+            The body with its inputs read (``None`` when it has none), and a batch's
+            problems by index.
+        """
         if not isinstance(payload, dict) or key not in payload:
             if problem := unicode_problem(payload, ""):
                 raise problem
-            return {}  # LangServe answers 422 for a body without its input
+            return None, {}  # LangServe answers 422 for a body without its input
         envelope = {name: value for name, value in payload.items() if name != key}
         if problem := unicode_problem(envelope, ""):
             raise problem
         inputs = payload[key]
         if key != "inputs":
-            if problem := self._problem(inputs, key, validator):
-                raise problem
-            return {}
+            value = self._read(inputs, key, validator, routed=key in self.guarded.values())
+            return {**payload, key: value}, {}
         if not isinstance(inputs, list):
-            return {}
+            return None, {}
         limit = self.settings.max_batch_size
         if len(inputs) > limit:
             msg = f"batch of {len(inputs)} inputs exceeds max_batch_size {limit}"
@@ -287,10 +333,15 @@ class LimitsMiddleware:
         if isinstance(config, list) and len(config) != len(inputs):
             msg = f"config: {len(config)} configs for {len(inputs)} inputs"
             raise LimitError(422, "invalid_config", msg)
-        found = {
-            i: self._problem(value, f"inputs[{i}]", validator) for i, value in enumerate(inputs)
-        }
-        return {index: problem for index, problem in found.items() if problem}
+        read: list[Any] = []
+        problems: dict[int, LimitError] = {}
+        for index, value in enumerate(inputs):
+            try:
+                read.append(self._read(value, f"inputs[{index}]", validator))
+            except LimitError as problem:
+                read.append(value)
+                problems[index] = problem
+        return {**payload, key: read}, problems
 
     async def _guarded(
         self, scope: _asgi.Scope, receive: _asgi.Receive, response: _Response, key: str
@@ -301,7 +352,9 @@ class LimitsMiddleware:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.request_timeout_s
         payload = decode_json(body, self.settings.max_json_depth)
-        problems = self._check_inputs(payload, key, self._validator(scope["path"]))
+        checked, problems = self._read_inputs(payload, key, self._validator(scope["path"]))
+        if checked is not None:  # the route takes this body as decoded, its inputs read
+            scope = {**scope, DECODED_BODY: payload, CHECKED_BODY: checked}
         for problem in problems.values():
             self.metrics.rejected.labels(reason=problem.reason).inc()
         queued_until = min(deadline, loop.time() + self.settings.queue_timeout_s)
@@ -316,7 +369,10 @@ class LimitsMiddleware:
             async with asyncio.timeout_at(deadline):
                 if problems:
                     errors = {index: problem.detail for index, problem in problems.items()}
-                    await answer_batch(self.app, scope, receive, response.send, payload, errors)
+                    read = checked["inputs"]
+                    await answer_batch(
+                        self.app, scope, receive, response.send, payload, errors, read
+                    )
                 else:
                     await self.app(scope, _asgi.replay(body, receive), response.send)
         except TimeoutError:

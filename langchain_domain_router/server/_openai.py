@@ -25,12 +25,12 @@ from langchain_core.messages.ai import add_ai_message_chunks
 from langchain_core.runnables import RunnableConfig
 from pydantic import ValidationError
 
-from langchain_domain_router._inputs import InputState, to_state
+from langchain_domain_router._inputs import Question, read_question
 from langchain_domain_router.config import RouterConfig, StreamingSettings
 from langchain_domain_router.graph.experts import resolve_chat_model
 from langchain_domain_router.profiles import ExpertProfile
 from langchain_domain_router.router import DomainRouter
-from langchain_domain_router.schema import EXPERT_OPTIONS, GENERAL_NODE
+from langchain_domain_router.schema import EXPERT_OPTIONS, GENERAL_NODE, REASON_EXPERT_ERROR
 from langchain_domain_router.server._openai_errors import error_type
 from langchain_domain_router.server._openai_schema import (
     AnswerMessage,
@@ -136,14 +136,14 @@ class OpenAIRoutes:
                 )
                 raise Refused(400, message, param=feature, code="unsupported_parameter")
 
-    def parse(self, raw: bytes) -> tuple[ChatCompletionRequest, InputState]:
-        """Validate a request body; return it and the graph's input state.
+    def parse(self, payload: Any) -> tuple[ChatCompletionRequest, Question]:
+        """Validate a decoded request body; return it and its question, read once.
 
         Raises:
             Refused: 400 for a malformed body, 404 for an unknown model.
         """
         try:
-            body = ChatCompletionRequest.model_validate_json(raw)
+            body = ChatCompletionRequest.model_validate(payload)
         except ValidationError as exc:
             error = exc.errors(include_url=False)[0]
             param = ".".join(str(part) for part in error["loc"]) or None
@@ -159,13 +159,14 @@ class OpenAIRoutes:
         dumped = [m.model_dump(exclude_none=True, exclude={"refusal"}) for m in body.messages]
         try:
             messages = convert_to_messages(dumped)
-            state = to_state({"messages": messages, "pinned_expert": pinned})
+            # The limits middleware checked the body's other strings; this, the content.
+            question = read_question({"messages": messages, "pinned_expert": pinned}, where="")
         except (TypeError, ValueError, KeyError) as exc:
             raise Refused(400, f"messages: {exc}", param="messages") from None
-        return body, state
+        return body, question
 
     async def stream(
-        self, body: ChatCompletionRequest, state: InputState, config: RunnableConfig
+        self, body: ChatCompletionRequest, question: Question, config: RunnableConfig
     ) -> Response:
         """Run a streamed request: its held chunks as SSE events, or the upstream error.
 
@@ -175,7 +176,7 @@ class OpenAIRoutes:
         """
         chunks = [
             chunk
-            async for chunk in self.router.astream(state, config)
+            async for chunk in self.router.astream(question, config)
             if isinstance(chunk, AIMessageChunk)
         ]
         routing = chunks[-1].response_metadata["routing"]
@@ -205,7 +206,7 @@ def _headers(routing: dict[str, Any]) -> dict[str, str]:
 
 def _upstream_failure(routing: dict[str, Any]) -> Refused | None:
     """502 (504 for a timeout) when the fallback failed too and only the stand-in spoke."""
-    failed = routing.get("reason") == "expert_error" and routing.get("offline")
+    failed = routing.get("reason") == REASON_EXPERT_ERROR and routing.get("offline")
     if not failed or routing.get("failed_expert") != GENERAL_NODE:
         return None
     error = str(routing.get("error") or "")
@@ -312,13 +313,14 @@ def add_openai_routes(
     @app.post(COMPLETIONS_PATH, tags=["openai"])
     async def chat_completions(request: Request) -> Response:
         try:
-            body, state = routes.parse(await request.body())
+            # The body as the limits middleware decoded it (CheckedBodyRoute).
+            body, question = routes.parse(await request.json())
         except Refused as refusal:
             return refusal.response()
         config = routes.config(body, request)
         if body.stream:
-            return await routes.stream(body, state, config)
-        answer = await routes.router.ainvoke(state, config)
+            return await routes.stream(body, question, config)
+        answer = await routes.router.ainvoke(question, config)
         routing = answer.response_metadata["routing"]
         headers = _headers(routing)
         if failure := _upstream_failure(routing):

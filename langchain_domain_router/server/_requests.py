@@ -9,12 +9,11 @@ the graph cannot take is a ``ValueError`` whose message starts with the field's 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
-from functools import partial
+from collections.abc import Callable, Coroutine
 from typing import Annotated, Any, Self
 
+from fastapi import Request, Response
+from fastapi.routing import APIRoute
 from langchain_core.messages import AnyMessage, BaseMessage
 from pydantic import (
     BaseModel,
@@ -26,7 +25,7 @@ from pydantic import (
     model_validator,
 )
 
-from langchain_domain_router._inputs import InputState, to_state
+from langchain_domain_router._inputs import Question, read_question
 
 _MESSAGE = TypeAdapter(AnyMessage)
 _MESSAGE_TYPES = frozenset(
@@ -34,8 +33,11 @@ _MESSAGE_TYPES = frozenset(
     | {f"{kind}MessageChunk" for kind in ("AI", "Human", "Chat", "System", "Function", "Tool")}
 )
 _REQUEST_KEYS = frozenset({"question", "messages"})
-_CHECKED: ContextVar[list[tuple[Any, InputState]] | None] = ContextVar("_CHECKED", default=None)
-"""The inputs this request's checks built, with the JSON each was built from."""
+DECODED_BODY = "domain_router.decoded_body"
+"""ASGI scope key of a request body as the limits middleware decoded it (the JSON)."""
+CHECKED_BODY = "domain_router.checked_body"
+"""ASGI scope key of a request body the limits middleware decoded and read: the JSON,
+with each input replaced by its ``Question``."""
 
 
 class RouterRequest(BaseModel):
@@ -56,7 +58,7 @@ class RouterRequest(BaseModel):
 
     @model_validator(mode="after")
     def _has_question(self) -> Self:
-        to_state({"question": self.question, "messages": self.messages}, question_last=False)
+        read_question({"question": self.question, "messages": self.messages}, question_last=False)
         return self
 
 
@@ -155,7 +157,7 @@ def _parse(value: Any, where: str) -> Any:
     raise ValueError(msg)
 
 
-def parse_served_input(value: Any, where: str = "input") -> InputState:
+def parse_served_input(value: Any, where: str = "input") -> Question:
     """Validate one ``/router`` or ``/classify`` input decoded from JSON.
 
     Args:
@@ -164,8 +166,8 @@ def parse_served_input(value: Any, where: str = "input") -> InputState:
         where: The input's path in the request (``"input"``, ``"inputs[2]"``).
 
     Returns:
-        The graph's input state (``to_state`` with ``question_last=False``), which the
-        classifier takes without reading it again.
+        The question, read once under the classifier's rule (any conversation holding
+        a human turn); the classifier takes it as it is.
 
     Raises:
         ValueError: For anything the router cannot take; the message starts with the
@@ -177,15 +179,15 @@ def parse_served_input(value: Any, where: str = "input") -> InputState:
         parse_served_input([{"type": "human", "content": 5}])  # ValueError: input[0].content
         ```
     """
-    return _checked(partial(to_state, question_last=False), value, where)
+    return _checked(value, where, question_last=False)
 
 
-def parse_router_input(value: Any, where: str = "input") -> InputState:
+def parse_router_input(value: Any, where: str = "input") -> Question:
     """Validate one ``/router`` input: ``parse_served_input`` under the router's own rule.
 
     The router answers a question: a conversation without a ``question`` must end in a
     human turn (the classifier, which only reads the last human turn, takes any). The
-    state it returns is the router's input, not checked again.
+    question it returns is the router's input, not read again.
 
     Raises:
         ValueError: For anything the router cannot take, naming the field.
@@ -196,53 +198,23 @@ def parse_router_input(value: Any, where: str = "input") -> InputState:
         # ValueError: input: the router needs a question: ... end 'messages' with a human turn
         ```
     """
-    return _checked(to_state, value, where)
+    return _checked(value, where, question_last=True)
 
 
-def _checked(build: Callable[[Any], InputState], value: Any, where: str) -> InputState:
-    """Build the state of JSON ``value``; a refusal names the field ``where``.
-
-    Within ``reusing_checked_inputs``, the state is remembered for ``ServedInput``.
-    """
+def _checked(value: Any, where: str, *, question_last: bool) -> Question:
+    """Read the question of JSON ``value``; a refusal names the field ``where``."""
     parsed = _parse(value, where)
     try:
-        state = build(parsed)
+        return read_question(parsed, question_last=question_last, where=where)
     except (TypeError, ValueError) as exc:
-        msg = f"{where}: {exc}"
+        text = str(exc)
+        msg = text if text.startswith(where) else f"{where}: {text}"
         raise ValueError(msg) from None
-    if (checked := _CHECKED.get()) is not None:
-        checked.append((value, state))
-    return state
 
 
-@contextmanager
-def reusing_checked_inputs() -> Iterator[None]:
-    """Let ``ServedInput`` take the states that this request's input checks built.
-
-    The limits middleware checks a request's inputs, then LangServe decodes the body
-    again and validates it as ``ServedInput``; within this block that validation takes
-    the state built for an equal input instead of building it a second time.
-    """
-    token = _CHECKED.set([])
-    try:
-        yield
-    finally:
-        _CHECKED.reset(token)
-
-
-def _reused(value: Any) -> InputState | None:
-    """The state built for an input equal to ``value`` in this request, taken once."""
-    checked = _CHECKED.get() or []
-    for index, (seen, state) in enumerate(checked):
-        if seen == value:
-            del checked[index]
-            return state
-    return None
-
-
-def _validate_input(value: Any) -> InputState:
-    state = _reused(value)  # one argument: pydantic passes no validation info
-    return parse_served_input(value) if state is None else state
+def _validate_input(value: Any) -> Question:
+    """LangServe's check of an input: what the limits middleware read, taken as it is."""
+    return value if isinstance(value, Question) else parse_served_input(value)
 
 
 ServedInput = Annotated[
@@ -251,3 +223,31 @@ ServedInput = Annotated[
 ]
 """What ``/router`` and ``/classify`` accept: a string, a message list, or a
 ``RouterRequest``; anything without a question is 422 before the graph runs."""
+
+
+class _CheckedBodyRequest(Request):
+    """A request whose JSON body is the one the limits middleware decoded and read."""
+
+    async def json(self) -> Any:
+        checked = self.scope.get(CHECKED_BODY)
+        return await super().json() if checked is None else checked
+
+
+class CheckedBodyRoute(APIRoute):
+    """A route that takes the body the limits middleware decoded, inputs read.
+
+    LangServe's endpoints decode the body (``request.json()``) and validate each input;
+    under this route class they get the decoded body with its inputs already read
+    (``Question``), which ``ServedInput`` takes as they are: a body is decoded once and
+    its question read once. FastAPI's documented way to change the ``Request`` a route
+    gets: https://fastapi.tiangolo.com/how-to/custom-request-and-route/
+    """
+
+    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
+        """The route's handler, given a ``_CheckedBodyRequest``."""
+        handler = super().get_route_handler()
+
+        async def checked(request: Request) -> Response:
+            return await handler(_CheckedBodyRequest(request.scope, request.receive))
+
+        return checked

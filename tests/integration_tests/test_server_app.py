@@ -2,17 +2,18 @@
 
 from __future__ import annotations
 
-import sys
-from collections import Counter
-from contextlib import asynccontextmanager
+from collections.abc import Iterator
+from contextlib import asynccontextmanager, contextmanager
 
+import httpx
 import pytest
 from fastapi.testclient import TestClient
 from langchain_core.messages import AIMessage, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
+from starlette.requests import Request
 
 from langchain_domain_router import DomainClassifier, _inputs
-from langchain_domain_router.server import create_app
+from langchain_domain_router.server import _limits, create_app
 from tests.conftest import fake_expert, make_config
 
 
@@ -42,32 +43,42 @@ def test_threads_keep_state_and_the_lifespan_hook_runs(math_checkpoint):
     assert events == ["open", "close"]
 
 
-@pytest.fixture
-def reads(monkeypatch: pytest.MonkeyPatch) -> Counter[str]:
-    """Counts the calls of the functions that read a question, wherever imported."""
-    counts: Counter[str] = Counter()
-    for name in ("to_state", "question_text", "extract_question"):
-        original = getattr(_inputs, name)
-
-        def counted(*args, _name=name, _original=original, **kwargs):
-            counts[_name] += 1
-            return _original(*args, **kwargs)
-
-        for module in list(sys.modules.values()):
-            named = getattr(module, "__name__", "")
-            if named.startswith("langchain_domain_router") and vars(module).get(name) is original:
-                monkeypatch.setattr(module, name, counted)
-    return counts
+def test_create_app_loads_the_config_once(math_checkpoint, config_loads):
+    config = make_config(math=fake_expert("미분 답변"))
+    app = create_app(config, classifier=DomainClassifier.from_pretrained(math_checkpoint))
+    assert config_loads == [config]
+    assert app.state.router.invoke("미분이란?").content == "미분 답변"
 
 
-def _once_each(inputs: int = 1) -> Counter[str]:
-    # to_state checks the input once (in the server's validation), the classify node
-    # works out the text once, and the classifier, traced for the metrics, checks that
-    # string (not the conversation) once.
-    return Counter({"to_state": inputs, "question_text": inputs, "extract_question": inputs})
+HUMAN_TURN = {"role": "user", "content": "미분이란?"}
 
 
-def test_a_question_is_read_once_per_http_request_and_per_invoke(math_checkpoint, reads):
+def test_a_question_is_read_once_per_http_request_and_per_invoke(
+    math_checkpoint, reads, monkeypatch
+):
+    traced: list[object] = []
+    ainvoke = DomainClassifier.ainvoke
+
+    async def counted(self, value, config=None, **kwargs):
+        traced.append(value)
+        return await ainvoke(self, value, config, **kwargs)
+
+    monkeypatch.setattr(DomainClassifier, "ainvoke", counted)
+    decoded: list[bytes] = []  # every JSON body decoded: once per request, by the limits
+    decode_json = _limits.decode_json
+    monkeypatch.setattr(
+        _limits, "decode_json", lambda body, depth: decoded.append(body) or decode_json(body, depth)
+    )
+    monkeypatch.setattr(Request, "json", lambda self: pytest.fail("a body decoded twice"))
+    scanned: list[tuple[str, str]] = []  # each string checked for bad Unicode, and where
+    check_text = _inputs.check_text
+
+    def counted_check(text: str, where: str) -> str:
+        scanned.append((where, text))
+        return check_text(text, where)
+
+    for module in (_inputs, _limits):
+        monkeypatch.setattr(module, "check_text", counted_check)
     app = create_app(
         make_config(math=fake_expert("미분 답변")),
         classifier=DomainClassifier.from_pretrained(math_checkpoint),
@@ -78,27 +89,81 @@ def test_a_question_is_read_once_per_http_request_and_per_invoke(math_checkpoint
             ("/router/invoke", {"input": "미분이란?"}),
             ("/router/invoke", {"input": {"question": "적분은?", "messages": conversation}}),
             ("/router/stream", {"input": [{"type": "human", "content": "미분이란?"}]}),
+            ("/v1/chat/completions", {"model": "auto", "messages": [HUMAN_TURN]}),
         ]:
             reads.clear()
+            decoded.clear()
+            traced.clear()
+            scanned.clear()
             response = client.post(endpoint, json=body)
             assert response.status_code == 200, response.text
-            assert reads == _once_each(), endpoint
+            assert len(reads) == 1 and len(decoded) == 1, endpoint
+            assert scanned and len(scanned) == len(set(scanned)), (endpoint, scanned)
+            asked = "적분은?" if "question" in str(body) else "미분이란?"
+            assert [text for _, text in scanned].count(asked) == 1, (endpoint, scanned)
+            if not endpoint.endswith("stream"):  # the metrics need no run of the classifier
+                assert traced == [], endpoint
         reads.clear()
         response = client.post("/router/batch", json={"inputs": ["미분", "적분", "미분"]})
         assert [answer["content"] for answer in response.json()["output"]] == ["미분 답변"] * 3
-        assert reads == _once_each(3)
+        assert reads == ["미분", "적분", "미분"]
         reads.clear()
         response = client.post("/classify/invoke", json={"input": {"messages": conversation}})
         assert response.json()["output"]["label"] == "Math"
-        assert reads == _once_each()  # the classifier reads the text from the checked state
+        assert len(reads) == 1
         reads.clear()
         response = client.post("/router/invoke", json={"input": conversation})
         assert response.status_code == 422 and "human turn" in response.text
-        assert reads == {"to_state": 1}
+        assert len(reads) == 1
     reads.clear()
     assert app.state.router.invoke("미분이란?").content == "미분 답변"
-    assert reads == {"to_state": 1, "question_text": 1}  # untraced: classify_texts(text)
-    # A state built under the classifier's looser rule is checked again by the router.
-    state = _inputs.to_state([HumanMessage("미분"), AIMessage("답")], question_last=False)
+    assert reads == ["미분이란?"]
+    # A question read under the classifier's looser rule is refused by the router.
+    question = _inputs.read_question([HumanMessage("미분"), AIMessage("답")], question_last=False)
     with pytest.raises(ValueError, match="human turn"):
-        app.state.router.invoke(state)
+        app.state.router.invoke(question)
+
+
+@contextmanager
+def served_in_this_process(app) -> Iterator[str]:
+    """``app`` under uvicorn on 127.0.0.1, in a thread: real HTTP, this process's counters."""
+    import threading
+    import time
+
+    import uvicorn
+
+    from tests.integration_tests._servers import free_port
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    try:
+        for _ in range(600):  # at most 60 s to load the model and warm up
+            if server.started and httpx.get(f"http://127.0.0.1:{port}/readyz").is_success:
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the server did not get ready in 60 s")
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=30)
+
+
+def test_a_question_over_real_http_is_read_once(math_checkpoint, reads):
+    app = create_app(
+        make_config(math=fake_expert("미분 답변")),
+        classifier=DomainClassifier.from_pretrained(math_checkpoint),
+    )
+    with served_in_this_process(app) as url:
+        reads.clear()  # the start-up's warm-up question
+        response = httpx.post(f"{url}/router/invoke", json={"input": {"question": " 미분이란? "}})
+        assert response.status_code == 200, response.text
+        assert response.json()["output"]["content"] == "미분 답변"
+        assert reads == [{"question": " 미분이란? ", "messages": []}]
+        reads.clear()
+        body = b'{"input": {"question": "\\ud800"}}'  # a JSON escape, as a client sends it
+        refused = httpx.post(f"{url}/router/invoke", content=body)
+        assert refused.status_code == 422 and "input.question holds" in refused.text
+        assert len(reads) == 1

@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 
 from langchain_domain_router import DomainClassifier, DomainPrediction, DomainRouter
-from langchain_domain_router._inputs import to_state
+from langchain_domain_router._inputs import read_question
 from langchain_domain_router.server import RouterMetrics, ServerSettings
 from langchain_domain_router.server._limits import (
     LimitError,
@@ -89,6 +89,8 @@ def test_configs_the_graph_cannot_honour_raise_clear_errors(runnable, config, er
     with pytest.raises(error, match=match):
         runnable.batch(["미분"], config, return_exceptions=True)
     with pytest.raises(error, match=match):
+        asyncio.run(runnable.abatch(["미분"], config, return_exceptions=True))
+    with pytest.raises(error, match=match):
         asyncio.run(runnable.ainvoke("미분", config))
 
 
@@ -113,7 +115,7 @@ def test_a_conversation_not_ending_in_a_question_is_refused_before_the_graph(
     # Found by the fuzz run: the graph raised this from inside LangGraph (a 500 over HTTP).
     match = "end 'messages' with a human turn"
     with pytest.raises(ValueError, match=match):
-        to_state(value)  # the router's input check, before the graph runs
+        read_question(value)  # the router's input check, before the graph runs
     with pytest.raises(ValueError, match=match):
         router.invoke(value)
     with pytest.raises(ValueError, match=match):
@@ -128,6 +130,8 @@ def test_a_conversation_not_ending_in_a_question_is_refused_before_the_graph(
 def test_batch_takes_a_list_not_a_string(runnable):
     with pytest.raises(TypeError, match="batch takes a list of inputs, not a str"):
         runnable.batch("미분")
+    with pytest.raises(TypeError, match="batch takes a list of inputs, not a str"):
+        asyncio.run(runnable.abatch("미분"))
     assert asyncio.run(runnable.abatch([])) == []
 
 

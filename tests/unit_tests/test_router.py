@@ -124,32 +124,53 @@ def test_record_feedback_stores_misroutes_as_training_jsonl(make_checkpoint, tmp
 
 
 async def test_a_question_is_read_once_per_request_and_its_classified_text_kept(
-    make_checkpoint, monkeypatch
+    make_checkpoint, monkeypatch, reads
 ):
-    from langchain_domain_router import _inputs
-    from langchain_domain_router import router as router_module
-    from langchain_domain_router.graph import _nodes
+    from langchain_core.callbacks import BaseCallbackHandler
 
-    calls: list[str] = []
-    for module, name in [(router_module, "to_state"), (_nodes, "question_text")]:
-        original = getattr(_inputs, name)
-
-        def counted(*args, _name=name, _original=original, **kwargs):
-            calls.append(_name)
-            return _original(*args, **kwargs)
-
-        monkeypatch.setattr(module, name, counted)
     classifier = DomainClassifier.from_pretrained(
         make_checkpoint(bias={"Math": 10.0}), context_turns=1
     )
     router = DomainRouter.from_config(make_config(math=fake_expert(ANSWER)), classifier=classifier)
     seen: list[str] = []
     monkeypatch.setattr(router.feedback, "remember", lambda _id, text, _domain: seen.append(text))
-    history = [HumanMessage("미분 질문"), AIMessage("네"), HumanMessage("그럼 적분은?")]
+    history = [HumanMessage("미분 질문"), AIMessage("네"), HumanMessage("  그럼 적분은? ")]
     router.invoke(history)
-    assert calls == ["to_state", "question_text"]
+    assert reads == [history]
     assert seen == ["미분 질문\n그럼 적분은?"]  # the text the classifier read, context included
-    calls.clear()
+    reads.clear()
     await router.ainvoke({"question": "적분"})
     list(router.stream("미분"))
-    assert calls == ["to_state", "question_text"] * 2
+    names: list[str] = []
+
+    class Names(BaseCallbackHandler):
+        def on_chain_start(self, serialized, inputs, *, name=None, **kwargs):
+            names.append(name)
+
+    router.invoke("극한", {"callbacks": [Names()]})  # the classifier's run takes what was read
+    assert reads == [{"question": "적분"}, "미분", "극한"]
+    assert "DomainClassifier" in names
+
+
+def test_a_graph_invoked_on_its_own_reads_its_state_once(make_checkpoint, reads):
+    from langchain_domain_router import RouterConfig, build_router_graph
+
+    classifier = DomainClassifier.from_pretrained(make_checkpoint(bias={"Math": 10.0}))
+    config = make_config(math=fake_expert(ANSWER))
+    graph = build_router_graph(RouterConfig.load(config), classifier=classifier)
+    state = graph.invoke({"question": " 미분 "})
+    assert (state["question"], state["answer"]) == ("미분", ANSWER)
+    assert len(reads) == 1
+    with pytest.raises(ValueError, match="unpaired surrogate"):
+        graph.invoke({"messages": [HumanMessage("\ud800")]})
+
+
+def test_the_config_is_loaded_once_where_it_is_handed_in(make_checkpoint, config_loads):
+    from langchain_domain_router import build_router_graph
+
+    classifier = DomainClassifier.from_pretrained(make_checkpoint(bias={"Math": 10.0}))
+    config = make_config(math=fake_expert(ANSWER))
+    assert DomainRouter.from_config(config, classifier=classifier).invoke("미분").content == ANSWER
+    assert config_loads == [config]
+    build_router_graph(config, classifier=classifier)
+    assert config_loads == [config, config]

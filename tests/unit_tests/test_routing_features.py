@@ -146,6 +146,29 @@ def test_fan_out_mermaid_snapshot(classifier_for):
     assert drawing == SNAPSHOT.read_text()
 
 
+@pytest.mark.parametrize("fan_out", [True, False])
+def test_the_drawn_edges_are_the_wiring_table(classifier_for, fan_out):
+    from langchain_domain_router.graph._wiring import EXPERT, destinations
+
+    config = fan_out_config_validated(fake_expert("a"), fake_expert("b"), enabled=fan_out)
+    graph = build_router_graph(config, classifier=classifier_for({}))
+    drawn = {(edge.source, edge.target) for edge in graph.get_graph().edges}
+    experts = [expert.name for expert in config.experts]
+    nodes = ["classify", *experts, "general", *(["merge"] if fan_out else [])]
+    table = {
+        (node, after)
+        for node in nodes
+        for after in destinations(EXPERT if node in experts else node, experts, fan_out=fan_out)
+    }
+    assert drawn == {("__start__", "classify")} | table
+
+
+def test_the_routing_record_has_the_decision_s_fields():
+    from langchain_domain_router.schema import RoutingRecord
+
+    assert set(RoutingRecord.__annotations__) == set(RoutingDecision.model_fields)
+
+
 def sticky_validated(enabled=True):
     return make_config(
         {"sticky": {"enabled": enabled, "switch_confidence": 0.8}},

@@ -3,7 +3,11 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage
 from langchain_core.prompts import ChatPromptTemplate
 
 from langchain_domain_router import KMMLU_DOMAINS, SUPERCATEGORIES
-from langchain_domain_router._inputs import extract_question
+from langchain_domain_router._inputs import read_question
+
+
+def extract_question(value, context_turns=0):
+    return read_question(value, question_last=False).context_text(context_turns)
 
 
 def test_taxonomy_has_the_45_kmmlu_subjects_with_four_supercategories():
@@ -17,7 +21,7 @@ def test_taxonomy_has_the_45_kmmlu_subjects_with_four_supercategories():
     assert all(d.korean_name for d in KMMLU_DOMAINS.values())
 
 
-def test_extract_question_from_every_input_kind():
+def test_read_question_from_every_input_kind():
     history = [
         SystemMessage("너는 도우미야"),
         HumanMessage("회계 질문 있어"),
@@ -39,6 +43,8 @@ def test_extract_question_from_every_input_kind():
         ]
     )
     assert extract_question(multimodal) == "이 그림"
+    # for the classifier one message is the question whatever its type, alone or listed
+    assert extract_question(AIMessage("답")) == extract_question([AIMessage("답")]) == "답"
 
 
 @pytest.mark.parametrize(
@@ -51,7 +57,7 @@ def test_extract_question_from_every_input_kind():
             ValueError,
             "empty",
         ),
-        ([AIMessage("hi")], ValueError, "no human message"),
+        ([AIMessage("hi"), AIMessage("again")], ValueError, "no human message"),
         (["not a message"], TypeError, "chat messages"),
         ({"text": "wrong key"}, ValueError, "'question'"),
         (42, TypeError, "cannot route a int"),
