@@ -191,6 +191,14 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "device",
         "model_version",
     )
+    head.add_argument(
+        "--style-cv",
+        type=float,
+        nargs="+",
+        default=(),
+        metavar="L2",
+        help="L2 penalties compared by leave-one-style-out; the best worst style picks --l2",
+    )
     head.add_argument("--no-onnx", dest="onnx", action="store_false", help="skip the ONNX export")
     ngrams = parsers["fit-ngrams"]
     ngrams.add_argument("--model", required=True, help="the trained classifier directory")

@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 from langchain_domain_router.training._data import DataError, Example
 from langchain_domain_router.training._splits import DataSources, load_bundle
+from langchain_domain_router.training._style_cv import best_penalty, leave_one_style_out
 
 if TYPE_CHECKING:
     import numpy as np
@@ -72,6 +73,9 @@ class HeadFitOptions:
     or ``cuda``."""
     model_version: str = "kmmlu-e5-head"
     """Stored in the saved model's routing block."""
+    style_cv: tuple[float, ...] = ()
+    """L2 penalties to compare by leave-one-style-out (each training style held out in turn);
+    the one with the best worst style replaces ``l2``. Empty: ``l2`` as given."""
 
 
 def cap_per_label(rows: Sequence[Example], cap: int, *, seed: int = 0) -> list[Example]:
@@ -215,7 +219,10 @@ def fit_head(sources: DataSources, options: HeadFitOptions) -> Path:
         batch_size=options.batch_size,
         cache=Path(options.output_dir) / "features",
     )
-    head = fit_linear_head(features, y, len(labels), l2=options.l2)
+    styles = [_style(row) for row in rows]
+    by_style = leave_one_style_out(features, y, styles, len(labels), options.style_cv)
+    l2 = best_penalty(by_style) if by_style else options.l2
+    head = fit_linear_head(features, y, len(labels), l2=l2)
     with torch.no_grad():
         model.classifier.weight.copy_(torch.from_numpy(head.weight))
         model.classifier.bias.copy_(torch.from_numpy(head.bias))
@@ -233,14 +240,20 @@ def fit_head(sources: DataSources, options: HeadFitOptions) -> Path:
                 **asdict(options),
                 "rows": len(y),
                 "rows_per_source": _per_source(rows),
+                "l2_used": l2,
+                "leave_one_style_out": {str(k): v for k, v in by_style.items()},
                 "wall_seconds": round(wall),
             }
         },
     )
 
 
+def _style(row: Example) -> str:
+    return row.style or "unstyled"
+
+
 def _per_source(rows: Sequence[Example]) -> dict[str, int]:
     counts: dict[str, int] = defaultdict(int)
     for row in rows:
-        counts[row.style or "unstyled"] += 1
+        counts[_style(row)] += 1
     return dict(sorted(counts.items()))

@@ -280,6 +280,34 @@ def test_fit_head_over_a_frozen_encoder_from_the_cli(
     assert len(list((run / "features").iterdir())) > len(cached)
 
 
+def test_fit_head_picks_its_penalty_by_the_worst_held_out_style(
+    tiny_e5: tuple[Path, dict[str, np.ndarray]], tiny_shared: Path, tmp_path: Path
+) -> None:
+    base = tmp_path / "e5-base"
+    convert = ["convert-e5", "--shared", str(tiny_shared), "--source", str(tiny_e5[0])]
+    convert += f"--output-dir {base} --layers 1 --min-count 1 --ngram-buckets 0".split()
+    assert main(convert) == 0
+    run = tmp_path / "run"
+    args = ["fit-head", "--shared", str(tiny_shared), "--base", str(base), "--output-dir", str(run)]
+    args += f"--max-length {POSITIONS} --kmmlu-cap 4 --no-onnx --device cpu".split()
+    assert main([*args, "--style-cv", "1e-4", "10"]) == 0
+    info = json.loads((run / "model" / "training_info.json").read_text())["head_fit"]
+    by_style = info["leave_one_style_out"]
+    assert set(by_style) == {"0.0001", "10.0"}
+    assert set(by_style["10.0"]) == set(info["rows_per_source"])  # every style held out once
+    worst = {float(l2): min(scores.values()) for l2, scores in by_style.items()}
+    assert worst[info["l2_used"]] == max(worst.values())
+
+
+def test_the_best_penalty_is_the_best_worst_style_and_one_style_gives_nothing() -> None:
+    from langchain_domain_router.training._style_cv import best_penalty, leave_one_style_out
+
+    results = {1e-3: {"a": 0.9, "b": 0.2}, 1e-2: {"a": 0.5, "b": 0.4}, 1e-1: {"a": 0.4, "b": 0.4}}
+    assert best_penalty(results) == 1e-2
+    features = np.eye(4, dtype=np.float32)
+    assert leave_one_style_out(features, np.arange(4), ["x"] * 4, 4, [1e-2]) == {}
+
+
 def test_cap_per_label_keeps_every_row_of_other_sources() -> None:
     from langchain_domain_router.training._data import Example
     from langchain_domain_router.training._head import cap_per_label
