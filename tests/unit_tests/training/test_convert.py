@@ -238,19 +238,25 @@ def test_convert_then_train_from_the_cli(
     assert result.label in {"Accounting", "Math", "Korean-History"}
 
 
+def _fit_head_args(e5_file: Path, shared: Path, tmp_path: Path) -> list[str]:
+    """Convert the tiny e5 file into a 1-layer base; the ``fit-head`` arguments over it."""
+    base = tmp_path / "e5-base"
+    convert = ["convert-e5", "--shared", str(shared), "--source", str(e5_file)]
+    convert += f"--output-dir {base} --layers 1 --min-count 1 --ngram-buckets 0".split()
+    assert main(convert) == 0
+    run = tmp_path / "run"
+    args = ["fit-head", "--shared", str(shared), "--base", str(base), "--output-dir", str(run)]
+    return [*args, *f"--max-length {POSITIONS} --kmmlu-cap 4 --no-onnx --device cpu".split()]
+
+
 def test_fit_head_over_a_frozen_encoder_from_the_cli(
     tiny_e5: tuple[Path, dict[str, np.ndarray]],
     tiny_shared: Path,
     tmp_path: Path,
     caplog: pytest.LogCaptureFixture,
 ) -> None:
-    base = tmp_path / "e5-base"
-    convert = ["convert-e5", "--shared", str(tiny_shared), "--source", str(tiny_e5[0])]
-    convert += f"--output-dir {base} --layers 1 --min-count 1 --ngram-buckets 0".split()
-    assert main(convert) == 0
-    run = tmp_path / "run"
-    args = ["fit-head", "--shared", str(tiny_shared), "--base", str(base), "--output-dir", str(run)]
-    args += f"--max-length {POSITIONS} --kmmlu-cap 4 --l2 1e-4 --no-onnx --device cpu".split()
+    base, run = tmp_path / "e5-base", tmp_path / "run"
+    args = [*_fit_head_args(tiny_e5[0], tiny_shared, tmp_path), "--l2", "1e-4"]
     assert main(args) == 0
     info = json.loads((run / "model" / "training_info.json").read_text())["head_fit"]
     assert info["rows_per_source"]["kmmlu"] == 3 * 4  # the cap, per subject
@@ -283,13 +289,8 @@ def test_fit_head_over_a_frozen_encoder_from_the_cli(
 def test_fit_head_picks_its_penalty_by_the_worst_held_out_style(
     tiny_e5: tuple[Path, dict[str, np.ndarray]], tiny_shared: Path, tmp_path: Path
 ) -> None:
-    base = tmp_path / "e5-base"
-    convert = ["convert-e5", "--shared", str(tiny_shared), "--source", str(tiny_e5[0])]
-    convert += f"--output-dir {base} --layers 1 --min-count 1 --ngram-buckets 0".split()
-    assert main(convert) == 0
     run = tmp_path / "run"
-    args = ["fit-head", "--shared", str(tiny_shared), "--base", str(base), "--output-dir", str(run)]
-    args += f"--max-length {POSITIONS} --kmmlu-cap 4 --no-onnx --device cpu".split()
+    args = _fit_head_args(tiny_e5[0], tiny_shared, tmp_path)
     assert main([*args, "--style-cv", "1e-4", "10"]) == 0
     info = json.loads((run / "model" / "training_info.json").read_text())["head_fit"]
     by_style = info["leave_one_style_out"]
