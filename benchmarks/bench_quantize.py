@@ -26,7 +26,6 @@ import sys
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -41,24 +40,21 @@ from benchmarks._common import (  # noqa: E402 - the path above makes the packag
 )
 
 
-def _head_nodes(graph: Any) -> list[str]:
-    """The classifier layer's nodes, under the names the quantisers give them."""
-    names = [n.name for n in graph.node if {"classifier.weight", "classifier.bias"} & set(n.input)]
-    return names + [f"{name}_MatMul" for name in names]
-
-
 def _dynamic(per_channel: bool, float_head: bool) -> Callable[[Path, Path], None]:
     def run(source: Path, target: Path) -> None:
         import onnx
         from onnxruntime.quantization import QuantType, quantize_dynamic
 
+        from langchain_domain_router.classifier._onnx_export import nodes_reading
+
         graph = onnx.load(str(source), load_external_data=False).graph
+        head = nodes_reading(graph, ["classifier.weight", "classifier.bias"])
         quantize_dynamic(
             source,
             target,
             weight_type=QuantType.QInt8,
             per_channel=per_channel,
-            nodes_to_exclude=_head_nodes(graph) if float_head else [],
+            nodes_to_exclude=head if float_head else [],
         )
 
     return run

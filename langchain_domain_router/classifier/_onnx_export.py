@@ -147,17 +147,26 @@ output layer. Dynamic quantisation scales activations per batch, which would mak
 question's n-gram scores depend on the questions batched with it."""
 
 
+def nodes_reading(graph: Any, weights: Sequence[str]) -> list[str]:
+    """The nodes of an ONNX ``graph`` that read any of ``weights``.
+
+    Named as ``quantize_dynamic``'s ``nodes_to_exclude`` takes them.
+    """
+    names = []
+    for node in graph.node:
+        if set(node.input) & set(weights):
+            # The quantiser splits a Gemm into ``<name>_MatMul`` and an Add before it
+            # looks at the exclusions.
+            names += [node.name, f"{node.name}_MatMul"] if node.op_type == "Gemm" else [node.name]
+    return names
+
+
 def _quantize(source: Path, target: Path) -> None:
     import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     graph = onnx.load(str(source), load_external_data=False).graph
-    exact = []
-    for node in graph.node:
-        if set(node.input) & set(_FLOAT_WEIGHTS):
-            # The quantiser splits a Gemm into ``<name>_MatMul`` and an Add before it
-            # looks at the exclusions.
-            exact += [node.name, f"{node.name}_MatMul"] if node.op_type == "Gemm" else [node.name]
+    exact = nodes_reading(graph, _FLOAT_WEIGHTS)
     quantizer_logger = logging.getLogger()
     level = quantizer_logger.level
     quantizer_logger.setLevel(logging.ERROR)  # one line per tensor otherwise
