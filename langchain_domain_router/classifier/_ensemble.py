@@ -24,9 +24,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from langchain_domain_router.classifier._backends import Backend, load_backend, model_labels
-from langchain_domain_router.classifier._onnx import LightConfig
+from langchain_domain_router.classifier._onnx import ENSEMBLE_TYPE, LightConfig
 from langchain_domain_router.classifier._packed import PACKED_WEIGHTS
-from langchain_domain_router.classifier._runtime import ForwardSlots
+from langchain_domain_router.classifier._runtime import ForwardSlots, forward_passes
 from langchain_domain_router.schema import CALIBRATION_KEY
 from langchain_domain_router.taxonomy import Taxonomy
 
@@ -36,9 +36,6 @@ if TYPE_CHECKING:
     import numpy as np
 
     from langchain_domain_router.classifier._settings import Precision
-
-ENSEMBLE_TYPE = "domain-router-ensemble"
-"""The ``model_type`` of an ensemble's ``config.json``."""
 
 
 class EnsembleMember(BaseModel):
@@ -162,7 +159,8 @@ class EnsembleBackend:
 
     Example:
         ```python
-        backend = load_ensemble("models/default", "onnx", threads=1)
+        spec = EnsembleSpec.read("models/default")
+        backend = load_ensemble("models/default", "onnx", spec=spec, threads=1)
         backend.logits(backend.prepare(backend.tokenizer.encode(["미분이란?"])))
         ```
     """
@@ -222,9 +220,9 @@ def _has_weights(folder: Path) -> bool:
 
 def load_ensemble(
     path: str,
-    spec: EnsembleSpec,
     name: Literal["torch", "onnx"],
     *,
+    spec: EnsembleSpec,
     threads: int,
     device: str = "cpu",
     quantize_to: Precision | None = None,
@@ -267,6 +265,7 @@ def load_ensemble(
         config=config,
         features_member=None if spec.features is None else paths.index(spec.features),
         name=name,
+        forward_slots=ForwardSlots(forward_passes(threads)),
     )
 
 

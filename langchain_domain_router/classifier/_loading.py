@@ -6,19 +6,14 @@ A directory is a single model (``load_backend``) or an ensemble of model directo
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 from typing import Literal
 
 from langchain_domain_router.classifier._backends import Backend, load_backend
 from langchain_domain_router.classifier._ensemble import EnsembleSpec, load_ensemble
 from langchain_domain_router.classifier._onnx import onnx_ready
-from langchain_domain_router.classifier._runtime import (
-    MODELS,
-    ForwardSlots,
-    default_threads,
-    directory_stamp,
-    forward_passes,
-)
+from langchain_domain_router.classifier._runtime import MODELS, default_threads, directory_stamp
 from langchain_domain_router.classifier._settings import ClassifierOptions
 
 
@@ -42,29 +37,17 @@ def intra_op_threads(options: ClassifierOptions) -> int:
 
 
 def _load(path: str, name: Literal["torch", "onnx"], options: ClassifierOptions) -> Backend:
-    threads = intra_op_threads(options)
     spec = EnsembleSpec.read(path)
-    if spec is None:
-        backend: Backend = load_backend(
-            path,
-            name,
-            threads=threads,
-            device=options.device,
-            quantize_to=options.quantize,
-            max_length=options.max_length,
-        )
-        return backend
-    ensemble = load_ensemble(
+    load = load_backend if spec is None else functools.partial(load_ensemble, spec=spec)
+    backend: Backend = load(
         path,
-        spec,
         name,
-        threads=threads,
+        threads=intra_op_threads(options),
         device=options.device,
         quantize_to=options.quantize,
         max_length=options.max_length,
     )
-    ensemble.forward_slots = ForwardSlots(forward_passes(threads))
-    return ensemble
+    return backend
 
 
 def shared_backend(path: str, options: ClassifierOptions) -> Backend:

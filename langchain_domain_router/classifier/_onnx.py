@@ -32,6 +32,8 @@ EXPORT_META = "export.json"
 """The export's record: pad id, input names, the default graph and the int8 check."""
 FEATURES_OUTPUT = "pooled"
 """The graph output holding the encoder's pooled features (the project's models)."""
+ENSEMBLE_TYPE = "domain-router-ensemble"
+"""The ``model_type`` of an ensemble's ``config.json`` (``_ensemble``): no transformers model."""
 INT8_TOLERANCE_POINTS = 0.5
 """int8 becomes a model's default graph only when it loses at most this much accuracy."""
 

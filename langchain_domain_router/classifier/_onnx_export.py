@@ -84,8 +84,8 @@ def export_onnx(
         raise ValueError(msg)
     out = Path(model_dir) / ONNX_DIR
     out.mkdir(exist_ok=True)
+    model = load_model(model_dir)  # first: an ensemble is refused before its tokenizer is read
     tokenizer = AutoTokenizer.from_pretrained(model_dir)
-    model = load_model(model_dir)
     model.eval()
     cap = token_cap(None, model.config)  # a model with fewer positions gets a shorter sample
     encoded = tokenizer(_SAMPLE, padding=True, truncation=True, max_length=cap, return_tensors="pt")

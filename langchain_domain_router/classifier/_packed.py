@@ -12,8 +12,11 @@ the torch backend, ``fit-domains`` and the ONNX export read it like any other.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+from langchain_domain_router.classifier._onnx import ENSEMBLE_TYPE
 
 if TYPE_CHECKING:
     import numpy as np
@@ -128,13 +131,19 @@ def load_model(path: str | Path) -> PreTrainedModel:
     Any other directory (or hub id) loads with ``from_pretrained``, in float32.
 
     Raises:
-        ValueError: If packed weights do not fit the config's model.
+        ValueError: If ``path`` is an ensemble (its members are the models), or packed
+            weights do not fit the config's model.
     """
     import torch
     from safetensors.numpy import load_file
     from transformers import AutoConfig, AutoModelForSequenceClassification
 
     folder = Path(path)
+    config_file = folder / "config.json"
+    if config_file.is_file():
+        if json.loads(config_file.read_text(encoding="utf-8")).get("model_type") == ENSEMBLE_TYPE:
+            msg = f"{path} is an ensemble of model directories: use one of its members"
+            raise ValueError(msg)
     if (folder / "model.safetensors").is_file() or not (folder / PACKED_WEIGHTS).is_file():
         return AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
     config = AutoConfig.from_pretrained(path)
