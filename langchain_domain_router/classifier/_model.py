@@ -19,15 +19,14 @@ from pydantic import ConfigDict, PrivateAttr
 
 from langchain_domain_router.classifier._backends import (
     Backend,
+    TextEncoder,
     backend_features,
     backend_logits,
     model_labels,
-    resolve_backend,
-    shared_backend,
 )
 from langchain_domain_router.classifier._cache import LRUCache, text_normaliser
 from langchain_domain_router.classifier._chunks import by_length_chunks
-from langchain_domain_router.classifier._onnx import BatchTokenizer
+from langchain_domain_router.classifier._loading import resolve_backend, shared_backend
 from langchain_domain_router.classifier._predictions import (
     check_local_model,
     default_model_path,
@@ -176,7 +175,7 @@ class ClassifierModel(ClassifierOptions):
         return self.loaded_backend.model
 
     @property
-    def tokenizer(self) -> BatchTokenizer:
+    def tokenizer(self) -> TextEncoder:
         """The loaded tokenizer (``backend_tokenizer`` is the ``tokenizers.Tokenizer``)."""
         return self.loaded_backend.tokenizer
 

@@ -32,6 +32,8 @@ EXPORT_META = "export.json"
 """The export's record: pad id, input names, the default graph and the int8 check."""
 FEATURES_OUTPUT = "pooled"
 """The graph output holding the encoder's pooled features (the project's models)."""
+ENSEMBLE_TYPE = "domain-router-ensemble"
+"""The ``model_type`` of an ensemble's ``config.json`` (``_ensemble``): no transformers model."""
 INT8_TOLERANCE_POINTS = 0.5
 """int8 becomes a model's default graph only when it loses at most this much accuracy."""
 
@@ -51,9 +53,9 @@ def read_export(model_dir: str | Path) -> dict[str, Any] | None:
 
 
 def default_precision(model_dir: str | Path) -> Precision:
-    """The graph ``export_onnx`` chose for ``model_dir`` (int8 only when it was checked)."""
-    meta = read_export(model_dir) or {}
-    return "int8" if meta.get("default") == "int8" else "float32"
+    """The graph ``export_onnx`` chose for ``model_dir`` (a quantised one only when checked)."""
+    chosen = (read_export(model_dir) or {}).get("default")
+    return "int8" if chosen == "int8" else "int4" if chosen == "int4" else "float32"
 
 
 def onnx_ready(model_dir: str | Path, precision: Precision | None) -> bool:

@@ -18,8 +18,8 @@ from langchain_domain_router._inputs import (
     check_config,
     take_question,
 )
-from langchain_domain_router.classifier._backends import intra_op_threads
 from langchain_domain_router.classifier._coalesce import Coalescer
+from langchain_domain_router.classifier._loading import intra_op_threads
 from langchain_domain_router.classifier._model import ClassifierModel
 from langchain_domain_router.classifier._runtime import forward_passes
 from langchain_domain_router.schema import DomainPrediction

@@ -9,8 +9,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from langchain_domain_router.schema import CALIBRATION_KEY
 
-Precision = Literal["float32", "int8"]
-"""Which exported graph runs: full precision or dynamically int8-quantised."""
+Precision = Literal["float32", "int8", "int4"]
+"""Which exported graph runs: full precision, dynamically int8-quantised, or 4-bit weights."""
 BackendName = Literal["auto", "torch", "onnx"]
 """Which runtime runs the model (``"auto"`` decides at load)."""
 
@@ -51,8 +51,9 @@ class ClassifierOptions(BaseModel):
     (``torch.set_num_threads``); ONNX Runtime's is the session's."""
     quantize: Precision | None = None
     """``"int8"``: the int8 graph (ONNX) or dynamic int8 linear layers (torch, CPU only);
-    ``"float32"``: full precision; ``None``: the graph the ONNX export chose (int8 only
-    where it was measured within 0.5 accuracy points), full precision on torch."""
+    ``"int4"``: the graph of 4-bit weight blocks (ONNX only); ``"float32"``: full
+    precision; ``None``: the graph the ONNX export chose (a quantised one only where it
+    was measured within 0.5 accuracy points), full precision on torch."""
     backend: BackendName = "auto"
     """``"onnx"`` runs the graph ``domain-router export-onnx`` wrote with ONNX Runtime,
     without importing torch; ``"torch"`` the saved weights; ``"auto"`` ONNX when the

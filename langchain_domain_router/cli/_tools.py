@@ -44,23 +44,32 @@ def _run_init(args: argparse.Namespace) -> int:
 
 
 def _run_export_onnx(args: argparse.Namespace) -> int:
-    from langchain_domain_router.classifier import export_model, resolve_model_path
+    from langchain_domain_router.classifier import export_model, pack_weights, resolve_model_path
 
     model = resolve_model_path(args.model)
     meta = export_model(
         model,
         int8=args.int8,
+        int4=args.int4,
         kmmlu=args.kmmlu,
         sample_size=args.sample,
         drop_float=args.drop_float,
     )
     write(f"wrote {model}/onnx/ (default graph: {meta['default']})")
-    check = meta.get("int8_check")
-    if check:
+    for precision in ("int4", "int8"):
+        check = meta.get(f"{precision}_check")
+        if check:
+            write(
+                f"{precision} check on {check['questions']} KMMLU test questions: float32 "
+                f"{check['float32_accuracy']:.2f}%, {precision} "
+                f"{check[f'{precision}_accuracy']:.2f}% "
+                f"({check[f'{precision}_minus_float32_points']:+.2f} points)"
+            )
+    if args.pack_weights:
+        packed = pack_weights(model)
         write(
-            f"int8 check on {check['questions']} KMMLU test questions: float32 "
-            f"{check['float32_accuracy']:.2f}%, int8 {check['int8_accuracy']:.2f}% "
-            f"({check['int8_minus_float32_points']:+.2f} points)"
+            f"packed {packed['packed']} exact 4-bit matrices ({packed['kept']} tensors kept): "
+            f"{packed['mb_before']} MB -> {packed['mb_after']} MB"
         )
     return 0
 
@@ -130,13 +139,23 @@ def add_tool_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--model", required=True, help='model directory ("default": embedded)')
     export.add_argument("--int8", action="store_true", help="also write an int8 graph (onnx)")
     export.add_argument(
+        "--int4", action="store_true", help="also write a graph of 4-bit weight blocks (onnx)"
+    )
+    export.add_argument(
         "--kmmlu",
-        help="KMMLU folder: int8 becomes the default graph only if its accuracy on a test "
-        "sample is within 0.5 points of float32",
+        help="KMMLU folder: a quantised graph becomes the default only if its accuracy on a "
+        "test sample is within 0.5 points of float32 (the smallest such graph wins)",
     )
     export.add_argument("--sample", type=int, default=2000, help="test questions checked")
     export.add_argument(
-        "--drop-float", action="store_true", help="keep only int8 when it became the default"
+        "--drop-float",
+        action="store_true",
+        help="keep only the quantised graphs when one became the default",
+    )
+    export.add_argument(
+        "--pack-weights",
+        action="store_true",
+        help="store the weights' exact 4-bit matrices (frozen e5 layers) packed, losslessly",
     )
     export.set_defaults(handler=_run_export_onnx)
 

@@ -226,6 +226,20 @@ def register_cli(sub: argparse._SubParsersAction) -> None:
         "--no-onnx", dest="onnx", action="store_false", help="skip the ONNX export of the model"
     )
     parsers["baseline"].add_argument("--seed", type=int, default=0, help=_SEED_HELP)
+    ens = parsers["ensemble"]
+    ens.add_argument(
+        "--member",
+        action="append",
+        required=True,
+        metavar="DIR[:WEIGHT]",
+        help="a model directory and its weight (default 1); at least two",
+    )
+    ens.add_argument(
+        "--features", type=int, default=None, help="index of the member fit-domains builds on"
+    )
+    ens.add_argument("--output-dir", required=True, help="the new ensemble directory")
+    ens.add_argument("--model-version", default=None, help="recorded in its routing block")
+    ens.add_argument("--seed", type=int, default=0, help=_SEED_HELP)
     cal = parsers["calibrate"]
     cal.add_argument("--model", required=True, help="model directory (its config.json changes)")
     cal.add_argument("--model-version", default=None, help="default: the model's own")

@@ -132,6 +132,28 @@ def calibrate_command(args: argparse.Namespace) -> int:
     return 0
 
 
+def ensemble_command(args: argparse.Namespace) -> int:
+    """Run ``ensemble`` from parsed arguments: write the directory, then calibrate it."""
+    from langchain_domain_router.classifier import write_ensemble
+
+    members = []
+    for member in args.member:
+        folder, _, weight = member.rpartition(":") if ":" in member else (member, "", "1")
+        try:
+            members.append((folder, float(weight)))
+        except ValueError:
+            msg = f"--member {member!r}: the weight after ':' must be a number"
+            raise DataError(msg) from None
+    try:
+        write_ensemble(
+            members, args.output_dir, features=args.features, model_version=args.model_version
+        )
+    except ValueError as exc:
+        raise DataError(str(exc)) from None
+    args.model = args.output_dir
+    return calibrate_command(args)
+
+
 def evaluate_command(args: argparse.Namespace) -> int:
     """Run ``evaluate`` from parsed arguments."""
     from langchain_domain_router.training._evaluate import evaluate
@@ -167,6 +189,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str]] = {
         fit_head_command,
         "fit a domain head over a frozen convert-e5 encoder, calibrate it and save it "
         "with its ONNX export",
+    ),
+    "ensemble": (
+        ensemble_command,
+        "average several classifiers' log-probabilities (one taxonomy) in one model "
+        "directory and calibrate it as a whole",
     ),
     "baseline": (baseline_command, "score the TF-IDF + LinearSVC floor on the same splits"),
     "calibrate": (

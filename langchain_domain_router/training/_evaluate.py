@@ -93,7 +93,7 @@ def evaluate(
     import numpy as np
     import torch
 
-    from langchain_domain_router.training._inference import load_model_dir
+    from langchain_domain_router.training._inference import check_kmmlu_model
     from langchain_domain_router.training._latency import measure_latency
     from langchain_domain_router.training._metrics import expected_calibration_error, ood_metrics
     from langchain_domain_router.training._plots import (
@@ -107,7 +107,7 @@ def evaluate(
     torch.set_num_threads(threads)
     out = Path(report_dir)
     out.mkdir(parents=True, exist_ok=True)
-    load_model_dir(model_dir)  # checks id2label against the taxonomy, with a clear error
+    check_kmmlu_model(model_dir)  # id2label against the taxonomy, with a clear error
     classifier = DomainClassifier.from_pretrained(model_dir, batch_size=256).load()
     calibration = classifier.calibration
     threshold = calibration.min_confidence
@@ -164,7 +164,8 @@ def evaluate(
     sample = [r.text for rows in sets.values() for r in rows]
     if sample:
         report["latency"] = measure_latency(model_dir, sample[:: max(1, len(sample) // 2000)])
-    report["size_mb"] = sum(f.stat().st_size for f in Path(model_dir).iterdir()) / 2**20
+    files = [f for f in Path(model_dir).rglob("*") if f.is_file()]  # an ensemble's members too
+    report["size_mb"] = sum(f.stat().st_size for f in files) / 2**20
     report["targets"] = targets_table(report)
     (out / "report.json").write_text(json.dumps(report, indent=1, ensure_ascii=False))
     text = write_markdown(report, out / "report.md", PAPER)

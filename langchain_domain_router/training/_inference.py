@@ -47,8 +47,34 @@ def batched_logits(
     return backend_logits(backend, texts, batch_size=batch_size).astype("float32")
 
 
+def check_kmmlu_model(path: str | Path) -> list[str]:
+    """The labels of the model directory ``path``, checked to be distinct KMMLU subjects.
+
+    Reads ``config.json`` only, so it checks an ensemble as well as a single model.
+
+    Raises:
+        DataError: When the directory is missing, or its ``id2label`` is absent or not a
+            set of KMMLU subjects.
+    """
+    from langchain_domain_router.taxonomy import KMMLU_DOMAINS, Taxonomy
+
+    folder = Path(path)
+    if not (folder / "config.json").is_file():
+        msg = f"{folder}: not a model directory (no config.json)"
+        raise DataError(msg)
+    labels = list(Taxonomy.of_model(folder).labels)
+    unknown = [label for label in labels if label not in KMMLU_DOMAINS]
+    if not labels or unknown or len(set(labels)) != len(labels):
+        msg = (
+            f"{folder / 'config.json'}: id2label must name distinct KMMLU subjects; "
+            f"got {len(labels)} labels, unknown {unknown[:5]}"
+        )
+        raise DataError(msg)
+    return labels
+
+
 def load_model_dir(path: str | Path) -> tuple[Any, Any, Calibration]:
-    """Load a saved classifier directory and check its labels.
+    """Load a saved classifier directory and check its labels (``check_kmmlu_model``).
 
     Args:
         path: A directory written by ``train``.
@@ -60,24 +86,12 @@ def load_model_dir(path: str | Path) -> tuple[Any, Any, Calibration]:
         DataError: When the directory is missing, or its ``id2label`` is absent or not a
             set of KMMLU subjects.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoTokenizer
 
     import langchain_domain_router.classifier.modeling  # noqa: F401  (registers the project's model type)
-    from langchain_domain_router.taxonomy import KMMLU_DOMAINS
+    from langchain_domain_router.classifier import load_model
 
-    folder = Path(path)
-    if not (folder / "config.json").is_file():
-        msg = f"{folder}: not a model directory (no config.json)"
-        raise DataError(msg)
-    model = AutoModelForSequenceClassification.from_pretrained(folder, dtype="float32")
-    id2label = model.config.id2label or {}
-    labels = [id2label[i] for i in sorted(id2label)]
-    unknown = [label for label in labels if label not in KMMLU_DOMAINS]
-    if not labels or unknown or len(set(labels)) != len(labels):
-        msg = (
-            f"{folder / 'config.json'}: id2label must name distinct KMMLU subjects; "
-            f"got {len(labels)} labels, unknown {unknown[:5]}"
-        )
-        raise DataError(msg)
-    tokenizer = AutoTokenizer.from_pretrained(folder)
+    check_kmmlu_model(path)
+    model = load_model(path)
+    tokenizer = AutoTokenizer.from_pretrained(path)
     return model.eval(), tokenizer, Calibration.of(model.config)

@@ -49,6 +49,19 @@ def test_is_small_and_self_describing(classifier):
     assert settings.temperature > 0
 
 
+def test_is_r13_1_and_the_frozen_e5_head_averaged(classifier):
+    from langchain_domain_router.classifier import EnsembleSpec
+
+    spec = EnsembleSpec.read(default_model_path())
+    assert spec is not None and spec.features == "member-1"
+    assert [(m.path, m.weight) for m in spec.members] == [("member-0", 0.5), ("member-1", 0.5)]
+    # the e5 member's pooled output: what fit-domains builds on, from its 4-bit graph
+    assert classifier.features(["미분이란?"]).shape == (1, 384)
+    alone = DomainClassifier.from_pretrained(default_model_path() / "member-0")
+    assert alone.model_version == "kmmlu-electra-small-2026.12.03-r13.1"
+    assert alone.invoke("부가가치세 과세표준은 어떻게 계산하나요?").label == "Taxation"
+
+
 @pytest.mark.parametrize(("question", "domains"), CLEAR)
 def test_clear_questions_have_their_domain_in_the_top_3(classifier, question, domains):
     prediction = classifier.invoke(question)

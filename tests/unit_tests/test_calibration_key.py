@@ -37,11 +37,24 @@ def test_the_shipped_model_calibration_is_found_under_the_key():
     assert Calibration.of(LightConfig.read(SHIPPED)) == calibration
 
 
-def test_the_torch_path_finds_it_on_the_transformers_config():
+def test_the_torch_path_finds_it_too():
+    pytest.importorskip("torch")
+    from langchain_domain_router import DomainClassifier
+
+    # The shipped model is an ensemble: its own config.json holds the block, whichever
+    # backend runs the members.
+    classifier = DomainClassifier.from_pretrained(SHIPPED, backend="torch").load()
+    assert classifier.resolved_backend == "torch"
+    assert classifier.calibration == Calibration.of(_shipped_config())
+
+
+def test_a_transformers_config_holds_it_under_the_key(tmp_path):
     pytest.importorskip("torch")
     from transformers import AutoConfig
 
     import langchain_domain_router.classifier.modeling  # noqa: F401  (registers the model type)
 
-    config = AutoConfig.from_pretrained(SHIPPED)
-    assert Calibration.of(config) == Calibration.of(_shipped_config())
+    member = SHIPPED / _shipped_config()["features"]
+    config = AutoConfig.from_pretrained(member)
+    raw = json.loads((member / "config.json").read_text(encoding="utf-8"))
+    assert Calibration.of(config) == Calibration.of(raw) != Calibration()
