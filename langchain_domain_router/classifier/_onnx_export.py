@@ -338,6 +338,9 @@ def export_model(
     if (int8 or int4) and importlib.util.find_spec("onnx") is None:
         msg = "--int8 and --int4 need the onnx package: pip install onnx"
         raise ValueError(msg)
+    if int4 and importlib.util.find_spec("onnx_ir") is None:
+        msg = "--int4 needs the onnx-ir package (its quantiser imports it): pip install onnx-ir"
+        raise ValueError(msg)
     texts: list[str] = []
     labels: list[str] = []
     if (int8 or int4) and kmmlu is not None:
