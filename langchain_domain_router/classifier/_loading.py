@@ -22,32 +22,23 @@ def resolve_backend(path: str, options: ClassifierOptions) -> Literal["torch", "
 
     An ensemble runs on ONNX when every member is exported.
     """
+    return _resolve(path, EnsembleSpec.read(path), options)
+
+
+def _resolve(
+    path: str, spec: EnsembleSpec | None, options: ClassifierOptions
+) -> Literal["torch", "onnx"]:
     if options.backend != "auto":
         return options.backend
-    spec = EnsembleSpec.read(path)
-    folders = [Path(path)] if spec is None else spec.member_dirs(path)
     on_cpu = options.device.split(":")[0] == "cpu"
-    exported = all(onnx_ready(folder, options.quantize) for folder in folders)
+    models = [Path(path)] if spec is None else spec.member_dirs(path)
+    exported = all(onnx_ready(folder, options.quantize) for folder in models)
     return "onnx" if on_cpu and exported else "torch"
 
 
 def intra_op_threads(options: ClassifierOptions) -> int:
     """The threads of one forward pass: ``num_threads``, else chosen from the machine."""
     return options.num_threads or default_threads()
-
-
-def _load(path: str, name: Literal["torch", "onnx"], options: ClassifierOptions) -> Backend:
-    spec = EnsembleSpec.read(path)
-    load = load_backend if spec is None else functools.partial(load_ensemble, spec=spec)
-    backend: Backend = load(
-        path,
-        name,
-        threads=intra_op_threads(options),
-        device=options.device,
-        quantize_to=options.quantize,
-        max_length=options.max_length,
-    )
-    return backend
 
 
 def shared_backend(path: str, options: ClassifierOptions) -> Backend:
@@ -60,14 +51,28 @@ def shared_backend(path: str, options: ClassifierOptions) -> Backend:
     Raises:
         ValueError: If the model (or an ensemble member) cannot be loaded.
     """
-    name = resolve_backend(path, options)
+    spec = EnsembleSpec.read(path)  # read once: the backend, the cache key and the loader
+    name = _resolve(path, spec, options)
     folder = Path(path).expanduser()
     if folder.is_dir():
-        spec = EnsembleSpec.read(folder)
-        folders = [folder] + ([] if spec is None else spec.member_dirs(folder))
+        folders = [folder, *([] if spec is None else spec.member_dirs(folder))]
         stamp = tuple(s for f in folders for s in directory_stamp(f))
         where: tuple[object, ...] = (str(folder.resolve()), stamp)
     else:
         where = (path,)
-    key = (*where, name, options.quantize, options.device, intra_op_threads(options))
-    return MODELS.get((*key, options.max_length), lambda: _load(path, name, options))
+    threads = intra_op_threads(options)
+    key = (*where, name, options.quantize, options.device, threads, options.max_length)
+    load = load_backend if spec is None else functools.partial(load_ensemble, spec=spec)
+
+    def loaded() -> Backend:
+        backend: Backend = load(
+            path,
+            name,
+            threads=threads,
+            device=options.device,
+            quantize_to=options.quantize,
+            max_length=options.max_length,
+        )
+        return backend
+
+    return MODELS.get(key, loaded)

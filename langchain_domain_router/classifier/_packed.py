@@ -34,7 +34,7 @@ def _quantize(weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     import numpy as np
 
     rows, cols = weight.shape
-    blocks = weight.astype(np.float32).reshape(rows, cols // BLOCK, BLOCK)
+    blocks = weight.reshape(rows, cols // BLOCK, BLOCK).astype(np.float32, copy=False)
     extreme = np.take_along_axis(blocks, np.abs(blocks).argmax(-1)[..., None], -1)[..., 0]
     scales = (extreme / -8).astype(np.float16)
     safe = np.where(scales == 0, 1, scales).astype(np.float32)[..., None]
@@ -67,9 +67,10 @@ def pack_state(state: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         if weight.ndim != 2 or weight.shape[1] % BLOCK or weight.dtype.kind != "f":
             packed[name] = weight
             continue
-        codes, scales = _quantize(weight)
-        exact = np.abs(_dequantize(codes, scales) - weight.astype(np.float32))
-        if (exact > _RELATIVE_TOLERANCE * np.abs(weight.astype(np.float32)) + 1e-12).any():
+        values = weight.astype(np.float32)
+        codes, scales = _quantize(values)
+        error = np.abs(_dequantize(codes, scales) - values)
+        if (error > _RELATIVE_TOLERANCE * np.abs(values) + 1e-12).any():
             packed[name] = weight
             continue
         packed[name + _CODES] = codes[:, 0::2] | (codes[:, 1::2] << 4)

@@ -64,6 +64,13 @@ def test_it_is_self_contained_and_reads_its_features_from_the_named_member(membe
     np.testing.assert_allclose(got, want, atol=1e-5)
 
 
+def test_auto_runs_onnx_only_when_every_member_is_exported(members, tmp_path):
+    out = write_ensemble([(m, 1.0) for m in members], tmp_path / "ens")
+    assert DomainClassifier.from_pretrained(out).resolved_backend == "onnx"
+    shutil.rmtree(out / "member-1" / "onnx")
+    assert DomainClassifier.from_pretrained(out).resolved_backend == "torch"
+
+
 def test_a_member_shipped_as_onnx_only_runs_on_onnx_when_torch_is_asked(members, tmp_path):
     a, b = members
     graph_only = tmp_path / "graph-only"
