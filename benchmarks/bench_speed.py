@@ -140,6 +140,19 @@ def single_latency(model: str, onnx_model: str, repeats: int) -> dict[str, tuple
     return results
 
 
+def batch_rate(classifier: Any, texts: Sequence[str], size: int, seconds: float) -> float:
+    """Questions per second of ``classifier.batch`` over ``seconds``, after one untimed call.
+
+    Each call gets the next ``size`` of the first 1,024 ``texts``, cycling.
+    """
+    chunks = itertools.cycle([list(texts[i : i + size]) for i in range(0, 1024, size)])
+    classifier.batch(next(chunks))
+    done, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        done += len(classifier.batch(next(chunks)))
+    return done / (time.perf_counter() - start)
+
+
 def throughput(
     model: str, onnx_model: str, texts: Sequence[str], seconds: float
 ) -> dict[str, dict[int, float]]:
@@ -148,12 +161,7 @@ def throughput(
         results[name] = {}
         for size in BATCH_SIZES:
             classifier = classifier_for(model, onnx_model, batch_size=size, **options)
-            chunks = itertools.cycle([list(texts[i : i + size]) for i in range(0, 1024, size)])
-            classifier.batch(next(chunks))
-            done, start = 0, time.perf_counter()
-            while time.perf_counter() - start < seconds:
-                done += len(classifier.batch(next(chunks)))
-            results[name][size] = done / (time.perf_counter() - start)
+            results[name][size] = batch_rate(classifier, texts, size, seconds)
     base = results[TORCH]
     rows = [
         (size, *(results[name][size] for name in VARIANTS), results[FAST][size] / base[size])
@@ -484,15 +492,10 @@ def speed_budget(models: Sequence[str], texts: Sequence[str], repeats: int, runs
         classifier = classifier_for(model, model)
         asked = itertools.cycle(QUESTIONS)
         p50, p99 = p50_p99(timings_ms(lambda c=classifier, q=asked: c.invoke(next(q)), repeats))
-        best = 0.0
-        for size in (32, 128):
-            batcher = classifier_for(model, model, batch_size=size)
-            chunks = itertools.cycle([list(texts[i : i + size]) for i in range(0, 1024, size)])
-            batcher.batch(next(chunks))
-            done, start = 0, time.perf_counter()
-            while time.perf_counter() - start < 3.0:
-                done += len(batcher.batch(next(chunks)))
-            best = max(best, done / (time.perf_counter() - start))
+        best = max(
+            batch_rate(classifier_for(model, model, batch_size=size), texts, size, 3.0)
+            for size in (32, 128)
+        )
         with contextlib.redirect_stdout(io.StringIO()):  # its own table is not wanted here
             fresh = fresh_process(model, model, runs, names=(DEFAULT,))[DEFAULT]
         files = [f for f in Path(model).rglob("*") if f.is_file()]
